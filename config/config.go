@@ -1,0 +1,508 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultPath is the config file used when --config is not given.
+const DefaultPath = "gantry.yml"
+
+// Defaults applied to keys left out of the file.
+const (
+	DefaultSSHPort          = 22
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultDockerSocket     = "/var/run/docker.sock"
+	DefaultTestCommand      = "nginx -t -q"
+	DefaultReloadCommand    = "nginx -s reload"
+	DefaultDrainTimeout     = 30 * time.Second
+	DefaultHealthPath       = "/healthz"
+	DefaultHealthStatus     = 200
+	DefaultHealthInterval   = 500 * time.Millisecond
+	DefaultHealthTimeout    = 2 * time.Second
+	DefaultHealthThreshold  = 2
+	DefaultHealthDeadline   = 60 * time.Second
+	DefaultStopTimeout      = 10 * time.Second
+	DefaultLogMaxSize       = "10m"
+	DefaultLogMaxFile       = 3
+	DefaultBatchSize        = 1
+	DefaultUpstreamsDir     = "/etc/nginx/gantry"
+	DefaultPullTimeout      = 5 * time.Minute
+	DefaultPullConcurrency  = 8
+	DefaultDockerCallTimout = 30 * time.Second
+)
+
+// Config is a loaded, validated gantry.yml.
+type Config struct {
+	// Path is the file the config was read from.
+	Path         string                 `yaml:"-"`
+	Registry     Registry               `yaml:"registry"`
+	SSH          SSH                    `yaml:"ssh"`
+	Environments map[string]Environment `yaml:"environments"`
+	Services     map[string]Service     `yaml:"services"`
+}
+
+// Registry is where images are pulled from.
+type Registry struct {
+	// Address is host[:port] of the registry, e.g. 127.0.0.1:5000.
+	Address string `yaml:"address"`
+	// Username for registry auth; the password comes from PasswordEnv, never
+	// from the file. Without them the deployer's Docker credential file
+	// (~/.docker/config.json) is consulted.
+	Username    string `yaml:"username"`
+	PasswordEnv string `yaml:"password_env"`
+	// PullTimeout bounds one image pull on one host.
+	PullTimeout Duration `yaml:"pull_timeout"`
+	// PullConcurrency bounds how many hosts pull at once.
+	PullConcurrency int `yaml:"pull_concurrency"`
+}
+
+// SSH says how gantry reaches hosts and load balancers.
+type SSH struct {
+	User           string   `yaml:"user"`
+	IdentityFile   string   `yaml:"identity_file"`
+	Agent          bool     `yaml:"agent"`
+	KnownHosts     string   `yaml:"known_hosts"`
+	Port           int      `yaml:"port"`
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// JumpHost is an optional bastion, "[user@]host[:port]".
+	JumpHost string `yaml:"jump_host"`
+}
+
+// Environment is one fleet: its hosts and its load balancers.
+type Environment struct {
+	Hosts         []Host         `yaml:"hosts"`
+	LoadBalancers []LoadBalancer `yaml:"load_balancers"`
+}
+
+// Host is one app host from static discovery.
+type Host struct {
+	Name         string   `yaml:"name"`
+	Address      string   `yaml:"address"`
+	Zone         string   `yaml:"zone"`
+	SSHPort      int      `yaml:"ssh_port"`
+	DockerSocket string   `yaml:"docker_socket"`
+	Services     []string `yaml:"services"`
+}
+
+// LoadBalancer is one nginx host that proxies to the app hosts.
+type LoadBalancer struct {
+	Name    string `yaml:"name"`
+	Address string `yaml:"address"`
+	SSHPort int    `yaml:"ssh_port"`
+	// UpstreamsDir holds one file per service, <dir>/<service>.conf, owned
+	// by gantry and included inside the service's upstream block.
+	UpstreamsDir  string   `yaml:"upstreams_dir"`
+	TestCommand   string   `yaml:"test_command"`
+	ReloadCommand string   `yaml:"reload_command"`
+	PidFile       string   `yaml:"pid_file"`
+	DrainTimeout  Duration `yaml:"drain_timeout"`
+}
+
+// Service is one deployable container.
+type Service struct {
+	Image         string            `yaml:"image"`
+	ContainerName string            `yaml:"container_name"`
+	Port          int               `yaml:"port"`
+	Env           map[string]string `yaml:"env"`
+	Health        Health            `yaml:"health"`
+	StopTimeout   Duration          `yaml:"stop_timeout"`
+	Log           Log               `yaml:"log"`
+	BatchSize     int               `yaml:"batch_size"`
+}
+
+// Health is the HTTP check a new container must pass before it gets traffic.
+type Health struct {
+	Path             string   `yaml:"path"`
+	ExpectedStatus   int      `yaml:"expected_status"`
+	Interval         Duration `yaml:"interval"`
+	Timeout          Duration `yaml:"timeout"`
+	HealthyThreshold int      `yaml:"healthy_threshold"`
+	Deadline         Duration `yaml:"deadline"`
+}
+
+// Log is the json-file log rotation of a service's containers.
+type Log struct {
+	MaxSize string `yaml:"max_size"`
+	MaxFile int    `yaml:"max_file"`
+}
+
+// Duration is a time.Duration written in YAML as "500ms", "30s", "2m".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration like 500ms or 30s", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use e.g. 500ms, 30s, 2m)", n.Line, s)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: duration %q must not be negative", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Error is a config problem: the file, the key and what is wrong.
+type Error struct {
+	File    string
+	Key     string
+	Problem string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %s", e.File, e.Problem)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.File, e.Key, e.Problem)
+}
+
+// Load reads, defaults and validates the config file at path. All problems
+// found are returned together (as errors joined with errors.Join).
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("config file %s not found: pass --config PATH or create ./%s", path, DefaultPath)
+		}
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates config data; path is used for messages and to
+// resolve relative file paths.
+func Parse(path string, data []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, &Error{File: path, Problem: yamlProblem(err)}
+	}
+	c.Path = path
+	c.applyDefaults()
+	if errs := c.validate(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &c, nil
+}
+
+// yamlProblem turns yaml.v3's messages ("field x not found in type
+// config.Service") into words about the file.
+func yamlProblem(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+	msg = fieldNotFound.ReplaceAllString(msg, "unknown key \"$1\" (check the spelling; see README for the keys)")
+	return strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
+}
+
+var fieldNotFound = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+func (c *Config) applyDefaults() {
+	base := filepath.Dir(c.Path)
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		if strings.HasPrefix(p, "~/") {
+			if home, err := os.UserHomeDir(); err == nil {
+				return filepath.Join(home, p[2:])
+			}
+		}
+		return filepath.Join(base, p)
+	}
+	if c.Registry.PullTimeout == 0 {
+		c.Registry.PullTimeout = Duration(DefaultPullTimeout)
+	}
+	if c.Registry.PullConcurrency == 0 {
+		c.Registry.PullConcurrency = DefaultPullConcurrency
+	}
+	if c.SSH.Port == 0 {
+		c.SSH.Port = DefaultSSHPort
+	}
+	if c.SSH.ConnectTimeout == 0 {
+		c.SSH.ConnectTimeout = Duration(DefaultConnectTimeout)
+	}
+	if c.SSH.KnownHosts == "" {
+		c.SSH.KnownHosts = "~/.ssh/known_hosts"
+	}
+	c.SSH.IdentityFile = abs(c.SSH.IdentityFile)
+	c.SSH.KnownHosts = abs(c.SSH.KnownHosts)
+	for name, env := range c.Environments {
+		for i := range env.Hosts {
+			h := &env.Hosts[i]
+			if h.SSHPort == 0 {
+				h.SSHPort = c.SSH.Port
+			}
+			if h.DockerSocket == "" {
+				h.DockerSocket = DefaultDockerSocket
+			}
+		}
+		for i := range env.LoadBalancers {
+			lb := &env.LoadBalancers[i]
+			if lb.SSHPort == 0 {
+				lb.SSHPort = c.SSH.Port
+			}
+			if lb.UpstreamsDir == "" {
+				lb.UpstreamsDir = DefaultUpstreamsDir
+			}
+			if lb.TestCommand == "" {
+				lb.TestCommand = DefaultTestCommand
+			}
+			if lb.ReloadCommand == "" {
+				lb.ReloadCommand = DefaultReloadCommand
+			}
+			if lb.DrainTimeout == 0 {
+				lb.DrainTimeout = Duration(DefaultDrainTimeout)
+			}
+		}
+		c.Environments[name] = env
+	}
+	for name, s := range c.Services {
+		if s.ContainerName == "" {
+			s.ContainerName = name
+		}
+		h := &s.Health
+		if h.Path == "" {
+			h.Path = DefaultHealthPath
+		}
+		if h.ExpectedStatus == 0 {
+			h.ExpectedStatus = DefaultHealthStatus
+		}
+		if h.Interval == 0 {
+			h.Interval = Duration(DefaultHealthInterval)
+		}
+		if h.Timeout == 0 {
+			h.Timeout = Duration(DefaultHealthTimeout)
+		}
+		if h.HealthyThreshold == 0 {
+			h.HealthyThreshold = DefaultHealthThreshold
+		}
+		if h.Deadline == 0 {
+			h.Deadline = Duration(DefaultHealthDeadline)
+		}
+		if s.StopTimeout == 0 {
+			s.StopTimeout = Duration(DefaultStopTimeout)
+		}
+		if s.Log.MaxSize == "" {
+			s.Log.MaxSize = DefaultLogMaxSize
+		}
+		if s.Log.MaxFile == 0 {
+			s.Log.MaxFile = DefaultLogMaxFile
+		}
+		if s.BatchSize == 0 {
+			s.BatchSize = DefaultBatchSize
+		}
+		c.Services[name] = s
+	}
+}
+
+var (
+	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+	envKeyRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	logSizeRE  = regexp.MustCompile(`^[0-9]+[kmg]?$`)
+	placeRE    = regexp.MustCompile(`\$\{([^}]*)\}`)
+	hostFacts  = map[string]bool{"host.name": true, "host.address": true, "host.zone": true}
+	imagePathR = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
+)
+
+func (c *Config) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &Error{File: c.Path, Key: key, Problem: fmt.Sprintf(format, args...)})
+	}
+	if c.Registry.Address == "" {
+		bad("registry.address", "required: host[:port] of the image registry, e.g. registry.example.com")
+	} else if strings.Contains(c.Registry.Address, "/") {
+		bad("registry.address", "%q must be host[:port] without a scheme or path", c.Registry.Address)
+	}
+	if c.Registry.Username != "" && c.Registry.PasswordEnv == "" {
+		bad("registry.password_env", "required with registry.username: the name of the environment variable holding the password")
+	}
+	if c.Registry.PullConcurrency < 0 {
+		bad("registry.pull_concurrency", "must be at least 1")
+	}
+	if c.SSH.User == "" {
+		bad("ssh.user", "required: the login user on hosts and load balancers")
+	}
+	if c.SSH.IdentityFile == "" && !c.SSH.Agent {
+		bad("ssh.identity_file", "required unless ssh.agent is true: a private key file to log in with")
+	}
+	if c.SSH.Port < 1 || c.SSH.Port > 65535 {
+		bad("ssh.port", "%d is not a TCP port", c.SSH.Port)
+	}
+	if len(c.Environments) == 0 {
+		bad("environments", "required: at least one environment with hosts")
+	}
+	for _, en := range sortedKeys(c.Environments) {
+		env := c.Environments[en]
+		key := "environments." + en
+		if !nameRE.MatchString(en) {
+			bad(key, "environment name must be lower case letters, digits, '.', '_' or '-'")
+		}
+		if len(env.Hosts) == 0 {
+			bad(key+".hosts", "required: at least one host")
+		}
+		seen := map[string]bool{}
+		for i, h := range env.Hosts {
+			hk := fmt.Sprintf("%s.hosts[%d]", key, i)
+			if h.Name == "" {
+				bad(hk+".name", "required")
+			} else if seen[h.Name] {
+				bad(hk+".name", "host %q is listed twice", h.Name)
+			}
+			seen[h.Name] = true
+			if h.Address == "" {
+				bad(hk+".address", "required: IP address or DNS name of the host")
+			}
+			if h.SSHPort < 1 || h.SSHPort > 65535 {
+				bad(hk+".ssh_port", "%d is not a TCP port", h.SSHPort)
+			}
+			if !filepath.IsAbs(h.DockerSocket) {
+				bad(hk+".docker_socket", "%q must be an absolute path on the host", h.DockerSocket)
+			}
+			for j, s := range h.Services {
+				if _, ok := c.Services[s]; !ok {
+					bad(fmt.Sprintf("%s.services[%d]", hk, j), "unknown service %q (not under services:)", s)
+				}
+			}
+		}
+		lbSeen := map[string]bool{}
+		for i, lb := range env.LoadBalancers {
+			lk := fmt.Sprintf("%s.load_balancers[%d]", key, i)
+			if lb.Name == "" {
+				bad(lk+".name", "required")
+			} else if lbSeen[lb.Name] {
+				bad(lk+".name", "load balancer %q is listed twice", lb.Name)
+			}
+			lbSeen[lb.Name] = true
+			if lb.Address == "" {
+				bad(lk+".address", "required: IP address or DNS name of the load balancer host")
+			}
+			if lb.SSHPort < 1 || lb.SSHPort > 65535 {
+				bad(lk+".ssh_port", "%d is not a TCP port", lb.SSHPort)
+			}
+			if !filepath.IsAbs(lb.UpstreamsDir) {
+				bad(lk+".upstreams_dir", "%q must be an absolute path on the load balancer", lb.UpstreamsDir)
+			}
+			if lb.PidFile != "" && !filepath.IsAbs(lb.PidFile) {
+				bad(lk+".pid_file", "%q must be an absolute path on the load balancer", lb.PidFile)
+			}
+		}
+	}
+	if len(c.Services) == 0 {
+		bad("services", "required: at least one service")
+	}
+	for _, sn := range sortedKeys(c.Services) {
+		s := c.Services[sn]
+		key := "services." + sn
+		if !nameRE.MatchString(sn) {
+			bad(key, "service name must be lower case letters, digits, '.', '_' or '-'")
+		}
+		if s.Image == "" {
+			bad(key+".image", "required: the image repository in the registry, e.g. team/www")
+		} else if !imagePathR.MatchString(s.Image) {
+			bad(key+".image", "%q is not a repository path (lower case, no tag, no registry host)", s.Image)
+		}
+		if !nameRE.MatchString(s.ContainerName) {
+			bad(key+".container_name", "%q is not a valid container name", s.ContainerName)
+		}
+		if s.Port < 1 || s.Port > 65535 {
+			bad(key+".port", "required: the TCP port the app listens on (1-65535)")
+		}
+		for _, k := range sortedKeys(s.Env) {
+			if !envKeyRE.MatchString(k) {
+				bad(key+".env."+k, "not a valid environment variable name")
+			}
+			for _, m := range placeRE.FindAllStringSubmatch(s.Env[k], -1) {
+				if !hostFacts[m[1]] {
+					bad(key+".env."+k, "unknown placeholder ${%s}: use ${host.name}, ${host.address} or ${host.zone}", m[1])
+				}
+			}
+		}
+		h := s.Health
+		if !strings.HasPrefix(h.Path, "/") {
+			bad(key+".health.path", "%q must start with /", h.Path)
+		}
+		if h.ExpectedStatus < 100 || h.ExpectedStatus > 599 {
+			bad(key+".health.expected_status", "%d is not an HTTP status", h.ExpectedStatus)
+		}
+		if h.HealthyThreshold < 1 {
+			bad(key+".health.healthy_threshold", "must be at least 1")
+		}
+		if h.Deadline < h.Interval {
+			bad(key+".health.deadline", "must be longer than health.interval")
+		}
+		if !logSizeRE.MatchString(s.Log.MaxSize) {
+			bad(key+".log.max_size", "%q is not a size like 10m, 500k or 1g", s.Log.MaxSize)
+		}
+		if s.Log.MaxFile < 1 {
+			bad(key+".log.max_file", "must be at least 1")
+		}
+		if s.BatchSize < 1 {
+			bad(key+".batch_size", "must be at least 1")
+		}
+	}
+	return errs
+}
+
+// ExpandEnv returns the service's env for one host, with ${host.name},
+// ${host.address} and ${host.zone} replaced by the host's facts.
+func (s Service) ExpandEnv(h Host) []string {
+	facts := map[string]string{"host.name": h.Name, "host.address": h.Address, "host.zone": h.Zone}
+	out := make([]string, 0, len(s.Env))
+	for _, k := range sortedKeys(s.Env) {
+		v := placeRE.ReplaceAllStringFunc(s.Env[k], func(m string) string {
+			return facts[m[2:len(m)-1]]
+		})
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// Environment returns the named environment or an error listing the known ones.
+func (c *Config) Environment(name string) (Environment, error) {
+	env, ok := c.Environments[name]
+	if !ok {
+		return Environment{}, fmt.Errorf("%s: no environment %q (known: %s)", c.Path, name, strings.Join(sortedKeys(c.Environments), ", "))
+	}
+	return env, nil
+}
+
+// Service returns the named service or an error listing the known ones.
+func (c *Config) Service(name string) (Service, error) {
+	s, ok := c.Services[name]
+	if !ok {
+		return Service{}, fmt.Errorf("%s: no service %q (known: %s)", c.Path, name, strings.Join(sortedKeys(c.Services), ", "))
+	}
+	return s, nil
+}
+
+// HostPort joins an address and port, bracketing IPv6 addresses.
+func HostPort(addr string, port int) string { return net.JoinHostPort(addr, fmt.Sprint(port)) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,161 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gantry-dev/gantry/config"
+	"github.com/gantry-dev/gantry/inventory"
+	"github.com/gantry-dev/gantry/remote"
+)
+
+// DialConcurrency bounds how many SSH connections are opened at once.
+const DialConcurrency = 16
+
+// dockerCallTimeout bounds every Docker API call but pulls.
+const dockerCallTimeout = 30 * time.Second
+
+// Connections are the open SSH connections of one command run.
+type Connections struct {
+	Hosts map[string]*Host
+	LBs   map[string]*remote.Conn
+}
+
+// Host is one app host's connection and Docker client; it satisfies
+// rollout.Host.
+type Host struct {
+	*remote.Docker
+	Conn *remote.Conn
+	auth remote.RegistryAuth
+}
+
+// Pull pulls ref with the registry credential of the config.
+func (h *Host) Pull(ctx context.Context, ref string) error { return h.Docker.Pull(ctx, ref, h.auth) }
+
+// Close closes every connection.
+func (c *Connections) Close() {
+	for _, h := range c.Hosts {
+		h.Docker.Close()
+		h.Conn.Close()
+	}
+	for _, l := range c.LBs {
+		l.Close()
+	}
+}
+
+func sshConfig(cfg *config.Config) remote.SSHConfig {
+	return remote.SSHConfig{
+		User:           cfg.SSH.User,
+		IdentityFile:   cfg.SSH.IdentityFile,
+		UseAgent:       cfg.SSH.Agent,
+		KnownHostsFile: cfg.SSH.KnownHosts,
+		ConnectTimeout: cfg.SSH.ConnectTimeout.D(),
+		JumpHost:       cfg.SSH.JumpHost,
+		JumpPort:       cfg.SSH.Port,
+	}
+}
+
+// Connect opens SSH connections to hosts and the environment's load
+// balancers, in parallel, and checks each host's Docker daemon answers.
+// Every failure is reported (one per machine); on any failure all opened
+// connections are closed.
+func Connect(ctx context.Context, cfg *config.Config, env config.Environment, hosts []inventory.Host) (*Connections, error) {
+	sc := sshConfig(cfg)
+	auth, err := registryAuth(cfg)
+	if err != nil {
+		return nil, err
+	}
+	conns := &Connections{Hosts: map[string]*Host{}, LBs: map[string]*remote.Conn{}}
+	var mu sync.Mutex
+	var errs *multierror.Error
+	fail := func(err error) {
+		mu.Lock()
+		errs = multierror.Append(errs, err)
+		mu.Unlock()
+	}
+	var g errgroup.Group
+	g.SetLimit(DialConcurrency)
+	for _, h := range hosts {
+		g.Go(func() error {
+			conn, err := remote.Dial(ctx, sc, remote.Endpoint{Name: h.Name, Addr: h.SSHAddr})
+			if err != nil {
+				fail(err)
+				return nil
+			}
+			d, err := remote.NewDocker(conn, h.DockerSocket, dockerCallTimeout)
+			if err == nil {
+				err = d.Ping(ctx)
+			}
+			if err != nil {
+				conn.Close()
+				fail(err)
+				return nil
+			}
+			mu.Lock()
+			conns.Hosts[h.Name] = &Host{Docker: d, Conn: conn, auth: auth}
+			mu.Unlock()
+			return nil
+		})
+	}
+	for _, lb := range env.LoadBalancers {
+		g.Go(func() error {
+			conn, err := remote.Dial(ctx, sc, remote.Endpoint{Name: lb.Name, Addr: config.HostPort(lb.Address, lb.SSHPort)})
+			if err != nil {
+				fail(err)
+				return nil
+			}
+			mu.Lock()
+			conns.LBs[lb.Name] = conn
+			mu.Unlock()
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := errs.ErrorOrNil(); err != nil {
+		conns.Close()
+		return nil, err
+	}
+	return conns, nil
+}
+
+// registryAuth finds the registry credential: the config's username with
+// the password from the named environment variable, else the deployer's
+// Docker credential file, else none.
+func registryAuth(cfg *config.Config) (remote.RegistryAuth, error) {
+	r := cfg.Registry
+	if r.Username != "" {
+		pw, ok := os.LookupEnv(r.PasswordEnv)
+		if !ok {
+			return remote.RegistryAuth{}, fmt.Errorf("%s: registry.password_env: environment variable %s is not set", cfg.Path, r.PasswordEnv)
+		}
+		return remote.RegistryAuth{Server: r.Address, Username: r.Username, Password: pw}, nil
+	}
+	dir := os.Getenv("DOCKER_CONFIG")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return remote.RegistryAuth{}, nil
+		}
+		dir = filepath.Join(home, ".docker")
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return remote.RegistryAuth{}, nil
+	}
+	if err != nil {
+		return remote.RegistryAuth{}, fmt.Errorf("docker credential file: %w", err)
+	}
+	auth, _, err := remote.DockerConfigAuth(data, r.Address)
+	if err != nil {
+		return remote.RegistryAuth{}, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
+	}
+	return auth, nil
+}

@@ -1,0 +1,69 @@
+package inventory
+
+import "time"
+
+// Labels gantry puts on every container it creates. They are the record, on
+// the host itself, of what runs there and what ran before.
+const (
+	LabelManaged       = "dev.gantry.managed"
+	LabelService       = "dev.gantry.service"
+	LabelVersion       = "dev.gantry.version"
+	LabelImage         = "dev.gantry.image"
+	LabelPreviousImage = "dev.gantry.previous-image"
+	LabelDeployedAt    = "dev.gantry.deployed-at"
+)
+
+// Host is one machine that runs services.
+type Host struct {
+	Name    string
+	Address string
+	Zone    string
+	// SSHAddr is host:port of its sshd.
+	SSHAddr string
+	// DockerSocket is the path of the Docker daemon's socket on the host.
+	DockerSocket string
+	Services     []string
+}
+
+// Runs reports whether the host is meant to run service.
+func (h Host) Runs(service string) bool {
+	for _, s := range h.Services {
+		if s == service {
+			return true
+		}
+	}
+	return false
+}
+
+// Container is what gantry observed of one container on a host.
+type Container struct {
+	ID      string
+	Name    string
+	Image   string
+	Running bool
+	// Restarting is true while the daemon is restarting it after an exit.
+	Restarting bool
+	ExitCode   int
+	StartedAt  time.Time
+	Labels     map[string]string
+}
+
+// Version is the version gantry recorded on the container, or the image tag
+// for containers gantry did not create.
+func (c Container) Version() string {
+	if v := c.Labels[LabelVersion]; v != "" {
+		return v
+	}
+	return c.Image
+}
+
+// ContainerSpec is what gantry asks a host to create.
+type ContainerSpec struct {
+	Name        string
+	Image       string
+	Env         []string
+	Labels      map[string]string
+	StopTimeout time.Duration
+	LogMaxSize  string
+	LogMaxFile  int
+}

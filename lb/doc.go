@@ -1,0 +1,11 @@
+// Package lb takes hosts out of and back into nginx load balancers.
+//
+// gantry owns one upstream include file per service on each load balancer
+// (<upstreams_dir>/<service>.conf, included inside the service's upstream
+// block). Draining a host rewrites that file with the host marked down
+// (temp file + rename, the previous content kept beside it), runs the
+// configured test command (restoring the previous file if it fails), reloads
+// nginx and waits until the old worker processes — the ones that may still
+// be proxying requests to the host — have exited, or the drain timeout
+// passes. Restoring rewrites the file with the host up.
+package lb

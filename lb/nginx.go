@@ -1,0 +1,193 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrConfigTest is returned (wrapped) when nginx rejects the new upstream
+// file; the previous file has been put back.
+var ErrConfigTest = errors.New("load balancer config test failed")
+
+// Runner runs a shell command on the load balancer host, with stdin.
+type Runner interface {
+	Run(ctx context.Context, command string, stdin []byte) ([]byte, error)
+}
+
+// Server is one upstream server: the host it belongs to and host:port.
+type Server struct {
+	Host string
+	Addr string
+}
+
+// Nginx is one nginx load balancer host.
+type Nginx struct {
+	// Name names the load balancer in messages.
+	Name          string
+	Runner        Runner
+	UpstreamsDir  string
+	TestCommand   string
+	ReloadCommand string
+	// PidFile is nginx's master pid file; without it gantry cannot wait for
+	// old workers and only reloads.
+	PidFile      string
+	DrainTimeout time.Duration
+	// Warn receives non-fatal notes (a drain that hit its timeout).
+	Warn func(string)
+
+	mu        sync.Mutex
+	upstreams map[string]*upstream
+}
+
+type upstream struct {
+	servers []Server
+	down    map[string]bool
+}
+
+// SetUpstream declares the servers of service on this load balancer, all
+// up. It changes nothing on the host until the next Drain or Restore.
+func (n *Nginx) SetUpstream(service string, servers []Server) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.upstreams == nil {
+		n.upstreams = map[string]*upstream{}
+	}
+	s := append([]Server(nil), servers...)
+	sort.Slice(s, func(i, j int) bool { return s[i].Host < s[j].Host })
+	n.upstreams[service] = &upstream{servers: s, down: map[string]bool{}}
+}
+
+// Drain marks host down in service's upstream, reloads nginx and waits for
+// in-flight requests to the host to finish (bounded by DrainTimeout).
+func (n *Nginx) Drain(ctx context.Context, service, host string) error {
+	return n.set(ctx, service, host, true)
+}
+
+// Restore marks host up again in service's upstream and reloads nginx.
+func (n *Nginx) Restore(ctx context.Context, service, host string) error {
+	return n.set(ctx, service, host, false)
+}
+
+// LoadBalancerName names the load balancer in reports.
+func (n *Nginx) LoadBalancerName() string { return n.Name }
+
+func (n *Nginx) set(ctx context.Context, service, host string, down bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	u, ok := n.upstreams[service]
+	if !ok {
+		return fmt.Errorf("%s: no upstream declared for service %s", n.Name, service)
+	}
+	known := false
+	for _, s := range u.servers {
+		known = known || s.Host == host
+	}
+	if !known {
+		return fmt.Errorf("%s: host %s is not a server of upstream %s", n.Name, host, service)
+	}
+	was := u.down[host]
+	u.down[host] = down
+	content := Render(n.Name, service, u.servers, u.down)
+	if err := n.apply(ctx, service, content, down); err != nil {
+		u.down[host] = was
+		return err
+	}
+	return nil
+}
+
+// Render returns the upstream include file for service: one server line per
+// host, "down" for drained hosts.
+func Render(lbName, service string, servers []Server, down map[string]bool) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Managed by gantry (service %s on %s). Do not edit: rewritten on every deploy.\n", service, lbName)
+	for _, s := range servers {
+		flag := ""
+		if down[s.Host] {
+			flag = " down"
+		}
+		fmt.Fprintf(&b, "server %s%s; # %s\n", s.Addr, flag, s.Host)
+	}
+	return []byte(b.String())
+}
+
+// Exit codes of the apply script that mean something to Go.
+const (
+	exitTestFailed  = 41
+	exitDrainTimout = 42
+)
+
+// apply writes content over the service's upstream file atomically, tests
+// and reloads nginx, and (when wait is set) waits for old workers to exit.
+func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait bool) error {
+	file := path.Join(n.UpstreamsDir, service+".conf")
+	waitSecs := 0
+	if wait && n.PidFile != "" {
+		waitSecs = int((n.DrainTimeout + time.Second - 1) / time.Second)
+	}
+	script := applyScript(file, n.TestCommand, n.ReloadCommand, n.PidFile, waitSecs)
+	// The script bounds its own drain wait; give the session a little more.
+	rctx, cancel := context.WithTimeout(ctx, n.DrainTimeout+30*time.Second)
+	defer cancel()
+	out, err := n.Runner.Run(rctx, script, content)
+	if err == nil {
+		return nil
+	}
+	msg := strings.TrimSpace(string(out))
+	var exit interface{ ExitStatus() int }
+	code := -1
+	if errors.As(err, &exit) {
+		code = exit.ExitStatus()
+	}
+	switch code {
+	case exitTestFailed:
+		return fmt.Errorf("%s: %w (%s); previous %s restored: %v", n.Name, ErrConfigTest, n.TestCommand, file, err)
+	case exitDrainTimout:
+		if n.Warn != nil {
+			n.Warn(fmt.Sprintf("%s: old nginx workers still running after drain timeout %s (%s); continuing", n.Name, n.DrainTimeout, msg))
+		}
+		return nil
+	}
+	return fmt.Errorf("%s: updating %s: %w", n.Name, file, err)
+}
+
+// applyScript is the POSIX shell script run on the load balancer. The new
+// file content arrives on stdin; every interpolated value is quoted, except
+// the test and reload commands, which are shell commands from the config.
+func applyScript(file, testCmd, reloadCmd, pidFile string, waitSecs int) string {
+	q := quote
+	return fmt.Sprintf(`set -u
+f=%s; tmp="$f.gantry-tmp"; prev="$f.gantry-prev"
+mkdir -p "$(dirname "$f")" || exit 1
+had=0; if [ -f "$f" ]; then cp -p "$f" "$prev" || exit 1; had=1; fi
+cat > "$tmp" || exit 1
+mv -f "$tmp" "$f" || exit 1
+if ! out=$( { %s ; } 2>&1 ); then
+  if [ "$had" = 1 ]; then mv -f "$prev" "$f"; else rm -f "$f"; fi
+  echo "$out" >&2; exit %d
+fi
+pidfile=%s; wait=%d; old=""
+if [ -n "$pidfile" ] && [ "$wait" -gt 0 ] && [ -r "$pidfile" ]; then
+  old=$(ps -o pid= --ppid "$(cat "$pidfile")" 2>/dev/null || true)
+fi
+{ %s ; } >&2 || exit 1
+[ -n "$old" ] || exit 0
+end=$(( $(date +%%s) + wait ))
+while :; do
+  left=""; for p in $old; do [ -d "/proc/$p" ] && left="$left $p"; done
+  [ -z "$left" ] && exit 0
+  [ "$(date +%%s)" -ge "$end" ] && { echo "old workers:$left"; exit %d; }
+  sleep 0.02
+done
+`, q(file), testCmd, exitTestFailed, q(pidFile), waitSecs, reloadCmd, exitDrainTimout)
+}
+
+// quote quotes s for a POSIX shell.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,274 @@
+package remote
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/jsonmessage"
+
+	"github.com/gantry-dev/gantry/inventory"
+)
+
+// Docker is a host's Docker daemon, reached through the host's SSH
+// connection. It satisfies the host interface of package rollout.
+type Docker struct {
+	conn   *Conn
+	api    *client.Client
+	socket string
+	// CallTimeout bounds every Docker API call but pulls.
+	CallTimeout time.Duration
+}
+
+// NewDocker returns a Docker client that dials the daemon's unix socket on
+// the host through conn. API versions are negotiated with the daemon.
+func NewDocker(conn *Conn, socket string, callTimeout time.Duration) (*Docker, error) {
+	api, err := client.NewClientWithOpts(
+		// The host name is only used in URLs; every connection goes
+		// through the SSH tunnel to the socket below.
+		client.WithHost("tcp://docker.invalid:2375"),
+		client.WithDialContext(func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return conn.DialContext(ctx, "unix", socket)
+		}),
+		client.WithAPIVersionNegotiation(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("%s: docker client: %w", conn.Endpoint.Name, err)
+	}
+	return &Docker{conn: conn, api: api, socket: socket, CallTimeout: callTimeout}, nil
+}
+
+// Close releases the client's idle connections (the SSH connection stays).
+func (d *Docker) Close() error { return d.api.Close() }
+
+func (d *Docker) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d.CallTimeout)
+}
+
+func (d *Docker) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("docker %s on %s: %w", op, d.conn.Endpoint.Name, err)
+}
+
+// Ping checks the daemon answers and negotiates the API version.
+func (d *Docker) Ping(ctx context.Context) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	_, err := d.api.Ping(ctx)
+	if err != nil {
+		return d.wrap("ping (socket "+d.socket+")", err)
+	}
+	d.api.NegotiateAPIVersion(ctx)
+	return nil
+}
+
+// Pull pulls ref; auth is the registry credential (may be empty).
+func (d *Docker) Pull(ctx context.Context, ref string, auth RegistryAuth) error {
+	opts := image.PullOptions{}
+	if auth.Username != "" {
+		enc, err := registry.EncodeAuthConfig(registry.AuthConfig{Username: auth.Username, Password: auth.Password, ServerAddress: auth.Server})
+		if err != nil {
+			return err
+		}
+		opts.RegistryAuth = enc
+	}
+	rc, err := d.api.ImagePull(ctx, ref, opts)
+	if err != nil {
+		return d.wrap("pull "+ref, err)
+	}
+	defer rc.Close()
+	// Errors during a pull arrive inside the progress stream.
+	if err := jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil); err != nil {
+		return d.wrap("pull "+ref, err)
+	}
+	return nil
+}
+
+// HasImage reports whether ref is in the host's image cache.
+func (d *Docker) HasImage(ctx context.Context, ref string) (bool, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	_, err := d.api.ImageInspect(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, d.wrap("image inspect "+ref, err)
+	}
+	return true, nil
+}
+
+// Inspect returns the container called name, or ok=false if there is none.
+func (d *Docker) Inspect(ctx context.Context, name string) (c inventory.Container, ok bool, err error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	info, err := d.api.ContainerInspect(ctx, name)
+	if errdefs.IsNotFound(err) {
+		return inventory.Container{}, false, nil
+	}
+	if err != nil {
+		return inventory.Container{}, false, d.wrap("inspect "+name, err)
+	}
+	c = inventory.Container{
+		ID:    info.ID,
+		Name:  strings.TrimPrefix(info.Name, "/"),
+		Image: info.Config.Image,
+	}
+	if info.Config != nil {
+		c.Labels = info.Config.Labels
+	}
+	if info.State != nil {
+		c.Running = info.State.Running
+		c.Restarting = info.State.Restarting
+		c.ExitCode = info.State.ExitCode
+		c.StartedAt, _ = time.Parse(time.RFC3339Nano, info.State.StartedAt)
+	}
+	return c, true, nil
+}
+
+// Create creates (does not start) a container from spec, on the host
+// network, restarting unless stopped, with json-file log rotation.
+func (d *Docker) Create(ctx context.Context, spec inventory.ContainerSpec) (string, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	stop := int(spec.StopTimeout / time.Second)
+	resp, err := d.api.ContainerCreate(ctx,
+		&container.Config{Image: spec.Image, Env: spec.Env, Labels: spec.Labels, StopTimeout: &stop},
+		&container.HostConfig{
+			NetworkMode:   "host",
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+			LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{
+				"max-size": spec.LogMaxSize, "max-file": fmt.Sprint(spec.LogMaxFile),
+			}},
+		}, nil, nil, spec.Name)
+	if err != nil {
+		return "", d.wrap("create "+spec.Name, err)
+	}
+	return resp.ID, nil
+}
+
+// Start starts a created container.
+func (d *Docker) Start(ctx context.Context, id string) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	return d.wrap("start "+short(id), d.api.ContainerStart(ctx, id, container.StartOptions{}))
+}
+
+// Stop stops a container, giving it timeout to exit after SIGTERM.
+func (d *Docker) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d.CallTimeout+timeout)
+	defer cancel()
+	secs := int(timeout / time.Second)
+	return d.wrap("stop "+short(id), d.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}))
+}
+
+// Rename renames a container.
+func (d *Docker) Rename(ctx context.Context, id, name string) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	return d.wrap("rename "+short(id)+" to "+name, d.api.ContainerRename(ctx, id, name))
+}
+
+// Remove removes a container (forcefully if still running); its image stays
+// cached.
+func (d *Docker) Remove(ctx context.Context, id string) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	err := d.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	return d.wrap("remove "+short(id), err)
+}
+
+// ProbeHTTP makes one GET to http://addr+path from the host's side of the
+// SSH connection and returns the status code.
+func (d *Docker) ProbeHTTP(ctx context.Context, addr, path string, timeout time.Duration) (int, error) {
+	return ProbeHTTP(ctx, d.conn, addr, path, timeout)
+}
+
+// ProbeHTTP makes one GET to http://addr+path from the host's side of conn.
+func ProbeHTTP(ctx context.Context, conn *Conn, addr, path string, timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tr := &http.Transport{
+		DialContext:       func(ctx context.Context, _, a string) (net.Conn, error) { return conn.DialContext(ctx, "tcp", a) },
+		DisableKeepAlives: true,
+	}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, nil
+}
+
+// RegistryAuth is a registry credential. It is never printed.
+type RegistryAuth struct {
+	Server   string
+	Username string
+	Password string
+}
+
+// String hides the password.
+func (a RegistryAuth) String() string { return "RegistryAuth{" + a.Username + "@" + a.Server + "}" }
+
+// DockerConfigAuth reads a credential for server from a Docker client
+// config file (~/.docker/config.json "auths"), if one is stored there.
+func DockerConfigAuth(data []byte, server string) (RegistryAuth, bool, error) {
+	var f struct {
+		Auths map[string]struct {
+			Auth     string `json:"auth"`
+			Username string `json:"username"`
+			Password string `json:"password"`
+		} `json:"auths"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return RegistryAuth{}, false, err
+	}
+	for k, v := range f.Auths {
+		host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(k, "https://"), "http://"), "/")
+		if host != server {
+			continue
+		}
+		if v.Auth != "" {
+			raw, err := base64.StdEncoding.DecodeString(v.Auth)
+			if err != nil {
+				return RegistryAuth{}, false, errors.New("docker config: auth for " + server + " is not base64")
+			}
+			u, p, _ := strings.Cut(string(raw), ":")
+			return RegistryAuth{Server: server, Username: u, Password: p}, true, nil
+		}
+		if v.Username != "" {
+			return RegistryAuth{Server: server, Username: v.Username, Password: v.Password}, true, nil
+		}
+	}
+	return RegistryAuth{}, false, nil
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

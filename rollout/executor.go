@@ -1,0 +1,421 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gantry-dev/gantry/inventory"
+)
+
+// ErrHealthCheck is returned (wrapped) when a new container does not pass
+// its health check before the deadline, or exits while being checked.
+var ErrHealthCheck = errors.New("health check failed")
+
+// Host is what the executor needs of one host's container runtime.
+type Host interface {
+	// Pull fetches an image into the host's cache.
+	Pull(ctx context.Context, ref string) error
+	// Inspect returns the container called name; ok is false if none.
+	Inspect(ctx context.Context, name string) (c inventory.Container, ok bool, err error)
+	// Create creates a container (not started) and returns its id.
+	Create(ctx context.Context, spec inventory.ContainerSpec) (string, error)
+	Start(ctx context.Context, id string) error
+	// Stop sends SIGTERM and waits up to timeout before killing.
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	Rename(ctx context.Context, id, name string) error
+	// Remove removes a container but never its image.
+	Remove(ctx context.Context, id string) error
+	// ProbeHTTP GETs http://addr+path from the host's side and returns the status.
+	ProbeHTTP(ctx context.Context, addr, path string, timeout time.Duration) (int, error)
+}
+
+// Balancer is one load balancer that can take a host out of a service's
+// upstream and put it back.
+type Balancer interface {
+	LoadBalancerName() string
+	// Drain takes host out and returns once in-flight requests to it ended.
+	Drain(ctx context.Context, service, host string) error
+	Restore(ctx context.Context, service, host string) error
+}
+
+// HealthCheck is the HTTP check a new container must pass.
+type HealthCheck struct {
+	Path      string
+	Status    int
+	Interval  time.Duration
+	Timeout   time.Duration
+	Threshold int // consecutive passes needed
+	Deadline  time.Duration
+}
+
+// ServiceSpec is what the executor needs to know of the service.
+type ServiceSpec struct {
+	Name          string
+	ContainerName string
+	Port          int
+	// Env returns the container environment for one host.
+	Env         func(inventory.Host) []string
+	Health      HealthCheck
+	StopTimeout time.Duration
+	LogMaxSize  string
+	LogMaxFile  int
+}
+
+// Executor carries out a Plan. Hosts are looked up by host name.
+type Executor struct {
+	Hosts           map[string]Host
+	Balancers       []Balancer
+	Service         ServiceSpec
+	PullConcurrency int
+	PullTimeout     time.Duration
+	// CleanupTimeout bounds the work that puts a host back after a failure
+	// or an interrupt; it runs even when ctx is cancelled.
+	CleanupTimeout time.Duration
+	// Observe receives progress events; it may be nil. It is called from
+	// several goroutines, one at a time.
+	Observe func(Event)
+
+	mu sync.Mutex
+}
+
+// Event is one step on one host starting or ending.
+type Event struct {
+	Time     time.Time
+	Host     string
+	Step     string
+	Done     bool // false: started; true: ended (Err says how)
+	Duration time.Duration
+	Detail   string
+	Err      error
+}
+
+func (e *Executor) emit(ev Event) {
+	if e.Observe == nil {
+		return
+	}
+	ev.Time = time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.Observe(ev)
+}
+
+// step runs fn as a named step on host, reporting start and end.
+func (e *Executor) step(host, name string, fn func() (string, error)) error {
+	e.emit(Event{Host: host, Step: name})
+	start := time.Now()
+	detail, err := fn()
+	e.emit(Event{Host: host, Step: name, Done: true, Duration: time.Since(start), Detail: detail, Err: err})
+	return err
+}
+
+// Run executes plan and reports what each host ended on. It never returns
+// with a host drained: failures put the old container back and the host
+// back into every load balancer.
+func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
+	start := time.Now()
+	rep := newReport(plan)
+	if len(plan.Batches) == 0 {
+		rep.Total = time.Since(start)
+		return rep
+	}
+	pullStart := time.Now()
+	if err := e.pullAll(ctx, plan); err != nil {
+		rep.PullDuration = time.Since(pullStart)
+		rep.Err = fmt.Errorf("pull failed, nothing was changed: %w", err)
+		rep.Total = time.Since(start)
+		return rep
+	}
+	rep.PullDuration = time.Since(pullStart)
+
+	var errs *multierror.Error
+	for bi, batch := range plan.Batches {
+		if ctx.Err() != nil {
+			errs = multierror.Append(errs, fmt.Errorf("interrupted before batch %d: %w", bi+1, ctx.Err()))
+			break
+		}
+		var g errgroup.Group
+		for _, hp := range batch.Hosts {
+			res := rep.host(hp.Host.Name)
+			g.Go(func() error {
+				e.swapHost(ctx, plan.Target, hp, res)
+				return nil
+			})
+		}
+		_ = g.Wait()
+		failed := false
+		for _, hp := range batch.Hosts {
+			if r := rep.host(hp.Host.Name); r.Err != nil {
+				failed = true
+				errs = multierror.Append(errs, fmt.Errorf("%s: %w", r.Host, r.Err))
+			}
+		}
+		if failed {
+			if bi+1 < len(plan.Batches) {
+				errs = multierror.Append(errs, fmt.Errorf("deploy halted after batch %d of %d", bi+1, len(plan.Batches)))
+			}
+			break
+		}
+	}
+	rep.Err = errs.ErrorOrNil()
+	rep.Total = time.Since(start)
+	return rep
+}
+
+// pullAll pulls the target on every host of the plan, bounded, collecting
+// every failure.
+func (e *Executor) pullAll(ctx context.Context, plan Plan) error {
+	var g errgroup.Group
+	g.SetLimit(max(1, e.PullConcurrency))
+	var mu sync.Mutex
+	var errs *multierror.Error
+	for _, h := range plan.Pull {
+		g.Go(func() error {
+			err := e.step(h.Name, "pull", func() (string, error) {
+				pctx, cancel := context.WithTimeout(ctx, e.PullTimeout)
+				defer cancel()
+				return plan.Target.Tag, e.Hosts[h.Name].Pull(pctx, plan.Target.Image)
+			})
+			if err != nil {
+				mu.Lock()
+				errs = multierror.Append(errs, fmt.Errorf("%s: pull: %w", h.Name, err))
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return errs.ErrorOrNil()
+}
+
+// swapHost moves one host to the target and fills res.
+func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res *HostResult) {
+	name := hp.Host.Name
+	host := e.Hosts[name]
+	svc := e.Service
+	res.Started = true
+	begin := time.Now()
+	defer func() { res.Duration = time.Since(begin) }()
+
+	// Work that restores service must survive an interrupt of ctx.
+	cleanup := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), e.CleanupTimeout)
+	}
+
+	drainStart := time.Now()
+	if err := e.step(name, "drain", func() (string, error) { return "", e.eachBalancer(ctx, name, Balancer.Drain) }); err != nil {
+		cctx, cancel := cleanup()
+		defer cancel()
+		res.Err = fmt.Errorf("drain: %w", err)
+		res.InService = e.restore(cctx, name) == nil
+		res.OutOfRotation = time.Since(drainStart)
+		return
+	}
+
+	oldName := svc.ContainerName + "-gantry-old"
+	var old *inventory.Container
+	err := e.step(name, "stop", func() (string, error) {
+		cur, ok, err := host.Inspect(ctx, svc.ContainerName)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			// A run cut off mid-swap may have left the old one renamed.
+			if prev, pok, perr := host.Inspect(ctx, oldName); perr == nil && pok {
+				old = &prev
+				return "found " + prev.Version() + " kept by an earlier run", nil
+			}
+			return "no container to stop", nil
+		}
+		if stale, sok, _ := host.Inspect(ctx, oldName); sok && !stale.Running {
+			if err := host.Remove(ctx, stale.ID); err != nil {
+				return "", err
+			}
+		}
+		old = &cur
+		if cur.Running {
+			if err := host.Stop(ctx, cur.ID, svc.StopTimeout); err != nil {
+				return "", err
+			}
+		}
+		return cur.Version(), host.Rename(ctx, cur.ID, oldName)
+	})
+	if err != nil {
+		e.failHost(ctx, cleanup, hp, res, old, "", fmt.Errorf("stop: %w", err), drainStart)
+		return
+	}
+
+	var newID string
+	err = e.step(name, "start", func() (string, error) {
+		prevImage := ""
+		if old != nil {
+			prevImage = old.Labels[inventory.LabelImage]
+			if prevImage == "" {
+				prevImage = old.Image
+			}
+		}
+		id, err := host.Create(ctx, inventory.ContainerSpec{
+			Name:  svc.ContainerName,
+			Image: target.Image,
+			Env:   svc.Env(hp.Host),
+			Labels: map[string]string{
+				inventory.LabelManaged:       "true",
+				inventory.LabelService:       svc.Name,
+				inventory.LabelVersion:       target.Tag,
+				inventory.LabelImage:         target.Image,
+				inventory.LabelPreviousImage: prevImage,
+				inventory.LabelDeployedAt:    time.Now().UTC().Format(time.RFC3339),
+			},
+			StopTimeout: svc.StopTimeout,
+			LogMaxSize:  svc.LogMaxSize,
+			LogMaxFile:  svc.LogMaxFile,
+		})
+		if err != nil {
+			return "", err
+		}
+		newID = id
+		return target.Tag, host.Start(ctx, id)
+	})
+	if err == nil {
+		err = e.step(name, "health", func() (string, error) { return e.waitHealthy(ctx, host, hp.Host, newID) })
+	}
+	if err != nil {
+		e.failHost(ctx, cleanup, hp, res, old, newID, err, drainStart)
+		return
+	}
+	res.Ended = target.Tag
+
+	cctx, cancel := cleanup()
+	defer cancel()
+	err = e.restore(cctx, name)
+	res.OutOfRotation = time.Since(drainStart)
+	if err != nil {
+		res.Err = fmt.Errorf("restore: %w", err)
+		return
+	}
+	res.InService = true
+	if old != nil {
+		// The old image stays cached: rollback needs it.
+		if err := e.step(name, "cleanup", func() (string, error) { return old.Version(), host.Remove(cctx, old.ID) }); err != nil {
+			res.Warnings = append(res.Warnings, "old container not removed: "+err.Error())
+		}
+	}
+	res.Deployed = true
+}
+
+// failHost undoes a swap that went wrong: the new container goes, the old
+// one comes back and the host returns to every load balancer.
+func (e *Executor) failHost(ctx context.Context, cleanup func() (context.Context, context.CancelFunc), hp HostPlan, res *HostResult, old *inventory.Container, newID string, cause error, drainStart time.Time) {
+	name := hp.Host.Name
+	host := e.Hosts[name]
+	res.Err = cause
+	cctx, cancel := cleanup()
+	defer cancel()
+	res.Ended = ""
+	revertErr := e.step(name, "revert", func() (string, error) {
+		if newID != "" {
+			if err := host.Remove(cctx, newID); err != nil {
+				return "", err
+			}
+		}
+		if old == nil {
+			return "nothing ran here before", nil
+		}
+		if err := host.Rename(cctx, old.ID, e.Service.ContainerName); err != nil {
+			return "", err
+		}
+		if !old.Running {
+			return old.Version() + " left stopped, as found", nil
+		}
+		if err := host.Start(cctx, old.ID); err != nil {
+			return "", err
+		}
+		if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID); err != nil {
+			return "", fmt.Errorf("%s restarted but unhealthy: %w", old.Version(), err)
+		}
+		res.Ended = old.Version()
+		return old.Version(), nil
+	})
+	res.Reverted = revertErr == nil
+	if revertErr != nil {
+		res.RevertErr = revertErr
+	}
+	res.InService = e.restore(cctx, name) == nil
+	res.OutOfRotation = time.Since(drainStart)
+}
+
+// restore puts host back into every balancer.
+func (e *Executor) restore(ctx context.Context, host string) error {
+	return e.step(host, "restore", func() (string, error) { return "", e.eachBalancer(ctx, host, Balancer.Restore) })
+}
+
+// eachBalancer runs op on every balancer in parallel and collects failures.
+func (e *Executor) eachBalancer(ctx context.Context, host string, op func(Balancer, context.Context, string, string) error) error {
+	var g errgroup.Group
+	errs := make([]error, len(e.Balancers))
+	for i, b := range e.Balancers {
+		g.Go(func() error {
+			if err := op(b, ctx, e.Service.Name, host); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", b.LoadBalancerName(), err)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var merr *multierror.Error
+	for _, err := range errs {
+		if err != nil {
+			merr = multierror.Append(merr, err)
+		}
+	}
+	return merr.ErrorOrNil()
+}
+
+// waitHealthy polls the container's health endpoint from the host's side
+// until Threshold consecutive passes, the container stops running, or the
+// deadline passes.
+func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host, id string) (string, error) {
+	hc := e.Service.Health
+	addr := fmt.Sprintf("%s:%d", h.Address, e.Service.Port)
+	ctx, cancel := context.WithTimeout(ctx, hc.Deadline)
+	defer cancel()
+	passes, probes := 0, 0
+	var last string
+	tick := time.NewTimer(0)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if last == "" {
+				last = "no answer yet"
+			}
+			return "", fmt.Errorf("%w: %s%s not healthy within %s after %d probes (last: %s)", ErrHealthCheck, addr, hc.Path, hc.Deadline, probes, last)
+		case <-tick.C:
+		}
+		probes++
+		status, err := host.ProbeHTTP(ctx, addr, hc.Path, hc.Timeout)
+		switch {
+		case err != nil:
+			passes, last = 0, err.Error()
+		case status != hc.Status:
+			passes, last = 0, fmt.Sprintf("status %d, want %d", status, hc.Status)
+		default:
+			passes++
+		}
+		if passes >= hc.Threshold {
+			return fmt.Sprintf("%d/%d passes after %d probes", passes, hc.Threshold, probes), nil
+		}
+		if passes == 0 && ctx.Err() == nil {
+			// A container that exits fails at once rather than at the deadline.
+			if c, ok, ierr := host.Inspect(ctx, id); ierr == nil && ok && (!c.Running || c.Restarting) {
+				return "", fmt.Errorf("%w: container exited (code %d) during the health check", ErrHealthCheck, c.ExitCode)
+			}
+		}
+		tick.Reset(hc.Interval)
+	}
+}

@@ -1,0 +1,157 @@
+package rollout
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gantry-dev/gantry/inventory"
+)
+
+// StepKind is one thing done to one host.
+type StepKind string
+
+// The per-host steps, in the order they run.
+const (
+	StepDrain   StepKind = "drain"   // take the host out of every load balancer
+	StepStop    StepKind = "stop"    // stop the old container (kept, renamed)
+	StepStart   StepKind = "start"   // create and start the new container
+	StepHealth  StepKind = "health"  // wait for the new container's health check
+	StepRestore StepKind = "restore" // put the host back in every load balancer
+	StepCleanup StepKind = "cleanup" // remove the old container; its image stays cached
+)
+
+// Step is a planned step and why it is there.
+type Step struct {
+	Kind   StepKind
+	Reason string
+}
+
+// HostSnapshot is what was observed on one host before planning.
+type HostSnapshot struct {
+	Host inventory.Host
+	// Current is the service's container on the host, if it has one.
+	Current *inventory.Container
+}
+
+// HostPlan is what will happen on one host.
+type HostPlan struct {
+	Host inventory.Host
+	// From is the version running now ("" when the host runs nothing).
+	From  string
+	Steps []Step
+	// Skip says why nothing is done on this host ("" when something is).
+	Skip string
+}
+
+// Batch is a set of hosts out of rotation at the same time.
+type Batch struct {
+	Hosts []HostPlan
+}
+
+// Plan is a whole deploy, computed without touching the fleet.
+type Plan struct {
+	Target Target
+	// Pull lists the hosts that pull the image before any host is drained.
+	Pull    []inventory.Host
+	Batches []Batch
+	// Skipped are hosts already on the target version.
+	Skipped []HostPlan
+}
+
+// PlanDeploy plans moving every snapshot host to target, batchSize hosts at
+// a time, hosts in name order. Hosts already running the target version and
+// healthy-looking (running) are skipped.
+func PlanDeploy(target Target, hosts []HostSnapshot, batchSize int) Plan {
+	if batchSize < 1 {
+		batchSize = 1
+	}
+	hs := append([]HostSnapshot(nil), hosts...)
+	sort.SliceStable(hs, func(i, j int) bool { return hs[i].Host.Name < hs[j].Host.Name })
+	p := Plan{Target: target}
+	var todo []HostPlan
+	for _, h := range hs {
+		hp := planHost(target, h)
+		if hp.Skip != "" {
+			p.Skipped = append(p.Skipped, hp)
+			continue
+		}
+		p.Pull = append(p.Pull, h.Host)
+		todo = append(todo, hp)
+	}
+	for len(todo) > 0 {
+		n := min(batchSize, len(todo))
+		p.Batches = append(p.Batches, Batch{Hosts: todo[:n]})
+		todo = todo[n:]
+	}
+	return p
+}
+
+func planHost(target Target, h HostSnapshot) HostPlan {
+	hp := HostPlan{Host: h.Host}
+	cur := h.Current
+	if cur != nil {
+		hp.From = cur.Version()
+		if cur.Running && cur.Labels[inventory.LabelImage] == target.Image {
+			hp.Skip = "already runs " + target.Tag
+			return hp
+		}
+	}
+	hp.Steps = append(hp.Steps, Step{StepDrain, "no traffic reaches the host while its container is swapped"})
+	switch {
+	case cur == nil:
+		// nothing to stop
+	case cur.Running:
+		hp.Steps = append(hp.Steps, Step{StepStop, "stop " + hp.From + " gracefully, keep it until the new one is healthy"})
+	default:
+		hp.Steps = append(hp.Steps, Step{StepStop, "old container " + hp.From + " is not running; keep it for restore"})
+	}
+	hp.Steps = append(hp.Steps,
+		Step{StepStart, "create and start " + target.Tag},
+		Step{StepHealth, "traffic only after the health check passes"},
+		Step{StepRestore, "back into every load balancer"},
+	)
+	if cur != nil {
+		hp.Steps = append(hp.Steps, Step{StepCleanup, "remove the old container; its image stays cached for rollback"})
+	}
+	return hp
+}
+
+// String renders the plan for people and for tests.
+func (p Plan) String() string {
+	var b strings.Builder
+	hosts := 0
+	for _, bt := range p.Batches {
+		hosts += len(bt.Hosts)
+	}
+	fmt.Fprintf(&b, "deploy %s@%s (%s): %d host(s) in %d batch(es)\n", p.Target.Service, p.Target.Tag, p.Target.Image, hosts, len(p.Batches))
+	if len(p.Pull) > 0 {
+		names := make([]string, len(p.Pull))
+		for i, h := range p.Pull {
+			names[i] = h.Name
+		}
+		fmt.Fprintf(&b, "pull first, on every host: %s\n", strings.Join(names, " "))
+	}
+	for i, bt := range p.Batches {
+		fmt.Fprintf(&b, "batch %d:\n", i+1)
+		for _, hp := range bt.Hosts {
+			from := hp.From
+			if from == "" {
+				from = "(none)"
+			}
+			kinds := make([]string, len(hp.Steps))
+			for j, s := range hp.Steps {
+				kinds[j] = string(s.Kind)
+			}
+			zone := ""
+			if hp.Host.Zone != "" {
+				zone = " [" + hp.Host.Zone + "]"
+			}
+			fmt.Fprintf(&b, "  %s%s: %s -> %s: %s\n", hp.Host.Name, zone, from, p.Target.Tag, strings.Join(kinds, ", "))
+		}
+	}
+	for _, hp := range p.Skipped {
+		fmt.Fprintf(&b, "skip %s: %s\n", hp.Host.Name, hp.Skip)
+	}
+	return b.String()
+}

@@ -1,0 +1,156 @@
+package rollout
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// HostResult is what happened on one host.
+type HostResult struct {
+	Host string
+	Zone string
+	// From is the version before the deploy, To the target.
+	From, To string
+	// Ended is the version the host runs at the end ("" if none runs).
+	Ended string
+	// Started is false for hosts the deploy never reached.
+	Started  bool
+	Deployed bool
+	Skipped  string
+	// Err is why the host failed; Reverted says the old version is back;
+	// RevertErr is why putting it back failed.
+	Err       error
+	Reverted  bool
+	RevertErr error
+	// InService is true when the host is back in every load balancer.
+	InService     bool
+	OutOfRotation time.Duration
+	Duration      time.Duration
+	Warnings      []string
+}
+
+// Outcome is a one-word summary of the host's result.
+func (r HostResult) Outcome() string {
+	switch {
+	case r.Skipped != "":
+		return "unchanged"
+	case !r.Started:
+		return "not-started"
+	case r.Deployed:
+		return "deployed"
+	case r.RevertErr != nil:
+		return "REVERT-FAILED"
+	case r.Reverted:
+		return "failed-reverted"
+	case r.Err != nil && r.InService:
+		return "failed"
+	default:
+		return "failed-out-of-service"
+	}
+}
+
+// Report is the result of a whole deploy.
+type Report struct {
+	Target       Target
+	Hosts        []*HostResult
+	PullDuration time.Duration
+	Total        time.Duration
+	// Err aggregates every host's failure (a go-multierror) or nil.
+	Err error
+}
+
+func newReport(p Plan) *Report {
+	r := &Report{Target: p.Target}
+	for _, b := range p.Batches {
+		for _, hp := range b.Hosts {
+			r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: p.Target.Tag, Ended: hp.From, InService: true})
+		}
+	}
+	for _, hp := range p.Skipped {
+		r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: p.Target.Tag, Ended: hp.From, Skipped: hp.Skip, InService: true})
+	}
+	sort.Slice(r.Hosts, func(i, j int) bool { return r.Hosts[i].Host < r.Hosts[j].Host })
+	return r
+}
+
+func (r *Report) host(name string) *HostResult {
+	for _, h := range r.Hosts {
+		if h.Host == name {
+			return h
+		}
+	}
+	panic("rollout: host " + name + " not in report")
+}
+
+// OK reports whether every host ended on the target version, in service.
+func (r *Report) OK() bool {
+	if r.Err != nil {
+		return false
+	}
+	for _, h := range r.Hosts {
+		if h.Ended != r.Target.Tag || !h.InService {
+			return false
+		}
+	}
+	return true
+}
+
+// OutOfRotation returns the median and maximum time a deployed host spent
+// out of the load balancers.
+func (r *Report) OutOfRotation() (median, maxd time.Duration) {
+	var ds []time.Duration
+	for _, h := range r.Hosts {
+		if h.Started {
+			ds = append(ds, h.OutOfRotation)
+		}
+	}
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	if n := len(ds); n%2 == 1 {
+		median = ds[n/2]
+	} else {
+		median = (ds[n/2-1] + ds[n/2]) / 2
+	}
+	return median, ds[len(ds)-1]
+}
+
+// String renders the summary table.
+func (r *Report) String() string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tZONE\tFROM\tTO\tNOW RUNS\tOUTCOME\tOUT OF LB\tIN LBS")
+	for _, h := range r.Hosts {
+		from, ended := orNone(h.From), orNone(h.Ended)
+		inlb := "yes"
+		if !h.InService {
+			inlb = "NO"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Host, h.Zone, from, h.To, ended, h.Outcome(), secs(h.OutOfRotation), inlb)
+	}
+	tw.Flush()
+	med, mx := r.OutOfRotation()
+	fmt.Fprintf(&b, "pull %s, total %s, out of rotation per host: median %s, max %s\n", secs(r.PullDuration), secs(r.Total), secs(med), secs(mx))
+	for _, h := range r.Hosts {
+		for _, w := range h.Warnings {
+			fmt.Fprintf(&b, "warning: %s: %s\n", h.Host, w)
+		}
+		if h.RevertErr != nil {
+			fmt.Fprintf(&b, "REVERT FAILED on %s: %v\n", h.Host, h.RevertErr)
+		}
+	}
+	return b.String()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
