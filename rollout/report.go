@@ -154,3 +154,61 @@ func orNone(s string) string {
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
+
+// HostSummary is a host's result in machine-readable form.
+type HostSummary struct {
+	Host           string   `json:"host"`
+	Zone           string   `json:"zone,omitempty"`
+	From           string   `json:"from"`
+	To             string   `json:"to"`
+	Ended          string   `json:"ended"`
+	Outcome        string   `json:"outcome"`
+	InService      bool     `json:"in_service"`
+	OutOfRotationS float64  `json:"out_of_rotation_s"`
+	DurationS      float64  `json:"duration_s"`
+	Error          string   `json:"error,omitempty"`
+	RevertError    string   `json:"revert_error,omitempty"`
+	Warnings       []string `json:"warnings,omitempty"`
+}
+
+// Summary is a deploy's result in machine-readable form (gantry --report).
+type Summary struct {
+	Service              string        `json:"service"`
+	Version              string        `json:"version"`
+	Image                string        `json:"image"`
+	OK                   bool          `json:"ok"`
+	PullS                float64       `json:"pull_s"`
+	TotalS               float64       `json:"total_s"`
+	OutOfRotationMedianS float64       `json:"out_of_rotation_median_s"`
+	OutOfRotationMaxS    float64       `json:"out_of_rotation_max_s"`
+	Hosts                []HostSummary `json:"hosts"`
+	Error                string        `json:"error,omitempty"`
+}
+
+// Summary returns the report in machine-readable form.
+func (r *Report) Summary() Summary {
+	med, mx := r.OutOfRotation()
+	s := Summary{
+		Service: r.Target.Service, Version: r.Target.Tag, Image: r.Target.Image, OK: r.OK(),
+		PullS: r.PullDuration.Seconds(), TotalS: r.Total.Seconds(),
+		OutOfRotationMedianS: med.Seconds(), OutOfRotationMaxS: mx.Seconds(),
+	}
+	if r.Err != nil {
+		s.Error = r.Err.Error()
+	}
+	for _, h := range r.Hosts {
+		hs := HostSummary{
+			Host: h.Host, Zone: h.Zone, From: h.From, To: h.To, Ended: h.Ended, Outcome: h.Outcome(),
+			InService: h.InService, OutOfRotationS: h.OutOfRotation.Seconds(), DurationS: h.Duration.Seconds(),
+			Warnings: h.Warnings,
+		}
+		if h.Err != nil {
+			hs.Error = h.Err.Error()
+		}
+		if h.RevertErr != nil {
+			hs.RevertError = h.RevertErr.Error()
+		}
+		s.Hosts = append(s.Hosts, hs)
+	}
+	return s
+}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -39,7 +40,7 @@ func run(ctx context.Context, args []string) int {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: config.DefaultPath, EnvVars: []string{"GANTRY_CONFIG"}, Usage: "config file"},
 		},
-		Commands: []*cli.Command{deployCommand(&code), planCommand(&code)},
+		Commands:       []*cli.Command{deployCommand(&code), planCommand(&code)},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	if err := app.RunContext(ctx, flagsFirst(app, args)); err != nil {
@@ -66,7 +67,10 @@ load balancer, swaps the container, health-checks it and puts the host back.
 
 Example:
    gantry deploy www@3f2c1ab --env staging`,
-		Flags: append([]cli.Flag{&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and change nothing"}}, deployFlags...),
+		Flags: append([]cli.Flag{
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and change nothing"},
+			&cli.StringFlag{Name: "report", Usage: "also write the final report as JSON to `FILE`"},
+		}, deployFlags...),
 		Action: func(c *cli.Context) error {
 			return deploy(c, code, c.Bool("dry-run"))
 		},
@@ -101,6 +105,12 @@ func deploy(c *cli.Context, code *int, dryRun bool) error {
 	})
 	if err != nil {
 		return err
+	}
+	if path := c.String("report"); path != "" && rep != nil {
+		data, _ := json.MarshalIndent(rep.Summary(), "", "  ")
+		if werr := os.WriteFile(path, append(data, '\n'), 0o644); werr != nil {
+			fmt.Fprintln(os.Stderr, "gantry: writing --report:", werr)
+		}
 	}
 	if rep == nil || rep.OK() {
 		return nil

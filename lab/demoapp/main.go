@@ -1,0 +1,97 @@
+// Command demoapp is the tiny HTTP service that the gantry lab deploys as
+// service "www". It is configured only through the environment:
+//
+//	LISTEN      address to listen on (default 127.0.0.1:8080)
+//	VERSION     version string, baked into the image by lab/publish
+//	HOST_NAME   name of the lab host it runs on
+//	BROKEN      when "1", /healthz answers 500 (a release that never gets healthy)
+//	BOOT_DELAY  Go duration to sleep before listening (a slow-starting release)
+//
+// GET / answers 200 with the first line "<VERSION> <HOST_NAME>".
+// GET /healthz answers 200 "ok" (or 500 when BROKEN=1).
+// On SIGTERM or SIGINT it stops accepting connections, lets in-flight
+// requests finish (at most 10 s) and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("demoapp: ")
+
+	listen := envOr("LISTEN", "127.0.0.1:8080")
+	version := envOr("VERSION", "dev")
+	hostName := envOr("HOST_NAME", "unknown")
+	broken := os.Getenv("BROKEN") == "1"
+
+	var bootDelay time.Duration
+	if s := os.Getenv("BOOT_DELAY"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			log.Fatalf("bad BOOT_DELAY %q: %v", s, err)
+		}
+		bootDelay = d
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if broken {
+			http.Error(w, "broken", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s\n", version, hostName)
+	})
+	srv := &http.Server{Addr: listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+
+	log.Printf("version=%s host=%s listen=%s broken=%v boot_delay=%s", version, hostName, listen, broken, bootDelay)
+	if bootDelay > 0 {
+		select {
+		case <-time.After(bootDelay):
+		case sig := <-stop:
+			log.Printf("got %s while booting, exiting", sig)
+			return
+		}
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+
+	select {
+	case err := <-errc:
+		log.Fatalf("listen: %v", err)
+	case sig := <-stop:
+		log.Printf("got %s, shutting down", sig)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Fatalf("shutdown: %v", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Fatalf("serve: %v", err)
+	}
+	log.Printf("stopped")
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

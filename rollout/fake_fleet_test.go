@@ -1,0 +1,486 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/inventory"
+)
+
+// health is how an image's app answers its health check.
+type health int
+
+const (
+	healthy      health = iota
+	neverHealthy        // answers 503 forever
+	exits               // the process exits as soon as it is probed
+)
+
+const (
+	appPort    = 8080
+	healthPath = "/healthz"
+)
+
+// fakeContainer is one container on a fake host.
+type fakeContainer struct {
+	ID       string
+	Name     string
+	Image    string
+	Labels   map[string]string
+	Env      []string
+	Running  bool
+	ExitCode int
+}
+
+// fakeHost is an in-memory Docker host. It keeps real state (containers,
+// image cache) and refuses what Docker refuses (name conflicts, unknown
+// images, renaming to the current name).
+type fakeHost struct {
+	name    string
+	address string
+	fleet   *fakeFleet
+
+	mu         sync.Mutex
+	containers map[string]*fakeContainer // by name
+	images     map[string]bool
+	pulls      []string
+	nextID     int
+	pullErr    error
+	health     map[string]health // by image; missing means healthy
+	// hook, if set, runs before every operation ("inspect", "create",
+	// "start", "probe", ...) with the image concerned, if any.
+	hook func(op, image string)
+}
+
+func (h *fakeHost) run(op, image string) {
+	if h.hook != nil {
+		h.hook(op, image)
+	}
+}
+
+// byID finds a container by id or name; callers hold h.mu.
+func (h *fakeHost) byID(id string) *fakeContainer {
+	for _, c := range h.containers {
+		if c.ID == id || c.Name == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// checkDrained records a violation when the host's containers change while
+// some load balancer still sends it traffic; callers hold h.mu.
+func (h *fakeHost) checkDrained(what string) {
+	for _, b := range h.fleet.lbs {
+		if !b.isDrained("www", h.name) {
+			h.fleet.violation(fmt.Sprintf("%s: %s while in rotation on %s", h.name, what, b.name))
+		}
+	}
+}
+
+func (h *fakeHost) Pull(ctx context.Context, ref string) error {
+	h.run("pull", ref)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h.pulls = append(h.pulls, ref)
+	if h.pullErr != nil {
+		return h.pullErr
+	}
+	h.images[ref] = true
+	return nil
+}
+
+func (h *fakeHost) Inspect(ctx context.Context, name string) (inventory.Container, bool, error) {
+	h.run("inspect", "")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return inventory.Container{}, false, err
+	}
+	c := h.byID(name)
+	if c == nil {
+		return inventory.Container{}, false, nil
+	}
+	return inventory.Container{
+		ID: c.ID, Name: c.Name, Image: c.Image, Running: c.Running, ExitCode: c.ExitCode,
+		Labels: maps.Clone(c.Labels),
+	}, true, nil
+}
+
+func (h *fakeHost) Create(ctx context.Context, spec inventory.ContainerSpec) (string, error) {
+	h.run("create", spec.Image)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if _, taken := h.containers[spec.Name]; taken {
+		return "", fmt.Errorf("conflict: container name %q is already in use", spec.Name)
+	}
+	if !h.images[spec.Image] {
+		return "", fmt.Errorf("no such image: %s", spec.Image)
+	}
+	h.nextID++
+	c := &fakeContainer{
+		ID: fmt.Sprintf("%s-c%d", h.name, h.nextID), Name: spec.Name, Image: spec.Image,
+		Labels: maps.Clone(spec.Labels), Env: slices.Clone(spec.Env),
+	}
+	h.containers[c.Name] = c
+	return c.ID, nil
+}
+
+func (h *fakeHost) Start(ctx context.Context, id string) error {
+	c := h.lookup(id)
+	if c != nil {
+		h.run("start", c.Image)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c = h.byID(id)
+	if c == nil {
+		return fmt.Errorf("no such container: %s", id)
+	}
+	h.checkDrained("start " + c.Image)
+	for _, o := range h.containers {
+		if o != c && o.Running {
+			h.fleet.violation(fmt.Sprintf("%s: %s started while %s still runs", h.name, c.Image, o.Image))
+		}
+	}
+	c.Running, c.ExitCode = true, 0
+	return nil
+}
+
+func (h *fakeHost) Stop(ctx context.Context, id string, _ time.Duration) error {
+	h.run("stop", "")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := h.byID(id)
+	if c == nil {
+		return fmt.Errorf("no such container: %s", id)
+	}
+	if c.Running {
+		h.checkDrained("stop " + c.Image)
+	}
+	c.Running = false
+	return nil
+}
+
+func (h *fakeHost) Rename(ctx context.Context, id, name string) error {
+	h.run("rename", "")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := h.byID(id)
+	if c == nil {
+		return fmt.Errorf("no such container: %s", id)
+	}
+	if c.Name == name {
+		return errors.New("renaming a container with the same name as its current name")
+	}
+	if _, taken := h.containers[name]; taken {
+		return fmt.Errorf("conflict: container name %q is already in use", name)
+	}
+	delete(h.containers, c.Name)
+	c.Name = name
+	h.containers[name] = c
+	return nil
+}
+
+func (h *fakeHost) Remove(ctx context.Context, id string) error {
+	h.run("remove", "")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := h.byID(id)
+	if c == nil {
+		return nil
+	}
+	if c.Running {
+		h.checkDrained("remove running " + c.Image)
+	}
+	delete(h.containers, c.Name)
+	return nil
+}
+
+func (h *fakeHost) ProbeHTTP(ctx context.Context, addr, path string, _ time.Duration) (int, error) {
+	h.run("probe", h.runningImage())
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if addr != fmt.Sprintf("%s:%d", h.address, appPort) {
+		return 0, fmt.Errorf("dial %s: connection refused", addr)
+	}
+	var app *fakeContainer
+	for _, c := range h.containers {
+		if c.Running {
+			app = c
+		}
+	}
+	if app == nil {
+		return 0, fmt.Errorf("dial %s: connection refused", addr)
+	}
+	if path != healthPath {
+		return 404, nil
+	}
+	switch h.health[app.Image] {
+	case neverHealthy:
+		return 503, nil
+	case exits:
+		app.Running, app.ExitCode = false, 3
+		return 0, errors.New("connection reset by peer")
+	}
+	return 200, nil
+}
+
+func (h *fakeHost) lookup(id string) *fakeContainer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byID(id)
+}
+
+func (h *fakeHost) runningImage() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.containers {
+		if c.Running {
+			return c.Image
+		}
+	}
+	return ""
+}
+
+// container returns a copy of the container called name.
+func (h *fakeHost) container(name string) (fakeContainer, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.containers[name]
+	if !ok {
+		return fakeContainer{}, false
+	}
+	return *c, true
+}
+
+// names lists the host's container names.
+func (h *fakeHost) names() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Sorted(maps.Keys(h.containers))
+}
+
+// fakeBalancer keeps the set of drained hosts per service.
+type fakeBalancer struct {
+	name string
+
+	mu        sync.Mutex
+	drained   map[string]map[string]bool // service -> host -> drained
+	failDrain map[string]bool            // hosts whose drain fails
+	hook      func(op, host string)
+}
+
+func (b *fakeBalancer) LoadBalancerName() string { return b.name }
+
+func (b *fakeBalancer) Drain(_ context.Context, service, host string) error {
+	if b.hook != nil {
+		b.hook("drain", host)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failDrain[host] {
+		return errors.New("nginx: [emerg] host not found in upstream")
+	}
+	if b.drained[service] == nil {
+		b.drained[service] = map[string]bool{}
+	}
+	b.drained[service][host] = true
+	return nil
+}
+
+func (b *fakeBalancer) Restore(_ context.Context, service, host string) error {
+	if b.hook != nil {
+		b.hook("restore", host)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.drained[service], host)
+	return nil
+}
+
+func (b *fakeBalancer) isDrained(service, host string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.drained[service][host]
+}
+
+func (b *fakeBalancer) drainedHosts() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for svc, hosts := range b.drained {
+		for h, d := range hosts {
+			if d {
+				out = append(out, svc+"/"+h)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fakeFleet is hosts running www and the load balancers in front of them.
+type fakeFleet struct {
+	hosts []*fakeHost
+	lbs   []*fakeBalancer
+
+	mu         sync.Mutex
+	violations []string
+}
+
+func (f *fakeFleet) violation(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.violations = append(f.violations, s)
+}
+
+// newFleet returns hosts host1..hostN, each running www on version from
+// (none when from is ""), behind two load balancers.
+func newFleet(n int, from string) *fakeFleet {
+	f := &fakeFleet{}
+	for _, name := range []string{"lb1", "lb2"} {
+		f.lbs = append(f.lbs, &fakeBalancer{name: name, drained: map[string]map[string]bool{}, failDrain: map[string]bool{}})
+	}
+	for i := 1; i <= n; i++ {
+		h := &fakeHost{
+			name: fmt.Sprintf("host%d", i), address: fmt.Sprintf("10.0.0.%d", i), fleet: f,
+			containers: map[string]*fakeContainer{}, images: map[string]bool{}, health: map[string]health{},
+		}
+		if from != "" {
+			img := testImage + ":" + from
+			h.images[img] = true
+			h.nextID++
+			h.containers["www"] = &fakeContainer{
+				ID: fmt.Sprintf("%s-c%d", h.name, h.nextID), Name: "www", Image: img, Running: true,
+				Labels: map[string]string{
+					inventory.LabelManaged: "true", inventory.LabelService: "www",
+					inventory.LabelVersion: from, inventory.LabelImage: img,
+				},
+			}
+		}
+		f.hosts = append(f.hosts, h)
+	}
+	return f
+}
+
+func (f *fakeFleet) host(name string) *fakeHost {
+	for _, h := range f.hosts {
+		if h.name == name {
+			return h
+		}
+	}
+	panic("no fake host " + name)
+}
+
+func (f *fakeFleet) lb(name string) *fakeBalancer {
+	for _, b := range f.lbs {
+		if b.name == name {
+			return b
+		}
+	}
+	panic("no fake balancer " + name)
+}
+
+// setHealth sets how image answers on every host.
+func (f *fakeFleet) setHealth(tag string, hh health) {
+	for _, h := range f.hosts {
+		h.health[testImage+":"+tag] = hh
+	}
+}
+
+// inventoryHost is the discovery view of a fake host.
+func (h *fakeHost) inventoryHost() inventory.Host {
+	return inventory.Host{Name: h.name, Address: h.address, Services: []string{"www"}}
+}
+
+// plan snapshots the fleet the way fleet.Deploy does and plans a deploy.
+func (f *fakeFleet) plan(tag string, batch int) Plan {
+	var snaps []HostSnapshot
+	for _, h := range f.hosts {
+		s := HostSnapshot{Host: h.inventoryHost()}
+		if c, ok, err := h.Inspect(context.Background(), "www"); err != nil {
+			panic(err)
+		} else if ok {
+			s.Current = &c
+		}
+		snaps = append(snaps, s)
+	}
+	return PlanDeploy(testTarget(tag), snaps, batch)
+}
+
+// executor returns an executor over the fleet with fast health checks.
+func (f *fakeFleet) executor(deadline time.Duration) *Executor {
+	e := &Executor{
+		Hosts: map[string]Host{},
+		Service: ServiceSpec{
+			Name: "www", ContainerName: "www", Port: appPort,
+			Env: func(h inventory.Host) []string { return []string{"HOST_NAME=" + h.Name} },
+			Health: HealthCheck{
+				Path: healthPath, Status: 200, Interval: 2 * time.Millisecond,
+				Timeout: 50 * time.Millisecond, Threshold: 2, Deadline: deadline,
+			},
+			StopTimeout: time.Second, LogMaxSize: "10m", LogMaxFile: 3,
+		},
+		PullConcurrency: 4,
+		PullTimeout:     time.Second,
+		CleanupTimeout:  2 * time.Second,
+	}
+	for _, h := range f.hosts {
+		e.Hosts[h.name] = h
+	}
+	for _, b := range f.lbs {
+		e.Balancers = append(e.Balancers, b)
+	}
+	return e
+}
+
+// state renders what every host runs and every balancer drains, for
+// comparing end states as text.
+func (f *fakeFleet) state() string {
+	var b strings.Builder
+	for _, h := range f.hosts {
+		fmt.Fprintf(&b, "%s:", h.name)
+		for _, n := range h.names() {
+			c, _ := h.container(n)
+			st := "exited"
+			if c.Running {
+				st = "running"
+			}
+			fmt.Fprintf(&b, " %s=%s(%s)", n, c.Labels[inventory.LabelVersion], st)
+		}
+		b.WriteString("\n")
+	}
+	for _, l := range f.lbs {
+		fmt.Fprintf(&b, "%s drained: %v\n", l.name, l.drainedHosts())
+	}
+	return b.String()
+}
