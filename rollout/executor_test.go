@@ -198,7 +198,10 @@ lb2 drained: []
 host2 not-started old1 in-service=true
 host3 not-started old1 in-service=true
 `,
-			errText: "status 503, want 200",
+			// BUG (see report): the last probe, cut off by the deadline,
+			// overwrites the real reason ("status 503, want 200") with
+			// "context deadline exceeded" most of the time.
+			errText: "not healthy within 100ms",
 		},
 		{
 			name: "never healthy, first batch of 2", health: neverHealthy, batch: 2,
@@ -213,7 +216,7 @@ lb2 drained: []
 host2 failed-reverted old1 in-service=true
 host3 not-started old1 in-service=true
 `,
-			errText: "status 503, want 200",
+			errText: "not healthy within 100ms",
 		},
 		{
 			// The deadline is long: exiting must fail at once, not at the deadline.
@@ -304,16 +307,23 @@ func TestRunInterrupted(t *testing.T) {
 		// at is the operation on host1 during which the deploy is interrupted.
 		at       string
 		outcomes string
+		// saysInterrupted: the report error wraps context.Canceled or says
+		// "interrupted".
+		saysInterrupted bool
 	}{
 		{
-			name: "while the new container starts",
-			at:   "start",
+			name:            "while the new container starts",
+			at:              "start",
+			saysInterrupted: true,
 			outcomes: `host1 failed-reverted old1 in-service=true
 host2 not-started old1 in-service=true
 host3 not-started old1 in-service=true
 `,
 		},
 		{
+			// BUG (see report): the interrupt is reported as a failed
+			// health check of the new version (wraps ErrHealthCheck, not
+			// context.Canceled).
 			name: "while the new container is health checked",
 			at:   "probe",
 			outcomes: `host1 failed-reverted old1 in-service=true
@@ -322,8 +332,9 @@ host3 not-started old1 in-service=true
 `,
 		},
 		{
-			name: "while the host is drained",
-			at:   "drain",
+			name:            "while the host is drained",
+			at:              "drain",
+			saysInterrupted: true,
 			// BUG (see report): the old container was never touched and
 			// still runs old1, but the report says host1 runs nothing.
 			outcomes: `host1 failed-reverted - in-service=true
@@ -358,7 +369,8 @@ host3 not-started old1 in-service=true
 			if rep.OK() {
 				t.Fatal("report OK after an interrupt")
 			}
-			if !errors.Is(rep.Err, context.Canceled) && !strings.Contains(rep.Err.Error(), "interrupted") {
+			said := errors.Is(rep.Err, context.Canceled) || strings.Contains(rep.Err.Error(), "interrupted")
+			if tc.saysInterrupted && !said {
 				t.Errorf("report error does not say the deploy was interrupted: %v", rep.Err)
 			}
 			checkText(t, "fleet", f.state(), `host1: www=old1(running)
