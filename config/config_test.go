@@ -96,7 +96,7 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		key      string
+		key       string
 		got, want any
 	}{
 		{"registry.pull_timeout", c.Registry.PullTimeout.D(), DefaultPullTimeout},

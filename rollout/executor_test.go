@@ -429,3 +429,43 @@ host2 unchanged new2 in-service=true
 		}
 	}
 }
+
+func TestRunDockerStepFailsHostKeepsOldVersion(t *testing.T) {
+	tests := []struct {
+		op       string // the operation that fails on host1
+		outcomes string
+	}{
+		{op: "create", outcomes: `host1 failed-reverted old1 in-service=true
+host2 not-started old1 in-service=true
+`},
+		{op: "stop", outcomes: `host1 failed-reverted old1 in-service=true
+host2 not-started old1 in-service=true
+`},
+		{op: "rename", outcomes: `host1 failed-reverted old1 in-service=true
+host2 not-started old1 in-service=true
+`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.op, func(t *testing.T) {
+			f := newFleet(2, "old1")
+			plan := f.plan("new2", 1)
+			f.host("host1").fail = map[string]error{tc.op: errors.New("docker daemon hiccup")}
+
+			rep := f.executor(time.Second).Run(context.Background(), plan)
+
+			if rep.OK() {
+				t.Fatal("report OK after a failed docker call")
+			}
+			if !strings.Contains(rep.Err.Error(), "docker daemon hiccup") {
+				t.Errorf("report error does not carry the cause: %v", rep.Err)
+			}
+			checkText(t, "fleet", f.state(), `host1: www=old1(running)
+host2: www=old1(running)
+lb1 drained: []
+lb2 drained: []
+`)
+			checkText(t, "outcomes", outcomes(rep), tc.outcomes)
+			checkNoViolations(t, f)
+		})
+	}
+}

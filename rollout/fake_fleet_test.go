@@ -57,12 +57,17 @@ type fakeHost struct {
 	// hook, if set, runs before every operation ("inspect", "create",
 	// "start", "probe", ...) with the image concerned, if any.
 	hook func(op, image string)
+	// fail makes an operation fail, by name ("stop", "rename", ...).
+	fail map[string]error
 }
 
-func (h *fakeHost) run(op, image string) {
+func (h *fakeHost) run(op, image string) error {
 	if h.hook != nil {
 		h.hook(op, image)
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.fail[op]
 }
 
 // byID finds a container by id or name; callers hold h.mu.
@@ -86,7 +91,9 @@ func (h *fakeHost) checkDrained(what string) {
 }
 
 func (h *fakeHost) Pull(ctx context.Context, ref string) error {
-	h.run("pull", ref)
+	if err := h.run("pull", ref); err != nil {
+		return err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -101,7 +108,9 @@ func (h *fakeHost) Pull(ctx context.Context, ref string) error {
 }
 
 func (h *fakeHost) Inspect(ctx context.Context, name string) (inventory.Container, bool, error) {
-	h.run("inspect", "")
+	if err := h.run("inspect", ""); err != nil {
+		return inventory.Container{}, false, err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -118,7 +127,9 @@ func (h *fakeHost) Inspect(ctx context.Context, name string) (inventory.Containe
 }
 
 func (h *fakeHost) Create(ctx context.Context, spec inventory.ContainerSpec) (string, error) {
-	h.run("create", spec.Image)
+	if err := h.run("create", spec.Image); err != nil {
+		return "", err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -142,7 +153,9 @@ func (h *fakeHost) Create(ctx context.Context, spec inventory.ContainerSpec) (st
 func (h *fakeHost) Start(ctx context.Context, id string) error {
 	c := h.lookup(id)
 	if c != nil {
-		h.run("start", c.Image)
+		if err := h.run("start", c.Image); err != nil {
+			return err
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -164,7 +177,9 @@ func (h *fakeHost) Start(ctx context.Context, id string) error {
 }
 
 func (h *fakeHost) Stop(ctx context.Context, id string, _ time.Duration) error {
-	h.run("stop", "")
+	if err := h.run("stop", ""); err != nil {
+		return err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -182,7 +197,9 @@ func (h *fakeHost) Stop(ctx context.Context, id string, _ time.Duration) error {
 }
 
 func (h *fakeHost) Rename(ctx context.Context, id, name string) error {
-	h.run("rename", "")
+	if err := h.run("rename", ""); err != nil {
+		return err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -205,7 +222,9 @@ func (h *fakeHost) Rename(ctx context.Context, id, name string) error {
 }
 
 func (h *fakeHost) Remove(ctx context.Context, id string) error {
-	h.run("remove", "")
+	if err := h.run("remove", ""); err != nil {
+		return err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -223,7 +242,9 @@ func (h *fakeHost) Remove(ctx context.Context, id string) error {
 }
 
 func (h *fakeHost) ProbeHTTP(ctx context.Context, addr, path string, _ time.Duration) (int, error) {
-	h.run("probe", h.runningImage())
+	if err := h.run("probe", h.runningImage()); err != nil {
+		return 0, err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := ctx.Err(); err != nil {
