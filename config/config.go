@@ -142,16 +142,20 @@ type Duration time.Duration
 
 // UnmarshalYAML parses a Go duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	// A *yaml.TypeError lets the decoder go on and report every problem.
+	bad := func(format string, args ...any) error {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
+	}
 	var s string
 	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: want a duration like 500ms or 30s", n.Line)
+		return bad("want a duration like 500ms or 30s")
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (use e.g. 500ms, 30s, 2m)", n.Line, s)
+		return bad("%q is not a duration (use e.g. 500ms, 30s, 2m)", s)
 	}
 	if v < 0 {
-		return fmt.Errorf("line %d: duration %q must not be negative", n.Line, s)
+		return bad("duration %q must not be negative", s)
 	}
 	*d = Duration(v)
 	return nil
@@ -190,30 +194,99 @@ func Load(path string) (*Config, error) {
 // Parse decodes and validates config data; path is used for messages and to
 // resolve relative file paths.
 func Parse(path string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{File: path, Problem: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var c Config
+	var errs []error
 	if err := dec.Decode(&c); err != nil {
-		return nil, &Error{File: path, Problem: yamlProblem(err)}
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, &Error{File: path, Problem: strings.TrimPrefix(err.Error(), "yaml: ")}
+		}
+		// Type errors leave the rest decoded: report them with the
+		// validation problems, each with its key.
+		keys := keyLines(&root)
+		for _, msg := range te.Errors {
+			errs = append(errs, typeProblem(path, msg, keys))
+		}
 	}
 	c.Path = path
 	c.applyDefaults()
-	if errs := c.validate(); len(errs) > 0 {
+	errs = append(errs, c.validate()...)
+	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return &c, nil
 }
 
-// yamlProblem turns yaml.v3's messages ("field x not found in type
-// config.Service") into words about the file.
-func yamlProblem(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-	msg = fieldNotFound.ReplaceAllString(msg, "unknown key \"$1\" (check the spelling; see README for the keys)")
-	return strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
+var (
+	lineMsg       = regexp.MustCompile(`^line (\d+): (.*)$`)
+	fieldNotFound = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	cannotDecode  = regexp.MustCompile(`^cannot unmarshal !!\w+ ` + "`" + `(.*)` + "`" + ` into (\S+)$`)
+)
+
+// typeProblem turns one of yaml.v3's messages ("line 5: field x not found
+// in type config.Service") into an Error naming the key.
+func typeProblem(file, msg string, keys map[int]string) error {
+	m := lineMsg.FindStringSubmatch(msg)
+	if m == nil {
+		return &Error{File: file, Problem: msg}
+	}
+	line, problem := m[1], m[2]
+	var n int
+	fmt.Sscan(line, &n)
+	key := keys[n]
+	if f := fieldNotFound.FindStringSubmatch(problem); f != nil {
+		problem = fmt.Sprintf("unknown key %q (check the spelling; the keys are listed in README.md)", f[1])
+	} else if d := cannotDecode.FindStringSubmatch(problem); d != nil {
+		problem = fmt.Sprintf("%q is not a valid %s", d[1], strings.TrimPrefix(strings.TrimPrefix(d[2], "[]"), "config."))
+	}
+	if key == "" {
+		return &Error{File: file, Problem: "line " + line + ": " + problem}
+	}
+	return &Error{File: file, Key: key, Problem: problem + " (line " + line + ")"}
 }
 
-var fieldNotFound = regexp.MustCompile(`field (\S+) not found in type \S+`)
+// keyLines maps each line that holds a key to the key's dotted path, e.g.
+// 17 -> services.www.health.interval.
+func keyLines(root *yaml.Node) map[int]string {
+	keys := map[int]string{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				if _, taken := keys[k.Line]; !taken || v.Kind == yaml.ScalarNode {
+					keys[k.Line] = p
+				}
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if _, taken := keys[c.Line]; !taken {
+					keys[c.Line] = p
+				}
+				walk(c, p)
+			}
+		}
+	}
+	walk(root, "")
+	return keys
+}
 
 func (c *Config) applyDefaults() {
 	base := filepath.Dir(c.Path)

@@ -202,12 +202,22 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 			want: []string{"ssh.identity_file", "required unless ssh.agent is true"},
 		},
 		{
-			// BUG: the message names the line but not the key path
-			// (services.www.health.interval); see the report.
 			name: "bad duration",
 			old:  "    port: 8080\n",
 			new:  "    port: 8080\n    health:\n      interval: fast\n",
-			want: []string{"line 17", `"fast" is not a duration`},
+			want: []string{"services.www.health.interval", "line 17", `"fast" is not a duration`},
+		},
+		{
+			name: "bad duration and an unknown key are both reported",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    helth: {}\n    stop_timeout: soon\n",
+			want: []string{"services.www.helth", `unknown key "helth"`, "services.www.stop_timeout", `"soon" is not a duration`},
+		},
+		{
+			name: "word where a number belongs",
+			old:  "    port: 8080\n",
+			new:  "    port: eighty\n",
+			want: []string{"services.www.port", `"eighty" is not a valid int`},
 		},
 		{
 			name: "negative duration",

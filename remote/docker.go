@@ -124,11 +124,11 @@ func (d *Docker) Inspect(ctx context.Context, name string) (c inventory.Containe
 		return inventory.Container{}, false, d.wrap("inspect "+name, err)
 	}
 	c = inventory.Container{
-		ID:    info.ID,
-		Name:  strings.TrimPrefix(info.Name, "/"),
-		Image: info.Config.Image,
+		ID:   info.ID,
+		Name: strings.TrimPrefix(info.Name, "/"),
 	}
 	if info.Config != nil {
+		c.Image = info.Config.Image
 		c.Labels = info.Config.Labels
 	}
 	if info.State != nil {

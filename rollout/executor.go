@@ -193,6 +193,15 @@ func (e *Executor) pullAll(ctx context.Context, plan Plan) error {
 	return errs.ErrorOrNil()
 }
 
+// swap is the state of one host's container swap, for undoing it.
+type swap struct {
+	old        *inventory.Container // the container that served before, if any
+	oldStopped bool                 // gantry stopped it
+	oldRenamed bool                 // gantry renamed it to the -gantry-old name
+	newID      string               // the new container, once created
+	newNamed   bool                 // the new container holds the service's name
+}
+
 // swapHost moves one host to the target and fills res.
 func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res *HostResult) {
 	name := hp.Host.Name
@@ -201,149 +210,210 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 	res.Started = true
 	begin := time.Now()
 	defer func() { res.Duration = time.Since(begin) }()
+	oldName := svc.ContainerName + "-gantry-old"
+	newName := svc.ContainerName + "-gantry-new"
+	var sw swap
 
-	// Work that restores service must survive an interrupt of ctx.
-	cleanup := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.WithoutCancel(ctx), e.CleanupTimeout)
+	// Create the new container while the host still serves: creating binds
+	// no port, and it keeps the time out of rotation short.
+	err := e.step(name, "create", func() (string, error) {
+		old, err := e.findCurrent(ctx, host, oldName)
+		if err != nil {
+			return "", err
+		}
+		sw.old = old
+		if left, ok, err := host.Inspect(ctx, newName); err != nil {
+			return "", err
+		} else if ok {
+			// Left by a run that was cut off before it started it.
+			if err := host.Remove(ctx, left.ID); err != nil {
+				return "", err
+			}
+		}
+		id, err := host.Create(ctx, e.containerSpec(target, hp.Host, newName, old))
+		sw.newID = id
+		return target.Tag, err
+	})
+	if err != nil {
+		e.failHost(ctx, hp, res, &sw, fmt.Errorf("create: %w", err), time.Time{})
+		return
 	}
 
 	drainStart := time.Now()
 	if err := e.step(name, "drain", func() (string, error) { return "", e.eachBalancer(ctx, name, Balancer.Drain) }); err != nil {
-		cctx, cancel := cleanup()
-		defer cancel()
-		res.Err = fmt.Errorf("drain: %w", err)
-		res.InService = e.restore(cctx, name) == nil
-		res.OutOfRotation = time.Since(drainStart)
+		e.failHost(ctx, hp, res, &sw, fmt.Errorf("drain: %w", err), drainStart)
 		return
 	}
 
-	oldName := svc.ContainerName + "-gantry-old"
-	var old *inventory.Container
-	err := e.step(name, "stop", func() (string, error) {
-		cur, ok, err := host.Inspect(ctx, svc.ContainerName)
-		if err != nil {
-			return "", err
-		}
-		if !ok {
-			// A run cut off mid-swap may have left the old one renamed.
-			if prev, pok, perr := host.Inspect(ctx, oldName); perr == nil && pok {
-				old = &prev
-				return "found " + prev.Version() + " kept by an earlier run", nil
-			}
+	err = e.step(name, "stop", func() (string, error) {
+		if sw.old == nil {
 			return "no container to stop", nil
 		}
-		if stale, sok, _ := host.Inspect(ctx, oldName); sok && !stale.Running {
-			if err := host.Remove(ctx, stale.ID); err != nil {
+		if sw.old.Running {
+			if err := host.Stop(ctx, sw.old.ID, svc.StopTimeout); err != nil {
 				return "", err
 			}
+			sw.oldStopped = true
 		}
-		old = &cur
-		if cur.Running {
-			if err := host.Stop(ctx, cur.ID, svc.StopTimeout); err != nil {
+		if sw.old.Name != oldName {
+			if err := host.Rename(ctx, sw.old.ID, oldName); err != nil {
 				return "", err
 			}
+			sw.oldRenamed = true
 		}
-		return cur.Version(), host.Rename(ctx, cur.ID, oldName)
+		return sw.old.Version(), nil
 	})
 	if err != nil {
-		e.failHost(ctx, cleanup, hp, res, old, "", fmt.Errorf("stop: %w", err), drainStart)
+		e.failHost(ctx, hp, res, &sw, fmt.Errorf("stop: %w", err), drainStart)
 		return
 	}
 
-	var newID string
 	err = e.step(name, "start", func() (string, error) {
-		prevImage := ""
-		if old != nil {
-			prevImage = old.Labels[inventory.LabelImage]
-			if prevImage == "" {
-				prevImage = old.Image
-			}
-		}
-		id, err := host.Create(ctx, inventory.ContainerSpec{
-			Name:  svc.ContainerName,
-			Image: target.Image,
-			Env:   svc.Env(hp.Host),
-			Labels: map[string]string{
-				inventory.LabelManaged:       "true",
-				inventory.LabelService:       svc.Name,
-				inventory.LabelVersion:       target.Tag,
-				inventory.LabelImage:         target.Image,
-				inventory.LabelPreviousImage: prevImage,
-				inventory.LabelDeployedAt:    time.Now().UTC().Format(time.RFC3339),
-			},
-			StopTimeout: svc.StopTimeout,
-			LogMaxSize:  svc.LogMaxSize,
-			LogMaxFile:  svc.LogMaxFile,
-		})
-		if err != nil {
+		if err := host.Rename(ctx, sw.newID, svc.ContainerName); err != nil {
 			return "", err
 		}
-		newID = id
-		return target.Tag, host.Start(ctx, id)
+		sw.newNamed = true
+		return target.Tag, host.Start(ctx, sw.newID)
 	})
 	if err == nil {
-		err = e.step(name, "health", func() (string, error) { return e.waitHealthy(ctx, host, hp.Host, newID) })
+		err = e.step(name, "health", func() (string, error) { return e.waitHealthy(ctx, host, hp.Host, sw.newID) })
 	}
 	if err != nil {
-		e.failHost(ctx, cleanup, hp, res, old, newID, err, drainStart)
+		e.failHost(ctx, hp, res, &sw, err, drainStart)
 		return
 	}
 	res.Ended = target.Tag
 
-	cctx, cancel := cleanup()
+	cctx, cancel := e.cleanupContext(ctx)
 	defer cancel()
 	err = e.restore(cctx, name)
 	res.OutOfRotation = time.Since(drainStart)
 	if err != nil {
 		res.Err = fmt.Errorf("restore: %w", err)
+		res.InService = false
 		return
 	}
 	res.InService = true
-	if old != nil {
+	res.Deployed = true
+	if sw.old != nil {
 		// The old image stays cached: rollback needs it.
-		if err := e.step(name, "cleanup", func() (string, error) { return old.Version(), host.Remove(cctx, old.ID) }); err != nil {
+		if err := e.step(name, "cleanup", func() (string, error) { return sw.old.Version(), host.Remove(cctx, sw.old.ID) }); err != nil {
 			res.Warnings = append(res.Warnings, "old container not removed: "+err.Error())
 		}
 	}
-	res.Deployed = true
+}
+
+// findCurrent returns the service's container on the host: the one with
+// the service's name or, after a run cut off mid-swap, the one it renamed.
+// A stopped leftover of an earlier run is removed.
+func (e *Executor) findCurrent(ctx context.Context, host Host, oldName string) (*inventory.Container, error) {
+	cur, ok, err := host.Inspect(ctx, e.Service.ContainerName)
+	if err != nil {
+		return nil, err
+	}
+	left, lok, err := host.Inspect(ctx, oldName)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case ok && lok:
+		if left.Running {
+			return nil, fmt.Errorf("both %s and %s are running: stop one by hand", e.Service.ContainerName, oldName)
+		}
+		if err := host.Remove(ctx, left.ID); err != nil {
+			return nil, err
+		}
+		return &cur, nil
+	case ok:
+		return &cur, nil
+	case lok:
+		return &left, nil
+	}
+	return nil, nil
+}
+
+func (e *Executor) containerSpec(target Target, h inventory.Host, name string, old *inventory.Container) inventory.ContainerSpec {
+	svc := e.Service
+	prevImage := ""
+	if old != nil {
+		prevImage = old.Labels[inventory.LabelImage]
+		if prevImage == "" {
+			prevImage = old.Image
+		}
+	}
+	return inventory.ContainerSpec{
+		Name:  name,
+		Image: target.Image,
+		Env:   svc.Env(h),
+		Labels: map[string]string{
+			inventory.LabelManaged:       "true",
+			inventory.LabelService:       svc.Name,
+			inventory.LabelVersion:       target.Tag,
+			inventory.LabelImage:         target.Image,
+			inventory.LabelPreviousImage: prevImage,
+			inventory.LabelDeployedAt:    time.Now().UTC().Format(time.RFC3339),
+		},
+		StopTimeout: svc.StopTimeout,
+		LogMaxSize:  svc.LogMaxSize,
+		LogMaxFile:  svc.LogMaxFile,
+	}
+}
+
+// cleanupContext is for work that puts a host back: it survives an
+// interrupt of ctx, bounded by CleanupTimeout.
+func (e *Executor) cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), e.CleanupTimeout)
 }
 
 // failHost undoes a swap that went wrong: the new container goes, the old
-// one comes back and the host returns to every load balancer.
-func (e *Executor) failHost(ctx context.Context, cleanup func() (context.Context, context.CancelFunc), hp HostPlan, res *HostResult, old *inventory.Container, newID string, cause error, drainStart time.Time) {
+// one gets its name back and runs again if it ran before, and the host
+// returns to every load balancer (if it was drained: drainStart is set).
+func (e *Executor) failHost(ctx context.Context, hp HostPlan, res *HostResult, sw *swap, cause error, drainStart time.Time) {
 	name := hp.Host.Name
 	host := e.Hosts[name]
 	res.Err = cause
-	cctx, cancel := cleanup()
+	cctx, cancel := e.cleanupContext(ctx)
 	defer cancel()
-	res.Ended = ""
 	revertErr := e.step(name, "revert", func() (string, error) {
-		if newID != "" {
-			if err := host.Remove(cctx, newID); err != nil {
+		if sw.newID != "" {
+			if err := host.Remove(cctx, sw.newID); err != nil {
 				return "", err
 			}
 		}
+		old := sw.old
 		if old == nil {
+			res.Ended = ""
 			return "nothing ran here before", nil
 		}
-		if err := host.Rename(cctx, old.ID, e.Service.ContainerName); err != nil {
-			return "", err
+		if sw.oldRenamed || old.Name != e.Service.ContainerName {
+			if err := host.Rename(cctx, old.ID, e.Service.ContainerName); err != nil {
+				return "", err
+			}
 		}
 		if !old.Running {
+			res.Ended = ""
 			return old.Version() + " left stopped, as found", nil
 		}
-		if err := host.Start(cctx, old.ID); err != nil {
-			return "", err
-		}
-		if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID); err != nil {
-			return "", fmt.Errorf("%s restarted but unhealthy: %w", old.Version(), err)
+		if sw.oldStopped {
+			if err := host.Start(cctx, old.ID); err != nil {
+				res.Ended = ""
+				return "", err
+			}
+			if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID); err != nil {
+				res.Ended = ""
+				return "", fmt.Errorf("%s restarted but unhealthy: %w", old.Version(), err)
+			}
 		}
 		res.Ended = old.Version()
 		return old.Version(), nil
 	})
-	res.Reverted = revertErr == nil
-	if revertErr != nil {
-		res.RevertErr = revertErr
+	// Reverted means the old version was put back; a host whose old
+	// container was never touched simply failed.
+	touched := sw.oldStopped || sw.oldRenamed || sw.newNamed
+	res.Reverted = revertErr == nil && touched
+	res.RevertErr = revertErr
+	if drainStart.IsZero() {
+		return // never drained: still in every load balancer
 	}
 	res.InService = e.restore(cctx, name) == nil
 	res.OutOfRotation = time.Since(drainStart)
@@ -376,12 +446,16 @@ func (e *Executor) eachBalancer(ctx context.Context, host string, op func(Balanc
 	return merr.ErrorOrNil()
 }
 
+// bootProbe is the first retry delay of a health check that has not passed yet.
+const bootProbe = 10 * time.Millisecond
+
 // waitHealthy polls the container's health endpoint from the host's side
 // until Threshold consecutive passes, the container stops running, or the
 // deadline passes.
 func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host, id string) (string, error) {
 	hc := e.Service.Health
 	addr := fmt.Sprintf("%s:%d", h.Address, e.Service.Port)
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, hc.Deadline)
 	defer cancel()
 	passes, probes := 0, 0
@@ -391,6 +465,10 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 	for {
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				// The deploy was interrupted: not the new version's fault.
+				return "", fmt.Errorf("health check interrupted after %d probes: %w", probes, parent.Err())
+			}
 			if last == "" {
 				last = "no answer yet"
 			}
@@ -400,6 +478,9 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 		probes++
 		status, err := host.ProbeHTTP(ctx, addr, hc.Path, hc.Timeout)
 		switch {
+		case err != nil && ctx.Err() != nil:
+			// Cut off by the deadline or an interrupt: keep the last real answer.
+			passes = 0
 		case err != nil:
 			passes, last = 0, err.Error()
 		case status != hc.Status:
@@ -416,6 +497,12 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 				return "", fmt.Errorf("%w: container exited (code %d) during the health check", ErrHealthCheck, c.ExitCode)
 			}
 		}
-		tick.Reset(hc.Interval)
+		// Until the first pass the container is booting: probe again soon,
+		// backing off to the interval. Passes are then spaced by the interval.
+		next := hc.Interval
+		if passes == 0 {
+			next = min(hc.Interval, bootProbe<<min(probes-1, 8))
+		}
+		tick.Reset(next)
 	}
 }

@@ -31,6 +31,28 @@ func checkText(t *testing.T, what, got, want string) {
 	}
 }
 
+// checkKnownBug compares like checkText while bug is empty. While bug names
+// a known, reported bug, a mismatch skips the rest of the test instead of
+// failing it; finishKnownBug then fails a marked test that fully passes, so
+// the marker goes once the bug is fixed.
+func checkKnownBug(t *testing.T, bug, what, got, want string) {
+	t.Helper()
+	if bug == "" {
+		checkText(t, what, got, want)
+		return
+	}
+	if got != want {
+		t.Skipf("known bug: %s\n%s:\n%s\nwant:\n%s", bug, what, got, want)
+	}
+}
+
+func finishKnownBug(t *testing.T, bug string) {
+	t.Helper()
+	if bug != "" {
+		t.Errorf("marked as known bug %q but every check passes: remove the marker", bug)
+	}
+}
+
 func checkNoViolations(t *testing.T, f *fakeFleet) {
 	t.Helper()
 	for _, v := range f.violations {
@@ -198,10 +220,8 @@ lb2 drained: []
 host2 not-started old1 in-service=true
 host3 not-started old1 in-service=true
 `,
-			// BUG (see report): the last probe, cut off by the deadline,
-			// overwrites the real reason ("status 503, want 200") with
-			// "context deadline exceeded" most of the time.
-			errText: "not healthy within 100ms",
+			// The last real answer is kept, not the deadline's cut-off.
+			errText: "(last: status 503, want 200)",
 		},
 		{
 			name: "never healthy, first batch of 2", health: neverHealthy, batch: 2,
@@ -310,6 +330,7 @@ func TestRunInterrupted(t *testing.T) {
 		// saysInterrupted: the report error wraps context.Canceled or says
 		// "interrupted".
 		saysInterrupted bool
+		bug             string
 	}{
 		{
 			name:            "while the new container starts",
@@ -321,11 +342,9 @@ host3 not-started old1 in-service=true
 `,
 		},
 		{
-			// BUG (see report): the interrupt is reported as a failed
-			// health check of the new version (wraps ErrHealthCheck, not
-			// context.Canceled).
-			name: "while the new container is health checked",
-			at:   "probe",
+			name:            "while the new container is health checked",
+			at:              "probe",
+			saysInterrupted: true,
 			outcomes: `host1 failed-reverted old1 in-service=true
 host2 not-started old1 in-service=true
 host3 not-started old1 in-service=true
@@ -335,9 +354,8 @@ host3 not-started old1 in-service=true
 			name:            "while the host is drained",
 			at:              "drain",
 			saysInterrupted: true,
-			// BUG (see report): the old container was never touched and
-			// still runs old1, but the report says host1 runs nothing.
-			outcomes: `host1 failed-reverted - in-service=true
+			// Interrupted before the old container was touched.
+			outcomes: `host1 failed old1 in-service=true
 host2 not-started old1 in-service=true
 host3 not-started old1 in-service=true
 `,
@@ -379,11 +397,12 @@ host3: www=old1(running)
 lb1 drained: []
 lb2 drained: []
 `)
-			checkText(t, "outcomes", outcomes(rep), tc.outcomes)
 			if st, ok, _ := h1.Inspect(context.Background(), "www"); !ok || !st.Running {
 				t.Errorf("host1 ends not serving")
 			}
 			checkNoViolations(t, f)
+			checkKnownBug(t, tc.bug, "outcomes", outcomes(rep), tc.outcomes)
+			finishKnownBug(t, tc.bug)
 		})
 	}
 }
@@ -434,13 +453,16 @@ func TestRunDockerStepFailsHostKeepsOldVersion(t *testing.T) {
 	tests := []struct {
 		op       string // the operation that fails on host1
 		outcomes string
+		bug      string
 	}{
-		{op: "create", outcomes: `host1 failed-reverted old1 in-service=true
+		// The old container was never touched: the host simply failed.
+		{op: "create", outcomes: `host1 failed old1 in-service=true
 host2 not-started old1 in-service=true
 `},
-		{op: "stop", outcomes: `host1 failed-reverted old1 in-service=true
+		{op: "stop", outcomes: `host1 failed old1 in-service=true
 host2 not-started old1 in-service=true
 `},
+		// Stopped, then the rename failed: the old container is started again.
 		{op: "rename", outcomes: `host1 failed-reverted old1 in-service=true
 host2 not-started old1 in-service=true
 `},
@@ -459,13 +481,14 @@ host2 not-started old1 in-service=true
 			if !strings.Contains(rep.Err.Error(), "docker daemon hiccup") {
 				t.Errorf("report error does not carry the cause: %v", rep.Err)
 			}
-			checkText(t, "fleet", f.state(), `host1: www=old1(running)
+			checkNoViolations(t, f)
+			checkKnownBug(t, tc.bug, "fleet", f.state(), `host1: www=old1(running)
 host2: www=old1(running)
 lb1 drained: []
 lb2 drained: []
 `)
-			checkText(t, "outcomes", outcomes(rep), tc.outcomes)
-			checkNoViolations(t, f)
+			checkKnownBug(t, tc.bug, "outcomes", outcomes(rep), tc.outcomes)
+			finishKnownBug(t, tc.bug)
 		})
 	}
 }

@@ -13,6 +13,7 @@ type StepKind string
 
 // The per-host steps, in the order they run.
 const (
+	StepCreate  StepKind = "create"  // create the new container while the host still serves
 	StepDrain   StepKind = "drain"   // take the host out of every load balancer
 	StepStop    StepKind = "stop"    // stop the old container (kept, renamed)
 	StepStart   StepKind = "start"   // create and start the new container
@@ -97,6 +98,7 @@ func planHost(target Target, h HostSnapshot) HostPlan {
 			return hp
 		}
 	}
+	hp.Steps = append(hp.Steps, Step{StepCreate, "create " + target.Tag + " beside the old container; it binds nothing until started"})
 	hp.Steps = append(hp.Steps, Step{StepDrain, "no traffic reaches the host while its container is swapped"})
 	switch {
 	case cur == nil:
@@ -107,7 +109,7 @@ func planHost(target Target, h HostSnapshot) HostPlan {
 		hp.Steps = append(hp.Steps, Step{StepStop, "old container " + hp.From + " is not running; keep it for restore"})
 	}
 	hp.Steps = append(hp.Steps,
-		Step{StepStart, "create and start " + target.Tag},
+		Step{StepStart, "start " + target.Tag + " under the service's name"},
 		Step{StepHealth, "traffic only after the health check passes"},
 		Step{StepRestore, "back into every load balancer"},
 	)

@@ -48,9 +48,9 @@ func TestPlanDeploy(t *testing.T) {
 			want: `deploy www@abc1234 (127.0.0.1:5000/gantry/www:abc1234): 2 host(s) in 2 batch(es)
 pull first, on every host: host1 host2
 batch 1:
-  host1: (none) -> abc1234: drain, start, health, restore
+  host1: (none) -> abc1234: create, drain, start, health, restore
 batch 2:
-  host2: (none) -> abc1234: drain, start, health, restore
+  host2: (none) -> abc1234: create, drain, start, health, restore
 `,
 		},
 		{
@@ -66,11 +66,11 @@ batch 2:
 			want: `deploy www@abc1234 (127.0.0.1:5000/gantry/www:abc1234): 4 host(s) in 2 batch(es)
 pull first, on every host: host1 host3 host4 host5
 batch 1:
-  host1 [a]: old1 -> abc1234: drain, stop, start, health, restore, cleanup
-  host3 [a]: old0 -> abc1234: drain, stop, start, health, restore, cleanup
+  host1 [a]: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
+  host3 [a]: old0 -> abc1234: create, drain, stop, start, health, restore, cleanup
 batch 2:
-  host4 [b]: old1 -> abc1234: drain, stop, start, health, restore, cleanup
-  host5 [a]: (none) -> abc1234: drain, start, health, restore
+  host4 [b]: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
+  host5 [a]: (none) -> abc1234: create, drain, start, health, restore
 skip host2: already runs abc1234
 `,
 		},
@@ -87,12 +87,12 @@ skip host2: already runs abc1234
 			want: `deploy www@abc1234 (127.0.0.1:5000/gantry/www:abc1234): 5 host(s) in 2 batch(es)
 pull first, on every host: host1 host2 host3 host4 host5
 batch 1:
-  host1: old1 -> abc1234: drain, stop, start, health, restore, cleanup
-  host2: old1 -> abc1234: drain, stop, start, health, restore, cleanup
-  host3: old1 -> abc1234: drain, stop, start, health, restore, cleanup
+  host1: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
+  host2: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
+  host3: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
 batch 2:
-  host4: old1 -> abc1234: drain, stop, start, health, restore, cleanup
-  host5: old1 -> abc1234: drain, stop, start, health, restore, cleanup
+  host4: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
+  host5: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
 `,
 		},
 		{
@@ -108,13 +108,13 @@ batch 2:
 			want: `deploy www@abc1234 (127.0.0.1:5000/gantry/www:abc1234): 4 host(s) in 4 batch(es)
 pull first, on every host: host1 host2 host3 host4
 batch 1:
-  host1: old1 -> abc1234: drain, stop, start, health, restore, cleanup
+  host1: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
 batch 2:
-  host2: abc1234 -> abc1234: drain, stop, start, health, restore, cleanup
+  host2: abc1234 -> abc1234: create, drain, stop, start, health, restore, cleanup
 batch 3:
-  host3: old1 -> abc1234: drain, stop, start, health, restore, cleanup
+  host3: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
 batch 4:
-  host4: old1 -> abc1234: drain, stop, start, health, restore, cleanup
+  host4: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
 `,
 		},
 		{
@@ -127,9 +127,9 @@ batch 4:
 			want: `deploy www@abc1234 (127.0.0.1:5000/gantry/www:abc1234): 2 host(s) in 2 batch(es)
 pull first, on every host: host1 host2
 batch 1:
-  host1: old1 -> abc1234: drain, stop, start, health, restore, cleanup
+  host1: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
 batch 2:
-  host2: old1 -> abc1234: drain, stop, start, health, restore, cleanup
+  host2: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
 `,
 		},
 		{
@@ -142,8 +142,8 @@ batch 2:
 			want: `deploy www@abc1234 (127.0.0.1:5000/gantry/www:abc1234): 2 host(s) in 1 batch(es)
 pull first, on every host: host1 host2
 batch 1:
-  host1: (none) -> abc1234: drain, start, health, restore
-  host2: old1 -> abc1234: drain, stop, start, health, restore, cleanup
+  host1: (none) -> abc1234: create, drain, start, health, restore
+  host2: old1 -> abc1234: create, drain, stop, start, health, restore, cleanup
 `,
 		},
 		{

@@ -1,0 +1,245 @@
+package lb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRender(t *testing.T) {
+	servers := []Server{
+		{Host: "host1", Addr: "10.0.0.1:8080"},
+		{Host: "host2", Addr: "10.0.0.2:8080"},
+		{Host: "host3", Addr: "[fd00::3]:8080"},
+	}
+	tests := []struct {
+		name string
+		down map[string]bool
+		want string
+	}{
+		{
+			name: "all up",
+			down: nil,
+			want: `# Managed by gantry (service www on lb1). Do not edit: rewritten on every deploy.
+server 10.0.0.1:8080; # host1
+server 10.0.0.2:8080; # host2
+server [fd00::3]:8080; # host3
+`,
+		},
+		{
+			name: "one down",
+			down: map[string]bool{"host2": true, "host3": false},
+			want: `# Managed by gantry (service www on lb1). Do not edit: rewritten on every deploy.
+server 10.0.0.1:8080; # host1
+server 10.0.0.2:8080 down; # host2
+server [fd00::3]:8080; # host3
+`,
+		},
+		{
+			name: "all down",
+			down: map[string]bool{"host1": true, "host2": true, "host3": true},
+			want: `# Managed by gantry (service www on lb1). Do not edit: rewritten on every deploy.
+server 10.0.0.1:8080 down; # host1
+server 10.0.0.2:8080 down; # host2
+server [fd00::3]:8080 down; # host3
+`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(Render("lb1", "www", servers, tc.down)); got != tc.want {
+				t.Errorf("Render:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+// shRunner runs the command with the local sh, like sshd would run it on
+// the load balancer, and reports exit codes the way an *ssh.ExitError does.
+type shRunner struct {
+	runs int
+}
+
+type exitError struct {
+	code   int
+	stderr string
+}
+
+func (e *exitError) Error() string   { return fmt.Sprintf("exit status %d: %s", e.code, e.stderr) }
+func (e *exitError) ExitStatus() int { return e.code }
+
+func (r *shRunner) Run(ctx context.Context, command string, stdin []byte) ([]byte, error) {
+	r.runs++
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return stdout.Bytes(), &exitError{code: ee.ExitCode(), stderr: strings.TrimSpace(stderr.String())}
+	}
+	return stdout.Bytes(), err
+}
+
+const header = "# Managed by gantry (service www on lb1). Do not edit: rewritten on every deploy.\n"
+
+func newNginx(t *testing.T, dir string) *Nginx {
+	t.Helper()
+	n := &Nginx{
+		Name:          "lb1",
+		Runner:        &shRunner{},
+		UpstreamsDir:  dir,
+		TestCommand:   "true",
+		ReloadCommand: "true",
+		DrainTimeout:  time.Second,
+	}
+	n.SetUpstream("www", []Server{
+		{Host: "host2", Addr: "10.0.0.2:8080"},
+		{Host: "host1", Addr: "10.0.0.1:8080"},
+	})
+	return n
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading upstream file: %v", err)
+	}
+	return string(b)
+}
+
+func TestNginxDrainAndRestore(t *testing.T) {
+	for _, sub := range []string{"upstreams", "it's got spaces/and 'quotes'", "$(touch pwned)"} {
+		t.Run(sub, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, sub)
+			n := newNginx(t, dir)
+			file := filepath.Join(dir, "www.conf")
+			ctx := context.Background()
+
+			if err := n.Drain(ctx, "www", "host1"); err != nil {
+				t.Fatalf("Drain: %v", err)
+			}
+			// Servers are sorted by host name, whatever SetUpstream got.
+			if got, want := readFile(t, file), header+
+				"server 10.0.0.1:8080 down; # host1\n"+
+				"server 10.0.0.2:8080; # host2\n"; got != want {
+				t.Errorf("after drain:\n%s\nwant:\n%s", got, want)
+			}
+
+			if err := n.Restore(ctx, "www", "host1"); err != nil {
+				t.Fatalf("Restore: %v", err)
+			}
+			if got, want := readFile(t, file), header+
+				"server 10.0.0.1:8080; # host1\n"+
+				"server 10.0.0.2:8080; # host2\n"; got != want {
+				t.Errorf("after restore:\n%s\nwant:\n%s", got, want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "www.conf.gantry-tmp")); !os.IsNotExist(err) {
+				t.Errorf("temporary file left behind: %v", err)
+			}
+			// Nothing in the path was run as a command.
+			for _, d := range []string{root, dir, "."} {
+				if _, err := os.Stat(filepath.Join(d, "pwned")); err == nil {
+					t.Errorf("a path in UpstreamsDir was executed by the shell (found %s/pwned)", d)
+				}
+			}
+		})
+	}
+}
+
+func TestNginxFailedConfigTestKeepsPreviousFile(t *testing.T) {
+	dir := t.TempDir()
+	n := newNginx(t, dir)
+	file := filepath.Join(dir, "www.conf")
+	ctx := context.Background()
+
+	if err := n.Drain(ctx, "www", "host1"); err != nil {
+		t.Fatalf("Drain host1: %v", err)
+	}
+	before := readFile(t, file)
+
+	n.TestCommand = "echo 'nginx: [emerg] unexpected end of file' >&2; false"
+	err := n.Drain(ctx, "www", "host2")
+	if !errors.Is(err, ErrConfigTest) {
+		t.Fatalf("Drain with a failing config test = %v, want ErrConfigTest", err)
+	}
+	if !strings.Contains(err.Error(), "lb1") {
+		t.Errorf("error does not name the load balancer: %v", err)
+	}
+	if got := readFile(t, file); got != before {
+		t.Errorf("upstream file after a failed test:\n%s\nwant the previous content:\n%s", got, before)
+	}
+
+	// gantry still considers host2 up: the next change does not mark it down.
+	n.TestCommand = "true"
+	if err := n.Restore(ctx, "www", "host1"); err != nil {
+		t.Fatalf("Restore host1: %v", err)
+	}
+	if got, want := readFile(t, file), header+
+		"server 10.0.0.1:8080; # host1\n"+
+		"server 10.0.0.2:8080; # host2\n"; got != want {
+		t.Errorf("after restore:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestNginxFailedConfigTestWithoutPreviousFile(t *testing.T) {
+	dir := t.TempDir()
+	n := newNginx(t, dir)
+	n.TestCommand = "false"
+	if err := n.Drain(context.Background(), "www", "host1"); !errors.Is(err, ErrConfigTest) {
+		t.Fatalf("Drain = %v, want ErrConfigTest", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "www.conf")); !os.IsNotExist(err) {
+		t.Errorf("rejected upstream file left in place (stat: %v)", err)
+	}
+}
+
+func TestNginxFailedReload(t *testing.T) {
+	dir := t.TempDir()
+	n := newNginx(t, dir)
+	n.ReloadCommand = "echo 'nginx: [error] invalid PID number' >&2; exit 1"
+	err := n.Drain(context.Background(), "www", "host1")
+	if err == nil {
+		t.Fatal("Drain succeeded with a failing reload")
+	}
+	if errors.Is(err, ErrConfigTest) {
+		t.Errorf("a failed reload reported as a failed config test: %v", err)
+	}
+	if !strings.Contains(err.Error(), "invalid PID number") {
+		t.Errorf("error does not carry nginx's message: %v", err)
+	}
+}
+
+func TestNginxRefusesUnknownServiceOrHost(t *testing.T) {
+	dir := t.TempDir()
+	n := newNginx(t, dir)
+	ctx := context.Background()
+	tests := []struct {
+		service, host, want string
+	}{
+		{"api", "host1", "no upstream declared for service api"},
+		{"www", "host9", "host host9 is not a server of upstream www"},
+	}
+	for _, tc := range tests {
+		err := n.Drain(ctx, tc.service, tc.host)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Drain(%s, %s) = %v, want an error containing %q", tc.service, tc.host, err, tc.want)
+		}
+	}
+	if runs := n.Runner.(*shRunner).runs; runs != 0 {
+		t.Errorf("refused changes still ran %d command(s) on the load balancer", runs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "www.conf")); !os.IsNotExist(err) {
+		t.Errorf("refused change wrote the upstream file")
+	}
+}
