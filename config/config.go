@@ -40,6 +40,9 @@ const (
 	DefaultPullTimeout      = 5 * time.Minute
 	DefaultPullConcurrency  = 8
 	DefaultDockerCallTimout = 30 * time.Second
+	DefaultMinFreeDisk      = 1 << 30
+	DefaultLockDir          = "/var/lib/gantry/locks"
+	DefaultLockTTL          = time.Hour
 )
 
 // Config is a loaded, validated gantry.yml.
@@ -83,6 +86,87 @@ type SSH struct {
 type Environment struct {
 	Hosts         []Host         `yaml:"hosts"`
 	LoadBalancers []LoadBalancer `yaml:"load_balancers"`
+	// MinFreeDisk is the pre-flight floor of free space on every host's
+	// Docker data root, e.g. "2g" (default 1g).
+	MinFreeDisk Size `yaml:"min_free_disk"`
+	Lock        Lock `yaml:"lock"`
+}
+
+// Lock is where the environment's deploy locks live: a directory on one
+// machine of the fleet, shared by every deployer.
+type Lock struct {
+	// Host is the name of the load balancer or host holding the locks
+	// (default: the first load balancer by name, else the first host).
+	Host string `yaml:"host"`
+	// Dir is the directory on that machine (default /var/lib/gantry/locks).
+	Dir string `yaml:"dir"`
+	// TTL is the age after which a lock may be broken with --force.
+	TTL Duration `yaml:"ttl"`
+}
+
+// Size is a byte count written as 500m, 2g, 1t or plain bytes.
+type Size int64
+
+// UnmarshalYAML parses a size.
+func (z *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	*z = Size(v)
+	return nil
+}
+
+// ParseSize parses "500m", "2g", "1t", "800k" or a plain byte count.
+func ParseSize(s string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size (use e.g. 500m, 2g, 1t)", s)
+	}
+	var n int64
+	fmt.Sscan(m[1], &n)
+	shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30, "t": 40}[m[2]]
+	return n << shift, nil
+}
+
+var sizeRE = regexp.MustCompile(`^([0-9]+)\s*([kmgt]?)b?$`)
+
+// Count is "3" (hosts) or "50%" (of the service's hosts).
+type Count struct {
+	N       int
+	Percent bool
+	set     bool
+}
+
+// UnmarshalYAML parses a count or a percentage.
+func (c *Count) UnmarshalYAML(n *yaml.Node) error {
+	v := strings.TrimSpace(n.Value)
+	pct := strings.HasSuffix(v, "%")
+	var x int
+	if _, err := fmt.Sscan(strings.TrimSuffix(v, "%"), &x); err != nil || x < 0 || (pct && x > 100) || strings.ContainsAny(strings.TrimSuffix(v, "%"), ".-+ ") {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a host count or percentage (e.g. 2 or 50%%)", n.Line, v)}}
+	}
+	*c = Count{N: x, Percent: pct, set: true}
+	return nil
+}
+
+// Of resolves the count against a total number of hosts (percentages
+// round up: 50% of 3 hosts is 2).
+func (c Count) Of(total int) int {
+	if !c.Percent {
+		return c.N
+	}
+	return (c.N*total + 99) / 100
+}
+
+// IsSet reports whether the key was given.
+func (c Count) IsSet() bool { return c.set }
+
+func (c Count) String() string {
+	if c.Percent {
+		return fmt.Sprintf("%d%%", c.N)
+	}
+	return fmt.Sprint(c.N)
 }
 
 // Host is one app host from static discovery.
@@ -119,6 +203,10 @@ type Service struct {
 	StopTimeout   Duration          `yaml:"stop_timeout"`
 	Log           Log               `yaml:"log"`
 	BatchSize     int               `yaml:"batch_size"`
+	// MinInService is how many of the service's hosts must stay in
+	// service while a batch is out (count or percent; default 1 when the
+	// service has more than one host).
+	MinInService Count `yaml:"min_in_service"`
 }
 
 // Health is the HTTP check a new container must pass before it gets traffic.
@@ -328,6 +416,18 @@ func (c *Config) applyDefaults() {
 				h.DockerSocket = DefaultDockerSocket
 			}
 		}
+		if env.MinFreeDisk == 0 {
+			env.MinFreeDisk = DefaultMinFreeDisk
+		}
+		if env.Lock.Dir == "" {
+			env.Lock.Dir = DefaultLockDir
+		}
+		if env.Lock.TTL == 0 {
+			env.Lock.TTL = Duration(DefaultLockTTL)
+		}
+		if env.Lock.Host == "" {
+			env.Lock.Host = defaultLockHost(env)
+		}
 		for i := range env.LoadBalancers {
 			lb := &env.LoadBalancers[i]
 			if lb.SSHPort == 0 {
@@ -480,6 +580,17 @@ func (c *Config) validate() []error {
 			}
 		}
 	}
+	for _, en := range sortedKeys(c.Environments) {
+		env := c.Environments[en]
+		if env.Lock.Host != "" {
+			if _, _, ok := env.Machine(env.Lock.Host); !ok {
+				bad("environments."+en+".lock.host", "%q is not a host or load balancer of the environment", env.Lock.Host)
+			}
+		}
+		if !filepath.IsAbs(env.Lock.Dir) {
+			bad("environments."+en+".lock.dir", "%q must be an absolute path", env.Lock.Dir)
+		}
+	}
 	if len(c.Services) == 0 {
 		bad("services", "required: at least one service")
 	}
@@ -548,6 +659,41 @@ func (s Service) ExpandEnv(h Host) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
+}
+
+// defaultLockHost picks where locks live: the first load balancer by name,
+// else the first host by name.
+func defaultLockHost(env Environment) string {
+	names := []string{}
+	for _, lb := range env.LoadBalancers {
+		names = append(names, lb.Name)
+	}
+	if len(names) == 0 {
+		for _, h := range env.Hosts {
+			names = append(names, h.Name)
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
+}
+
+// Machine finds a host or load balancer of the environment by name and
+// returns its address and SSH port.
+func (e Environment) Machine(name string) (address string, sshPort int, ok bool) {
+	for _, lb := range e.LoadBalancers {
+		if lb.Name == name {
+			return lb.Address, lb.SSHPort, true
+		}
+	}
+	for _, h := range e.Hosts {
+		if h.Name == name {
+			return h.Address, h.SSHPort, true
+		}
+	}
+	return "", 0, false
 }
 
 // Environment returns the named environment or an error listing the known ones.

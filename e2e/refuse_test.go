@@ -49,8 +49,8 @@ func TestHostKeysAreVerified(t *testing.T) {
 			}
 			cfg := l.configWith(t, "known_hosts: "+known, "known_hosts: "+kh)
 			r := l.runWith(t, cfg, "deploy", "www@abc1234", "--env", "lab")
-			if r.code != 2 {
-				t.Errorf("exit %d, want 2 (refused before any change)", r.code)
+			if r.code != 3 {
+				t.Errorf("exit %d, want 3 (refused by pre-flight)", r.code)
 			}
 			for _, want := range []string{victim.Name, tc.want, "host key verification failed"} {
 				if !strings.Contains(r.stderr, want) {
@@ -84,7 +84,7 @@ func TestBadInputRefused(t *testing.T) {
 		{"malformed target", l.config, []string{"deploy", "www", "--env", "lab"}, []string{"SERVICE@TAG"}},
 		{"unknown service", l.config, []string{"deploy", "api@abc1234", "--env", "lab"}, []string{`no service "api"`, "www"}},
 		{"unknown environment", l.config, []string{"deploy", "www@abc1234", "--env", "prod"}, []string{`no environment "prod"`, "lab"}},
-		{"tag not in registry", l.config, []string{"deploy", "www@0000000", "--env", "lab"}, []string{"pull failed, nothing was changed", "0000000"}},
+		{"tag not in registry", l.config, []string{"deploy", "www@0000000", "--env", "lab"}, []string{"refused by pre-flight checks, nothing was changed", "www:0000000 not found in the registry"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := l.runWith(t, tc.config, tc.args...)

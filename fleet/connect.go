@@ -27,6 +27,8 @@ const dockerCallTimeout = 30 * time.Second
 type Connections struct {
 	Hosts map[string]*Host
 	LBs   map[string]*remote.Conn
+	// extra are other machines dialled for this run (the lock's).
+	extra []*remote.Conn
 }
 
 // Host is one app host's connection and Docker client; it satisfies
@@ -48,6 +50,9 @@ func (c *Connections) Close() {
 	}
 	for _, l := range c.LBs {
 		l.Close()
+	}
+	for _, x := range c.extra {
+		x.Close()
 	}
 }
 

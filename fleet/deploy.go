@@ -15,13 +15,14 @@ import (
 	"github.com/gantry-dev/gantry/discovery"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
+	"github.com/gantry-dev/gantry/lock"
 	"github.com/gantry-dev/gantry/rollout"
 )
 
 // CleanupTimeout bounds putting a host back after a failure or interrupt.
 const CleanupTimeout = 2 * time.Minute
 
-// ErrRefused marks errors found before anything on the fleet changed.
+// ErrRefused marks bad input: nothing on the fleet was looked at or changed.
 var ErrRefused = errors.New("refused before any change")
 
 // DeployOptions are the inputs of one deploy.
@@ -30,15 +31,26 @@ type DeployOptions struct {
 	Env             string
 	Target          string
 	AllowMutableTag bool
-	// DryRun plans and prints, changing nothing.
+	// DryRun runs the pre-flight checks, prints the plan and changes nothing.
 	DryRun bool
+	// OnFailure is rollout.OnFailureRevert (default) or OnFailureHalt.
+	OnFailure string
+	// LockWait is how long to wait for a deploy lock someone else holds.
+	LockWait time.Duration
+	// Message is recorded with the lock.
+	Message string
+	// ForceLock breaks a lock older than its TTL.
+	ForceLock bool
 	// Out receives the plan, one line per step per host, and the summary.
 	Out io.Writer
+	// OnEvent, if set, also receives every progress event.
+	OnEvent func(rollout.Event)
 }
 
-// Deploy rolls target out to the environment's hosts of its service. The
-// returned report says what each host ended on; a nil report comes with an
-// error wrapping ErrRefused when nothing was changed.
+// Deploy rolls target out to the environment's hosts of its service, under
+// the environment's deploy lock. The returned report says what each host
+// ended on. Errors before any change wrap ErrRefused (bad input),
+// rollout.ErrPreflight (a check failed) or lock.ErrHeld.
 func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 	cfg := o.Config
 	svcName, _, _ := strings.Cut(o.Target, "@")
@@ -50,13 +62,16 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
+	if o.OnFailure != "" && o.OnFailure != rollout.OnFailureRevert && o.OnFailure != rollout.OnFailureHalt {
+		return nil, fmt.Errorf("%w: --on-failure %q: use revert or halt", ErrRefused, o.OnFailure)
+	}
 	env, err := cfg.Environment(o.Env)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	all, err := discovery.Static{List: env.Hosts}.Hosts(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: discovery: %w", ErrRefused, err)
+		return nil, fmt.Errorf("%w: discovery: %w", rollout.ErrPreflight, err)
 	}
 	hosts := discovery.ForService(all, svcName)
 	if len(hosts) == 0 {
@@ -65,35 +80,88 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 
 	conns, err := Connect(ctx, cfg, env, hosts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
 	defer conns.Close()
+	balancers := nginxBalancers(env, conns, svcName, svc.Port, hosts, o.Out)
+
+	var held *lock.Lock
+	locker, err := conns.Locker(ctx, cfg, env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	}
+	lockName := lock.Name(o.Env, svcName)
+	if o.DryRun {
+		if holder, ok, err := locker.Store.Read(ctx, lockName); err == nil && ok {
+			fmt.Fprintf(o.Out, "note: deploy lock %s is held by %s\n", lockName, holder)
+		}
+	} else {
+		held, err = locker.Acquire(ctx, lock.Request{Name: lockName, Target: o.Target, Message: o.Message, Wait: o.LockWait, Force: o.ForceLock})
+		if err != nil {
+			return nil, err
+		}
+		if held.Broke != nil {
+			fmt.Fprintf(o.Out, "warning: broke the stale deploy lock held by %s\n", held.Broke)
+		}
+		// Released on every path, interrupts included.
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := locker.Release(rctx, held); err != nil {
+				fmt.Fprintf(o.Out, "warning: could not release deploy lock %s: %v (release it with: gantry lock release %s --env %s --force)\n", lockName, err, svcName, o.Env)
+			}
+		}()
+	}
 
 	snap, err := snapshot(ctx, conns, hosts, svc.ContainerName)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
 	plan := rollout.PlanDeploy(target, snap, svc.BatchSize)
+	if err := preflight(ctx, cfg, env, svcName, svc, conns, plan, snap, balancers); err != nil {
+		fmt.Fprint(o.Out, plan.String())
+		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
+	}
 	fmt.Fprint(o.Out, plan.String())
 	if o.DryRun {
+		fmt.Fprintln(o.Out, "dry run: pre-flight checks passed; nothing was changed")
 		return nil, nil
 	}
 
+	printer := progressPrinter(o.Out)
 	exec := &rollout.Executor{
 		Hosts:           map[string]rollout.Host{},
 		Service:         serviceSpec(svcName, svc),
 		PullConcurrency: cfg.Registry.PullConcurrency,
 		PullTimeout:     cfg.Registry.PullTimeout.D(),
 		CleanupTimeout:  CleanupTimeout,
-		Observe:         progressPrinter(o.Out),
+		OnFailure:       o.OnFailure,
+		Observe: func(ev rollout.Event) {
+			printer(ev)
+			if o.OnEvent != nil {
+				o.OnEvent(ev)
+			}
+		},
 	}
 	for name, h := range conns.Hosts {
 		exec.Hosts[name] = h
 	}
+	for _, b := range balancers {
+		exec.Balancers = append(exec.Balancers, b)
+	}
+	rep := exec.Run(ctx, plan)
+	fmt.Fprint(o.Out, "\n"+rep.String())
+	return rep, nil
+}
+
+// nginxBalancers returns the environment's load balancers with the
+// service's upstream declared: every host of the service, on its port.
+func nginxBalancers(env config.Environment, conns *Connections, service string, port int, hosts []inventory.Host, out io.Writer) []*lb.Nginx {
 	servers := make([]lb.Server, len(hosts))
 	for i, h := range hosts {
-		servers[i] = lb.Server{Host: h.Name, Addr: config.HostPort(h.Address, svc.Port)}
+		servers[i] = lb.Server{Host: h.Name, Addr: config.HostPort(h.Address, port)}
 	}
+	var list []*lb.Nginx
 	for _, lc := range env.LoadBalancers {
 		n := &lb.Nginx{
 			Name:          lc.Name,
@@ -103,14 +171,12 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 			ReloadCommand: lc.ReloadCommand,
 			PidFile:       lc.PidFile,
 			DrainTimeout:  lc.DrainTimeout.D(),
-			Warn:          func(s string) { fmt.Fprintln(o.Out, "warning: "+s) },
+			Warn:          func(s string) { fmt.Fprintln(out, "warning: "+s) },
 		}
-		n.SetUpstream(svcName, servers)
-		exec.Balancers = append(exec.Balancers, n)
+		n.SetUpstream(service, servers)
+		list = append(list, n)
 	}
-	rep := exec.Run(ctx, plan)
-	fmt.Fprint(o.Out, "\n"+rep.String())
-	return rep, nil
+	return list
 }
 
 // snapshot inspects the service's container on every host.

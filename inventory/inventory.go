@@ -43,9 +43,11 @@ type Container struct {
 	Running bool
 	// Restarting is true while the daemon is restarting it after an exit.
 	Restarting bool
-	ExitCode   int
-	StartedAt  time.Time
-	Labels     map[string]string
+	// RestartCount counts restarts by the daemon since the container was created.
+	RestartCount int
+	ExitCode     int
+	StartedAt    time.Time
+	Labels       map[string]string
 }
 
 // Version is the version gantry recorded on the container, or the image tag

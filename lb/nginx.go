@@ -74,6 +74,17 @@ func (n *Nginx) Restore(ctx context.Context, service, host string) error {
 	return n.set(ctx, service, host, false)
 }
 
+// Check runs the test command, changing nothing: the pre-flight proof that
+// a reload would be accepted.
+func (n *Nginx) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := n.Runner.Run(ctx, n.TestCommand, nil); err != nil {
+		return fmt.Errorf("%s: %w (%s): %v", n.Name, ErrConfigTest, n.TestCommand, err)
+	}
+	return nil
+}
+
 // LoadBalancerName names the load balancer in reports.
 func (n *Nginx) LoadBalancerName() string { return n.Name }
 

@@ -124,8 +124,9 @@ func (d *Docker) Inspect(ctx context.Context, name string) (c inventory.Containe
 		return inventory.Container{}, false, d.wrap("inspect "+name, err)
 	}
 	c = inventory.Container{
-		ID:   info.ID,
-		Name: strings.TrimPrefix(info.Name, "/"),
+		ID:           info.ID,
+		Name:         strings.TrimPrefix(info.Name, "/"),
+		RestartCount: info.RestartCount,
 	}
 	if info.Config != nil {
 		c.Image = info.Config.Image
@@ -271,4 +272,47 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// FreeDisk returns the Docker data root of the host and the bytes free on
+// its filesystem (df over the SSH connection).
+func (d *Docker) FreeDisk(ctx context.Context) (root string, free int64, err error) {
+	cctx, cancel := d.call(ctx)
+	defer cancel()
+	info, err := d.api.Info(cctx)
+	if err != nil {
+		return "", 0, d.wrap("info", err)
+	}
+	root = info.DockerRootDir
+	out, err := d.conn.Run(cctx, "df -Pk "+Quote(root)+" | tail -n 1", nil)
+	if err != nil {
+		return root, 0, fmt.Errorf("%s: df %s: %w", d.conn.Endpoint.Name, root, err)
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) < 4 {
+		return root, 0, fmt.Errorf("%s: df %s: unexpected output %q", d.conn.Endpoint.Name, root, out)
+	}
+	var kb int64
+	if _, err := fmt.Sscan(fields[3], &kb); err != nil {
+		return root, 0, fmt.Errorf("%s: df %s: unexpected output %q", d.conn.Endpoint.Name, root, out)
+	}
+	return root, kb << 10, nil
+}
+
+// ImageInRegistry asks the registry, through the host's daemon, whether
+// ref exists (the daemon's own registry settings apply).
+func (d *Docker) ImageInRegistry(ctx context.Context, ref string, auth RegistryAuth) error {
+	cctx, cancel := d.call(ctx)
+	defer cancel()
+	enc := ""
+	if auth.Username != "" {
+		var err error
+		if enc, err = registry.EncodeAuthConfig(registry.AuthConfig{Username: auth.Username, Password: auth.Password, ServerAddress: auth.Server}); err != nil {
+			return err
+		}
+	}
+	if _, err := d.api.DistributionInspect(cctx, ref, enc); err != nil {
+		return fmt.Errorf("image %s not found in the registry (checked from %s): %w", ref, d.conn.Endpoint.Name, err)
+	}
+	return nil
 }

@@ -13,6 +13,12 @@ import (
 	"github.com/gantry-dev/gantry/inventory"
 )
 
+// Failure policies (Executor.OnFailure).
+const (
+	OnFailureRevert = "revert"
+	OnFailureHalt   = "halt"
+)
+
 // ErrHealthCheck is returned (wrapped) when a new container does not pass
 // its health check before the deadline, or exits while being checked.
 var ErrHealthCheck = errors.New("health check failed")
@@ -77,6 +83,10 @@ type Executor struct {
 	// CleanupTimeout bounds the work that puts a host back after a failure
 	// or an interrupt; it runs even when ctx is cancelled.
 	CleanupTimeout time.Duration
+	// OnFailure is what happens to hosts already moved when a host fails:
+	// OnFailureRevert (the default) moves them back, so the fleet ends on
+	// one version; OnFailureHalt leaves them on the new version.
+	OnFailure string
 	// Observe receives progress events; it may be nil. It is called from
 	// several goroutines, one at a time.
 	Observe func(Event)
@@ -158,6 +168,9 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 		if failed {
 			if bi+1 < len(plan.Batches) {
 				errs = multierror.Append(errs, fmt.Errorf("deploy halted after batch %d of %d", bi+1, len(plan.Batches)))
+			}
+			if e.OnFailure != OnFailureHalt && ctx.Err() == nil {
+				e.revertMoved(ctx, plan, rep)
 			}
 			break
 		}
@@ -300,6 +313,40 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 		if err := e.step(name, "cleanup", func() (string, error) { return sw.old.Version(), host.Remove(cctx, sw.old.ID) }); err != nil {
 			res.Warnings = append(res.Warnings, "old container not removed: "+err.Error())
 		}
+	}
+}
+
+// revertMoved moves the hosts that were deployed back to the version they
+// ran before, batch by batch, with the same drain/swap/health/restore steps.
+func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
+	for _, batch := range plan.Batches {
+		var g errgroup.Group
+		for _, hp := range batch.Hosts {
+			res := rep.host(hp.Host.Name)
+			if !res.Deployed || hp.FromImage == "" {
+				continue // never moved, or nothing ran here before to go back to
+			}
+			back := Target{Service: plan.Target.Service, Tag: hp.From, Image: hp.FromImage}
+			g.Go(func() error {
+				var r HostResult
+				e.swapHost(ctx, back, HostPlan{Host: hp.Host, From: plan.Target.Tag, FromImage: plan.Target.Image}, &r)
+				res.RolledBack = r.Deployed
+				res.Ended = r.Ended
+				res.InService = r.InService
+				res.OutOfRotation += r.OutOfRotation
+				if !r.Deployed {
+					res.RevertErr = fmt.Errorf("moving back to %s: %w", hp.From, r.Err)
+					if r.RevertErr != nil {
+						res.RevertErr = fmt.Errorf("%w; then: %v", res.RevertErr, r.RevertErr)
+					}
+					if r.Ended == "" {
+						res.Ended = plan.Target.Tag
+					}
+				}
+				return nil
+			})
+		}
+		_ = g.Wait()
 	}
 }
 
@@ -459,6 +506,7 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 	ctx, cancel := context.WithTimeout(ctx, hc.Deadline)
 	defer cancel()
 	passes, probes := 0, 0
+	restarts := -1 // the container's restart count when first seen
 	var last string
 	tick := time.NewTimer(0)
 	defer tick.Stop()
@@ -491,10 +539,19 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 		if passes >= hc.Threshold {
 			return fmt.Sprintf("%d/%d passes after %d probes", passes, hc.Threshold, probes), nil
 		}
-		if passes == 0 && ctx.Err() == nil {
-			// A container that exits fails at once rather than at the deadline.
-			if c, ok, ierr := host.Inspect(ctx, id); ierr == nil && ok && (!c.Running || c.Restarting) {
-				return "", fmt.Errorf("%w: container exited (code %d) during the health check", ErrHealthCheck, c.ExitCode)
+		if ctx.Err() == nil {
+			// A container that exits or restarts fails at once rather than
+			// at the deadline.
+			if c, ok, ierr := host.Inspect(ctx, id); ierr == nil && ok {
+				switch {
+				case !c.Running || c.Restarting:
+					return "", fmt.Errorf("%w: container exited (code %d) during the health check", ErrHealthCheck, c.ExitCode)
+				case restarts >= 0 && c.RestartCount > restarts:
+					return "", fmt.Errorf("%w: container restarted %d time(s) during the health check", ErrHealthCheck, c.RestartCount-restarts)
+				}
+				if restarts < 0 {
+					restarts = c.RestartCount
+				}
 			}
 		}
 		// Until the first pass the container is booting: probe again soon,

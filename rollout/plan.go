@@ -39,8 +39,11 @@ type HostSnapshot struct {
 type HostPlan struct {
 	Host inventory.Host
 	// From is the version running now ("" when the host runs nothing).
-	From  string
-	Steps []Step
+	From string
+	// FromImage is the image of the version running now, cached on the
+	// host: what a revert goes back to.
+	FromImage string
+	Steps     []Step
 	// Skip says why nothing is done on this host ("" when something is).
 	Skip string
 }
@@ -93,6 +96,10 @@ func planHost(target Target, h HostSnapshot) HostPlan {
 	cur := h.Current
 	if cur != nil {
 		hp.From = cur.Version()
+		hp.FromImage = cur.Labels[inventory.LabelImage]
+		if hp.FromImage == "" {
+			hp.FromImage = cur.Image
+		}
 		if cur.Running && cur.Labels[inventory.LabelImage] == target.Image {
 			hp.Skip = "already runs " + target.Tag
 			return hp

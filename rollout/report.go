@@ -25,6 +25,9 @@ type HostResult struct {
 	Err       error
 	Reverted  bool
 	RevertErr error
+	// RolledBack is true for a host deployed and then moved back because
+	// another host failed.
+	RolledBack bool
 	// InService is true when the host is back in every load balancer.
 	InService     bool
 	OutOfRotation time.Duration
@@ -39,10 +42,12 @@ func (r HostResult) Outcome() string {
 		return "unchanged"
 	case !r.Started:
 		return "not-started"
-	case r.Deployed:
-		return "deployed"
 	case r.RevertErr != nil:
 		return "REVERT-FAILED"
+	case r.RolledBack:
+		return "rolled-back"
+	case r.Deployed:
+		return "deployed"
 	case r.Reverted:
 		return "failed-reverted"
 	case r.Err != nil && r.InService:
@@ -98,6 +103,39 @@ func (r *Report) OK() bool {
 	return true
 }
 
+// RevertFailed reports whether putting some host back failed, or some host
+// ended outside the load balancers.
+func (r *Report) RevertFailed() bool {
+	for _, h := range r.Hosts {
+		if h.RevertErr != nil || !h.InService {
+			return true
+		}
+	}
+	return false
+}
+
+// Verdict says in words where the fleet ended.
+func (r *Report) Verdict() string {
+	versions := map[string]int{}
+	for _, h := range r.Hosts {
+		versions[orNone(h.Ended)]++
+	}
+	if r.RevertFailed() {
+		return "REVERT FAILED on some hosts (see the table)"
+	}
+	if len(versions) == 1 {
+		for v := range versions {
+			return fmt.Sprintf("every host is serving %s and in every load balancer", v)
+		}
+	}
+	var parts []string
+	for v, n := range versions {
+		parts = append(parts, fmt.Sprintf("%d on %s", n, v))
+	}
+	sort.Strings(parts)
+	return "every host is serving and in every load balancer, on mixed versions: " + strings.Join(parts, ", ")
+}
+
 // OutOfRotation returns the median and maximum time a deployed host spent
 // out of the load balancers.
 func (r *Report) OutOfRotation() (median, maxd time.Duration) {
@@ -134,6 +172,9 @@ func (r *Report) String() string {
 	}
 	tw.Flush()
 	med, mx := r.OutOfRotation()
+	if !r.OK() {
+		fmt.Fprintf(&b, "result: %s\n", r.Verdict())
+	}
 	fmt.Fprintf(&b, "pull %s, total %s, out of rotation per host: median %s, max %s\n", secs(r.PullDuration), secs(r.Total), secs(med), secs(mx))
 	for _, h := range r.Hosts {
 		for _, w := range h.Warnings {

@@ -7,32 +7,90 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
+	"github.com/gantry-dev/gantry/lock"
+	"github.com/gantry-dev/gantry/rollout"
 )
 
-// Exit codes.
+// Exit codes (documented in README.md).
 const (
-	exitOK          = 0
-	exitFailed      = 1 // the deploy ran and did not end with every host on the target
-	exitUsage       = 2 // bad input or refused before anything changed
-	exitInterrupted = 130
+	exitOK           = 0
+	exitFailed       = 1 // the deploy failed; the fleet was reverted (or halted) and every host serves
+	exitUsage        = 2 // bad input: flags, config, target
+	exitPreflight    = 3 // refused by pre-flight checks: nothing was changed
+	exitLockHeld     = 4 // someone else holds the deploy lock
+	exitRevertFailed = 5 // putting a host back failed: see the report
+	exitInterrupted  = 130
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := &state{}
+	// First SIGINT/SIGTERM: cancel, so gantry stops starting new steps and
+	// puts the host in progress back. Second: print the state and exit now.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "gantry: interrupted: finishing the current step so every host serves, then stopping (interrupt again to abort at once)")
+		cancel()
+		<-sigs
+		fmt.Fprintln(os.Stderr, "gantry: aborted; last known state of each host:")
+		st.print(os.Stderr)
+		os.Exit(exitInterrupted)
+	}()
+	os.Exit(run(ctx, os.Args, st))
 }
 
-func run(ctx context.Context, args []string) int {
+// state keeps the last step of every host, for an abort.
+type state struct {
+	mu   sync.Mutex
+	last map[string]rollout.Event
+}
+
+func (s *state) observe(ev rollout.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last == nil {
+		s.last = map[string]rollout.Event{}
+	}
+	s.last[ev.Host] = ev
+}
+
+func (s *state) print(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hosts := make([]string, 0, len(s.last))
+	for h := range s.last {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, h := range hosts {
+		ev := s.last[h]
+		status := "in progress"
+		if ev.Done {
+			status = "done"
+			if ev.Err != nil {
+				status = "failed: " + ev.Err.Error()
+			}
+		}
+		fmt.Fprintf(w, "  %s: %s %s\n", h, ev.Step, status)
+	}
+}
+
+func run(ctx context.Context, args []string, st *state) int {
 	code := exitOK
 	app := &cli.App{
 		Name:  "gantry",
@@ -40,16 +98,30 @@ func run(ctx context.Context, args []string) int {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: config.DefaultPath, EnvVars: []string{"GANTRY_CONFIG"}, Usage: "config file"},
 		},
-		Commands:       []*cli.Command{deployCommand(&code), planCommand(&code)},
+		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code), lockCommand(&code)},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	if err := app.RunContext(ctx, flagsFirst(app, args)); err != nil {
 		fmt.Fprintln(os.Stderr, "gantry:", err)
 		if code == exitOK {
-			code = exitUsage
+			code = exitCode(ctx, err)
 		}
 	}
 	return code
+}
+
+// exitCode classifies an error that ended a command before or without a
+// report.
+func exitCode(ctx context.Context, err error) int {
+	switch {
+	case errors.Is(err, lock.ErrHeld):
+		return exitLockHeld
+	case ctx.Err() != nil:
+		return exitInterrupted
+	case errors.Is(err, rollout.ErrPreflight):
+		return exitPreflight
+	}
+	return exitUsage
 }
 
 var deployFlags = []cli.Flag{
@@ -57,22 +129,31 @@ var deployFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "allow-mutable-tag", Usage: "allow tags such as latest that can move"},
 }
 
-func deployCommand(code *int) *cli.Command {
+func deployCommand(code *int, st *state) *cli.Command {
 	return &cli.Command{
 		Name:      "deploy",
 		Usage:     "deploy SERVICE@TAG to an environment",
 		ArgsUsage: "SERVICE@TAG",
-		Description: `Pulls the image on every host, then batch by batch drains each host from every
+		Description: `Checks the fleet first (pre-flight), takes the environment's deploy lock,
+pulls the image on every host, then batch by batch drains each host from every
 load balancer, swaps the container, health-checks it and puts the host back.
+If a host fails, it goes back to its old version, and so do the hosts already
+moved (unless --on-failure halt).
 
-Example:
-   gantry deploy www@3f2c1ab --env staging`,
+Examples:
+   gantry deploy www@3f2c1ab --env staging
+   gantry deploy www@3f2c1ab --env production --lock-wait 10m --message "release 42"
+   gantry deploy www@3f2c1ab --env staging --dry-run`,
 		Flags: append([]cli.Flag{
-			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and change nothing"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "run the pre-flight checks, print the plan and change nothing"},
+			&cli.StringFlag{Name: "on-failure", Value: rollout.OnFailureRevert, Usage: "when a host fails: revert (move the hosts already deployed back too) or halt (leave them)"},
+			&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to this long for a deploy lock someone else holds"},
+			&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "recorded with the deploy lock"},
+			&cli.BoolFlag{Name: "force", Usage: "break a deploy lock older than its TTL"},
 			&cli.StringFlag{Name: "report", Usage: "also write the final report as JSON to `FILE`"},
 		}, deployFlags...),
 		Action: func(c *cli.Context) error {
-			return deploy(c, code, c.Bool("dry-run"))
+			return deploy(c, code, c.Bool("dry-run"), st)
 		},
 	}
 }
@@ -80,14 +161,14 @@ Example:
 func planCommand(code *int) *cli.Command {
 	return &cli.Command{
 		Name:      "plan",
-		Usage:     "print what deploying SERVICE@TAG would do, changing nothing",
+		Usage:     "run the pre-flight checks and print what deploying SERVICE@TAG would do, changing nothing",
 		ArgsUsage: "SERVICE@TAG",
 		Flags:     deployFlags,
-		Action:    func(c *cli.Context) error { return deploy(c, code, true) },
+		Action:    func(c *cli.Context) error { return deploy(c, code, true, nil) },
 	}
 }
 
-func deploy(c *cli.Context, code *int, dryRun bool) error {
+func deploy(c *cli.Context, code *int, dryRun bool, st *state) error {
 	if c.NArg() != 1 {
 		return fmt.Errorf("%s: want exactly one SERVICE@TAG argument, e.g. www@3f2c1ab", c.Command.Name)
 	}
@@ -95,14 +176,22 @@ func deploy(c *cli.Context, code *int, dryRun bool) error {
 	if err != nil {
 		return err
 	}
-	rep, err := fleet.Deploy(c.Context, fleet.DeployOptions{
+	opts := fleet.DeployOptions{
 		Config:          cfg,
 		Env:             c.String("env"),
 		Target:          c.Args().First(),
 		AllowMutableTag: c.Bool("allow-mutable-tag"),
 		DryRun:          dryRun,
+		OnFailure:       c.String("on-failure"),
+		LockWait:        c.Duration("lock-wait"),
+		Message:         c.String("message"),
+		ForceLock:       c.Bool("force"),
 		Out:             os.Stdout,
-	})
+	}
+	if st != nil {
+		opts.OnEvent = st.observe
+	}
+	rep, err := fleet.Deploy(c.Context, opts)
 	if err != nil {
 		return err
 	}
@@ -115,11 +204,58 @@ func deploy(c *cli.Context, code *int, dryRun bool) error {
 	if rep == nil || rep.OK() {
 		return nil
 	}
-	*code = exitFailed
-	if errors.Is(c.Context.Err(), context.Canceled) {
+	switch {
+	case c.Context.Err() != nil:
 		*code = exitInterrupted
+		return fmt.Errorf("deploy of %s interrupted; every host above is serving and in every load balancer unless marked otherwise:\n%v", c.Args().First(), rep.Err)
+	case rep.RevertFailed():
+		*code = exitRevertFailed
+		return fmt.Errorf("deploy of %s failed AND putting hosts back failed; see REVERT-FAILED above:\n%v", c.Args().First(), rep.Err)
 	}
-	return fmt.Errorf("deploy of %s did not complete:\n%v", c.Args().First(), rep.Err)
+	*code = exitFailed
+	return fmt.Errorf("deploy of %s failed; %s:\n%v", c.Args().First(), rep.Verdict(), rep.Err)
+}
+
+func lockCommand(code *int) *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "env", Aliases: []string{"e"}, Required: true, EnvVars: []string{"GANTRY_ENV"}, Usage: "environment"},
+	}
+	action := func(fn func(context.Context, fleet.LockOptions) error) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("lock %s: want exactly one SERVICE argument", c.Command.Name)
+			}
+			cfg, err := config.Load(c.String("config"))
+			if err != nil {
+				return err
+			}
+			return fn(c.Context, fleet.LockOptions{
+				Config: cfg, Env: c.String("env"), Service: c.Args().First(),
+				Message: c.String("message"), Force: c.Bool("force"), Out: os.Stdout,
+			})
+		}
+	}
+	return &cli.Command{
+		Name:  "lock",
+		Usage: "show, take or release the deploy lock of a service in an environment",
+		Description: `The lock lives on the fleet (environments.ENV.lock in gantry.yml), so every
+deployer sees it. Deploys take and release it by themselves.
+
+Examples:
+   gantry lock status www --env production
+   gantry lock acquire www --env production --message "db migration until 15:00"
+   gantry lock release www --env production`,
+		Subcommands: []*cli.Command{
+			{Name: "status", Usage: "who holds the lock", ArgsUsage: "SERVICE", Flags: flags, Action: action(fleet.LockStatus)},
+			{Name: "acquire", Usage: "take the lock until released", ArgsUsage: "SERVICE", Action: action(fleet.LockAcquire),
+				Flags: append([]cli.Flag{
+					&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "why"},
+					&cli.BoolFlag{Name: "force", Usage: "break a lock older than its TTL"},
+				}, flags...)},
+			{Name: "release", Usage: "release the lock (someone else's only with --force)", ArgsUsage: "SERVICE", Action: action(fleet.LockRelease),
+				Flags: append([]cli.Flag{&cli.BoolFlag{Name: "force", Usage: "release a lock someone else holds"}}, flags...)},
+		},
+	}
 }
 
 // flagsFirst moves a command's flags ahead of its arguments, so that the
@@ -148,6 +284,16 @@ func flagsFirst(app *cli.App, args []string) []string {
 	i++
 	if cmd == nil {
 		return append(out, args[i:]...)
+	}
+	// Descend into subcommands ("lock status"): their flags are the ones read.
+	for i < len(args) && len(cmd.Subcommands) > 0 {
+		sub := cmd.Command(args[i])
+		if sub == nil {
+			break
+		}
+		out = append(out, args[i])
+		cmd = sub
+		i++
 	}
 	var flags, positional []string
 	for ; i < len(args); i++ {

@@ -1,0 +1,102 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-multierror"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gantry-dev/gantry/config"
+	"github.com/gantry-dev/gantry/lb"
+	"github.com/gantry-dev/gantry/rollout"
+)
+
+// preflight gathers what the checks need — free disk and current health on
+// every host, each load balancer's config test, the image in the registry —
+// in parallel, then lets rollout.CheckPreflight judge the plan. Every
+// problem is returned, one per host or load balancer.
+func preflight(ctx context.Context, cfg *config.Config, env config.Environment, svcName string, svc config.Service, conns *Connections, plan rollout.Plan, snap []rollout.HostSnapshot, balancers []*lb.Nginx) error {
+	var mu sync.Mutex
+	var errs *multierror.Error
+	fail := func(err error) {
+		mu.Lock()
+		errs = multierror.Append(errs, err)
+		mu.Unlock()
+	}
+	facts := make([]rollout.HostFacts, len(snap))
+	var g errgroup.Group
+	g.SetLimit(DialConcurrency)
+	if len(plan.Pull) > 0 {
+		first := conns.Hosts[plan.Pull[0].Name]
+		g.Go(func() error {
+			if err := first.ImageInRegistry(ctx, plan.Target.Image, first.auth); err != nil {
+				fail(err)
+			}
+			return nil
+		})
+	}
+	for _, b := range balancers {
+		g.Go(func() error {
+			if err := b.Check(ctx); err != nil {
+				fail(err)
+			}
+			return nil
+		})
+	}
+	spec := serviceSpec(svcName, svc)
+	for i, s := range snap {
+		g.Go(func() error {
+			h := conns.Hosts[s.Host.Name]
+			f := rollout.HostFacts{Host: s.Host.Name}
+			root, free, err := h.FreeDisk(ctx)
+			if err != nil {
+				fail(err)
+				free = -1
+			}
+			f.DataRoot, f.FreeDisk = root, free
+			if s.Current != nil && s.Current.Running {
+				f.Running = true
+				addr := config.HostPort(s.Host.Address, svc.Port)
+				status, err := h.ProbeHTTP(ctx, addr, spec.Health.Path, spec.Health.Timeout)
+				f.Healthy = err == nil && status == spec.Health.Status
+			}
+			facts[i] = f
+			return nil
+		})
+	}
+	_ = g.Wait()
+	min := 0
+	if svc.MinInService.IsSet() {
+		min = svc.MinInService.Of(len(snap))
+	} else if len(snap) > 1 {
+		min = 1
+	}
+	if err := rollout.CheckPreflight(plan, facts, rollout.PreflightRules{MinFreeDisk: int64(env.MinFreeDisk), MinInService: min}); err != nil {
+		if me, ok := err.(*multierror.Error); ok {
+			for _, e := range me.Errors {
+				fail(e)
+			}
+		} else {
+			fail(err)
+		}
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		errs.ErrorFormat = listErrors
+		return errs
+	}
+	return nil
+}
+
+// listErrors prints one problem per line.
+func listErrors(es []error) string {
+	s := ""
+	for i, e := range es {
+		if i > 0 {
+			s += "\n"
+		}
+		s += fmt.Sprintf("  - %v", e)
+	}
+	return s
+}
