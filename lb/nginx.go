@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gantry-dev/gantry/internal/shell"
 )
 
 // ErrConfigTest is returned (wrapped) when nginx rejects the new upstream
@@ -150,12 +152,7 @@ func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait 
 		return nil
 	}
 	msg := strings.TrimSpace(string(out))
-	var exit interface{ ExitStatus() int }
-	code := -1
-	if errors.As(err, &exit) {
-		code = exit.ExitStatus()
-	}
-	switch code {
+	switch shell.ExitStatus(err) {
 	case exitTestFailed:
 		return fmt.Errorf("%s: %w (%s); previous %s restored: %v", n.Name, ErrConfigTest, n.TestCommand, file, err)
 	case exitDrainTimout:
@@ -171,7 +168,7 @@ func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait 
 // file content arrives on stdin; every interpolated value is quoted, except
 // the test and reload commands, which are shell commands from the config.
 func applyScript(file, testCmd, reloadCmd, pidFile string, waitSecs int) string {
-	q := quote
+	q := shell.Quote
 	return fmt.Sprintf(`set -u
 f=%s; tmp="$f.gantry-tmp"; prev="$f.gantry-prev"
 mkdir -p "$(dirname "$f")" || exit 1
@@ -196,9 +193,4 @@ while :; do
   sleep 0.02
 done
 `, q(file), testCmd, exitTestFailed, q(pidFile), waitSecs, reloadCmd, exitDrainTimout)
-}
-
-// quote quotes s for a POSIX shell.
-func quote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

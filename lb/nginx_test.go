@@ -1,16 +1,15 @@
 package lb
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gantry-dev/gantry/internal/shell"
 )
 
 func TestRender(t *testing.T) {
@@ -61,41 +60,13 @@ server [fd00::3]:8080 down; # host3
 	}
 }
 
-// shRunner runs the command with the local sh, like sshd would run it on
-// the load balancer, and reports exit codes the way an *ssh.ExitError does.
-type shRunner struct {
-	runs int
-}
-
-type exitError struct {
-	code   int
-	stderr string
-}
-
-func (e *exitError) Error() string   { return fmt.Sprintf("exit status %d: %s", e.code, e.stderr) }
-func (e *exitError) ExitStatus() int { return e.code }
-
-func (r *shRunner) Run(ctx context.Context, command string, stdin []byte) ([]byte, error) {
-	r.runs++
-	cmd := exec.CommandContext(ctx, "sh", "-c", command)
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return stdout.Bytes(), &exitError{code: ee.ExitCode(), stderr: strings.TrimSpace(stderr.String())}
-	}
-	return stdout.Bytes(), err
-}
-
 const header = "# Managed by gantry (service www on lb1). Do not edit: rewritten on every deploy.\n"
 
 func newNginx(t *testing.T, dir string) *Nginx {
 	t.Helper()
 	n := &Nginx{
 		Name:          "lb1",
-		Runner:        &shRunner{},
+		Runner:        &shell.LocalRunner{},
 		UpstreamsDir:  dir,
 		TestCommand:   "true",
 		ReloadCommand: "true",
@@ -236,7 +207,7 @@ func TestNginxRefusesUnknownServiceOrHost(t *testing.T) {
 			t.Errorf("Drain(%s, %s) = %v, want an error containing %q", tc.service, tc.host, err, tc.want)
 		}
 	}
-	if runs := n.Runner.(*shRunner).runs; runs != 0 {
+	if runs := n.Runner.(*shell.LocalRunner).Runs.Load(); runs != 0 {
 		t.Errorf("refused changes still ran %d command(s) on the load balancer", runs)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "www.conf")); !os.IsNotExist(err) {

@@ -3,10 +3,11 @@ package lock
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/gantry-dev/gantry/internal/shell"
 )
 
 // Runner runs a shell command on the machine holding the locks.
@@ -35,15 +36,15 @@ func (s DirStore) Create(ctx context.Context, name string, info Info) (bool, Inf
 	if err != nil {
 		return false, Info{}, err
 	}
-	d := quote(s.lockDir(name))
+	d := shell.Quote(s.lockDir(name))
 	script := fmt.Sprintf(`mkdir -p %s || exit 1
 if mkdir %s 2>/dev/null; then cat > %s/info.json.tmp && mv %s/info.json.tmp %s/info.json && exit 0; exit 1; fi
-cat %s/info.json 2>/dev/null; exit %d`, quote(s.Dir), d, d, d, d, d, exitExists)
+cat %s/info.json 2>/dev/null; exit %d`, shell.Quote(s.Dir), d, d, d, d, d, exitExists)
 	out, err := s.Runner.Run(ctx, script, data)
 	if err == nil {
 		return true, info, nil
 	}
-	if exitCode(err) != exitExists {
+	if shell.ExitStatus(err) != exitExists {
 		return false, Info{}, err
 	}
 	var holder Info
@@ -56,9 +57,9 @@ cat %s/info.json 2>/dev/null; exit %d`, quote(s.Dir), d, d, d, d, d, exitExists)
 
 // Read returns the current holder.
 func (s DirStore) Read(ctx context.Context, name string) (Info, bool, error) {
-	d := quote(s.lockDir(name))
+	d := shell.Quote(s.lockDir(name))
 	out, err := s.Runner.Run(ctx, fmt.Sprintf(`[ -d %s ] || exit %d; cat %s/info.json 2>/dev/null; exit 0`, d, exitNoLock, d), nil)
-	if exitCode(err) == exitNoLock {
+	if shell.ExitStatus(err) == exitNoLock {
 		return Info{}, false, nil
 	}
 	if err != nil {
@@ -75,23 +76,13 @@ func (s DirStore) Read(ctx context.Context, name string) (Info, bool, error) {
 
 // Remove deletes the lock when it holds id ("" removes it whoever holds it).
 func (s DirStore) Remove(ctx context.Context, name, id string) error {
-	d := quote(s.lockDir(name))
+	d := shell.Quote(s.lockDir(name))
 	script := fmt.Sprintf(`[ -d %s ] || exit 0; rm -rf %s`, d, d)
 	if id != "" {
 		// Only the holder's own ID releases; a lock broken and taken by
 		// someone else in the meantime is left alone.
-		script = fmt.Sprintf(`[ -d %s ] || exit 0; grep -q %s %s/info.json 2>/dev/null || exit 0; rm -rf %s`, d, quote(`"id":"`+id+`"`), d, d)
+		script = fmt.Sprintf(`[ -d %s ] || exit 0; grep -q %s %s/info.json 2>/dev/null || exit 0; rm -rf %s`, d, shell.Quote(`"id":"`+id+`"`), d, d)
 	}
 	_, err := s.Runner.Run(ctx, script, nil)
 	return err
 }
-
-func exitCode(err error) int {
-	var e interface{ ExitStatus() int }
-	if errors.As(err, &e) {
-		return e.ExitStatus()
-	}
-	return -1
-}
-
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -13,6 +13,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/gantry-dev/gantry/internal/shell"
 )
 
 // ErrHostKey is returned (wrapped) when a host's key is unknown or differs
@@ -264,9 +266,4 @@ func (c *Conn) Close() error {
 }
 
 // Quote returns s quoted for a POSIX shell, safe to put in a remote command.
-func Quote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@,+%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+func Quote(s string) string { return shell.Quote(s) }
