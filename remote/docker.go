@@ -68,7 +68,7 @@ func (d *Docker) wrap(op string, err error) error {
 func (d *Docker) Ping(ctx context.Context) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	_, err := d.api.Ping(ctx)
+	err := retry(ctx, func() error { _, err := d.api.Ping(ctx); return err })
 	if err != nil {
 		return d.wrap("ping (socket "+d.socket+")", err)
 	}
@@ -86,16 +86,16 @@ func (d *Docker) Pull(ctx context.Context, ref string, auth RegistryAuth) error 
 		}
 		opts.RegistryAuth = enc
 	}
-	rc, err := d.api.ImagePull(ctx, ref, opts)
-	if err != nil {
-		return d.wrap("pull "+ref, err)
-	}
-	defer rc.Close()
-	// Errors during a pull arrive inside the progress stream.
-	if err := jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil); err != nil {
-		return d.wrap("pull "+ref, err)
-	}
-	return nil
+	err := retry(ctx, func() error {
+		rc, err := d.api.ImagePull(ctx, ref, opts)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		// Errors during a pull arrive inside the progress stream.
+		return jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
+	})
+	return d.wrap("pull "+ref, err)
 }
 
 // HasImage reports whether ref is in the host's image cache.
@@ -116,7 +116,11 @@ func (d *Docker) HasImage(ctx context.Context, ref string) (bool, error) {
 func (d *Docker) Inspect(ctx context.Context, name string) (c inventory.Container, ok bool, err error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	info, err := d.api.ContainerInspect(ctx, name)
+	var info container.InspectResponse
+	err = retry(ctx, func() (err error) {
+		info, err = d.api.ContainerInspect(ctx, name)
+		return err
+	})
 	if errdefs.IsNotFound(err) {
 		return inventory.Container{}, false, nil
 	}
@@ -166,7 +170,7 @@ func (d *Docker) Create(ctx context.Context, spec inventory.ContainerSpec) (stri
 func (d *Docker) Start(ctx context.Context, id string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	return d.wrap("start "+short(id), d.api.ContainerStart(ctx, id, container.StartOptions{}))
+	return d.wrap("start "+short(id), retry(ctx, func() error { return d.api.ContainerStart(ctx, id, container.StartOptions{}) }))
 }
 
 // Stop stops a container, giving it timeout to exit after SIGTERM.
@@ -174,7 +178,7 @@ func (d *Docker) Stop(ctx context.Context, id string, timeout time.Duration) err
 	ctx, cancel := context.WithTimeout(ctx, d.CallTimeout+timeout)
 	defer cancel()
 	secs := int(timeout / time.Second)
-	return d.wrap("stop "+short(id), d.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}))
+	return d.wrap("stop "+short(id), retry(ctx, func() error { return d.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}) }))
 }
 
 // Rename renames a container.
@@ -189,7 +193,7 @@ func (d *Docker) Rename(ctx context.Context, id, name string) error {
 func (d *Docker) Remove(ctx context.Context, id string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	err := d.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	err := retry(ctx, func() error { return d.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}) })
 	if errdefs.IsNotFound(err) {
 		return nil
 	}
