@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/discovery"
+	"github.com/gantry-dev/gantry/history"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
 	"github.com/gantry-dev/gantry/lock"
@@ -62,6 +63,15 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
+	return execute(ctx, o, svcName, svc, func(snap []rollout.HostSnapshot) (rollout.Plan, error) {
+		return rollout.PlanDeploy(target, snap, svc.BatchSize), nil
+	})
+}
+
+// execute is what deploy and rollback share: connect, lock, snapshot, plan,
+// pre-flight, run, report. o.Target names what the lock records.
+func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Service, makePlan func([]rollout.HostSnapshot) (rollout.Plan, error)) (*rollout.Report, error) {
+	cfg := o.Config
 	if o.OnFailure != "" && o.OnFailure != rollout.OnFailureRevert && o.OnFailure != rollout.OnFailureHalt {
 		return nil, fmt.Errorf("%w: --on-failure %q: use revert or halt", ErrRefused, o.OnFailure)
 	}
@@ -117,7 +127,10 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
-	plan := rollout.PlanDeploy(target, snap, svc.BatchSize)
+	plan, err := makePlan(snap)
+	if err != nil {
+		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
+	}
 	if err := preflight(ctx, cfg, env, svcName, svc, conns, plan, snap, balancers); err != nil {
 		fmt.Fprint(o.Out, plan.String())
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
@@ -151,6 +164,7 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 	}
 	rep := exec.Run(ctx, plan)
 	fmt.Fprint(o.Out, "\n"+rep.String())
+	recordHistory(ctx, conns, cfg, env, o, plan, rep)
 	return rep, nil
 }
 
@@ -242,5 +256,36 @@ func progressPrinter(w io.Writer) func(rollout.Event) {
 			status, detail = "FAILED", ev.Err.Error()
 		}
 		fmt.Fprintf(w, "[%6.2fs] %-10s %-8s %-6s %6.3fs  %s\n", ev.Time.Sub(start).Seconds(), ev.Host, ev.Step, status, ev.Duration.Seconds(), detail)
+	}
+}
+
+// recordHistory appends the run to the environment's audit trail on the
+// fleet. A failure to record is a warning: the fleet's state is what it is.
+func recordHistory(ctx context.Context, conns *Connections, cfg *config.Config, env config.Environment, o DeployOptions, plan rollout.Plan, rep *rollout.Report) {
+	e := history.Entry{
+		Time: time.Now().UTC().Add(-rep.Total), Who: lock.Whoami(), Kind: plan.Kind, Env: o.Env,
+		Service: plan.Target.Service, Target: o.Target, DurationS: rep.Total.Seconds(), Message: o.Message,
+	}
+	switch {
+	case rep.OK():
+		e.Outcome = "succeeded"
+	case ctx.Err() != nil:
+		e.Outcome = "interrupted"
+	case rep.RevertFailed():
+		e.Outcome = "revert-failed"
+	default:
+		e.Outcome = "failed"
+	}
+	for _, h := range rep.Hosts {
+		e.Hosts = append(e.Hosts, history.HostEntry{Host: h.Host, From: h.From, To: h.To, Ended: h.Ended, Outcome: h.Outcome()})
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	runner, err := conns.lockMachine(hctx, cfg, env)
+	if err == nil {
+		err = history.Store{Runner: runner, Dir: env.Lock.Dir}.Append(hctx, e)
+	}
+	if err != nil {
+		fmt.Fprintf(o.Out, "warning: could not record the deploy history on %s: %v\n", env.Lock.Host, err)
 	}
 }

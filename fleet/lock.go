@@ -2,10 +2,12 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 
 	"github.com/gantry-dev/gantry/config"
+	"github.com/gantry-dev/gantry/history"
 	"github.com/gantry-dev/gantry/lock"
 	"github.com/gantry-dev/gantry/remote"
 )
@@ -13,21 +15,29 @@ import (
 // Locker returns the environment's deploy locker, reusing an open
 // connection to the lock's machine when there is one.
 func (c *Connections) Locker(ctx context.Context, cfg *config.Config, env config.Environment) (*lock.Locker, error) {
-	name := env.Lock.Host
-	var runner lock.Runner
-	if conn, ok := c.LBs[name]; ok {
-		runner = conn
-	} else if h, ok := c.Hosts[name]; ok {
-		runner = h.Conn
-	} else {
-		conn, err := dialMachine(ctx, cfg, env, name)
-		if err != nil {
-			return nil, err
-		}
-		c.extra = append(c.extra, conn)
-		runner = conn
+	runner, err := c.lockMachine(ctx, cfg, env)
+	if err != nil {
+		return nil, err
 	}
 	return &lock.Locker{Store: lock.DirStore{Runner: runner, Dir: env.Lock.Dir}, TTL: env.Lock.TTL.D()}, nil
+}
+
+// lockMachine is the connection to the machine keeping the environment's
+// locks and deploy history.
+func (c *Connections) lockMachine(ctx context.Context, cfg *config.Config, env config.Environment) (*remote.Conn, error) {
+	name := env.Lock.Host
+	if conn, ok := c.LBs[name]; ok {
+		return conn, nil
+	}
+	if h, ok := c.Hosts[name]; ok {
+		return h.Conn, nil
+	}
+	conn, err := dialMachine(ctx, cfg, env, name)
+	if err != nil {
+		return nil, err
+	}
+	c.extra = append(c.extra, conn)
+	return conn, nil
 }
 
 func dialMachine(ctx context.Context, cfg *config.Config, env config.Environment, name string) (*remote.Conn, error) {
@@ -125,4 +135,43 @@ func LockRelease(ctx context.Context, o LockOptions) error {
 func (o LockOptions) heldByMe(ctx context.Context, l *lock.Locker, name string) bool {
 	holder, ok, err := l.Store.Read(ctx, name)
 	return err == nil && ok && holder.Who == lock.Whoami()
+}
+
+// HistoryOptions select a service's deploy history.
+type HistoryOptions struct {
+	Config  *config.Config
+	Env     string
+	Service string
+	JSON    bool
+	Out     io.Writer
+}
+
+// History prints the deploy audit trail of a service, read from the fleet.
+func History(ctx context.Context, o HistoryOptions) error {
+	env, err := o.Config.Environment(o.Env)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if _, err := o.Config.Service(o.Service); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	conn, err := dialMachine(ctx, o.Config, env, env.Lock.Host)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	entries, err := history.Store{Runner: conn, Dir: env.Lock.Dir}.Read(ctx, o.Env, o.Service)
+	if err != nil {
+		return fmt.Errorf("reading history from %s: %w", env.Lock.Host, err)
+	}
+	if o.JSON {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		if entries == nil {
+			entries = []history.Entry{}
+		}
+		return enc.Encode(entries)
+	}
+	fmt.Fprint(o.Out, history.Format(entries))
+	return nil
 }

@@ -37,6 +37,23 @@ func preflight(ctx context.Context, cfg *config.Config, env config.Environment, 
 			return nil
 		})
 	}
+	if plan.Kind == "rollback" {
+		// A rollback uses the image cached on each host: no registry.
+		for _, b := range plan.Batches {
+			for _, hp := range b.Hosts {
+				g.Go(func() error {
+					ok, err := conns.Hosts[hp.Host.Name].HasImage(ctx, hp.To.Image)
+					if err == nil && !ok {
+						err = fmt.Errorf("%s: version %s is not cached on the host (image %s): roll back to a version it ran, or deploy it", hp.Host.Name, hp.To.Tag, hp.To.Image)
+					}
+					if err != nil {
+						fail(err)
+					}
+					return nil
+				})
+			}
+		}
+	}
 	for _, b := range balancers {
 		g.Go(func() error {
 			if err := b.Check(ctx); err != nil {

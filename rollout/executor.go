@@ -153,7 +153,7 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 		for _, hp := range batch.Hosts {
 			res := rep.host(hp.Host.Name)
 			g.Go(func() error {
-				e.swapHost(ctx, plan.Target, hp, res)
+				e.swapHost(ctx, hp.To, hp, res)
 				return nil
 			})
 		}
@@ -326,10 +326,10 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 			if !res.Deployed || hp.FromImage == "" {
 				continue // never moved, or nothing ran here before to go back to
 			}
-			back := Target{Service: plan.Target.Service, Tag: hp.From, Image: hp.FromImage}
+			back := Target{Service: hp.To.Service, Tag: hp.From, Image: hp.FromImage}
 			g.Go(func() error {
 				var r HostResult
-				e.swapHost(ctx, back, HostPlan{Host: hp.Host, From: plan.Target.Tag, FromImage: plan.Target.Image}, &r)
+				e.swapHost(ctx, back, HostPlan{Host: hp.Host, To: back, From: hp.To.Tag, FromImage: hp.To.Image}, &r)
 				res.RolledBack = r.Deployed
 				res.Ended = r.Ended
 				res.InService = r.InService
@@ -340,7 +340,7 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 						res.RevertErr = fmt.Errorf("%w; then: %v", res.RevertErr, r.RevertErr)
 					}
 					if r.Ended == "" {
-						res.Ended = plan.Target.Tag
+						res.Ended = hp.To.Tag
 					}
 				}
 				return nil

@@ -38,6 +38,8 @@ type HostSnapshot struct {
 // HostPlan is what will happen on one host.
 type HostPlan struct {
 	Host inventory.Host
+	// To is what the host moves to.
+	To Target
 	// From is the version running now ("" when the host runs nothing).
 	From string
 	// FromImage is the image of the version running now, cached on the
@@ -55,6 +57,9 @@ type Batch struct {
 
 // Plan is a whole deploy, computed without touching the fleet.
 type Plan struct {
+	// Kind is "deploy" or "rollback".
+	Kind string
+	// Target is the headline target; each host's own is HostPlan.To.
 	Target Target
 	// Pull lists the hosts that pull the image before any host is drained.
 	Pull    []inventory.Host
@@ -72,7 +77,7 @@ func PlanDeploy(target Target, hosts []HostSnapshot, batchSize int) Plan {
 	}
 	hs := append([]HostSnapshot(nil), hosts...)
 	sort.SliceStable(hs, func(i, j int) bool { return hs[i].Host.Name < hs[j].Host.Name })
-	p := Plan{Target: target}
+	p := Plan{Kind: "deploy", Target: target}
 	var todo []HostPlan
 	for _, h := range hs {
 		hp := planHost(target, h)
@@ -83,16 +88,24 @@ func PlanDeploy(target Target, hosts []HostSnapshot, batchSize int) Plan {
 		p.Pull = append(p.Pull, h.Host)
 		todo = append(todo, hp)
 	}
-	for len(todo) > 0 {
-		n := min(batchSize, len(todo))
-		p.Batches = append(p.Batches, Batch{Hosts: todo[:n]})
-		todo = todo[n:]
-	}
+	p.Batches = Chunk(todo, batchSize)
 	return p
 }
 
+// Chunk cuts hosts into batches of size, in order.
+func Chunk(hosts []HostPlan, size int) []Batch {
+	size = max(size, 1)
+	var out []Batch
+	for len(hosts) > 0 {
+		n := min(size, len(hosts))
+		out = append(out, Batch{Hosts: hosts[:n]})
+		hosts = hosts[n:]
+	}
+	return out
+}
+
 func planHost(target Target, h HostSnapshot) HostPlan {
-	hp := HostPlan{Host: h.Host}
+	hp := HostPlan{Host: h.Host, To: target}
 	cur := h.Current
 	if cur != nil {
 		hp.From = cur.Version()
@@ -105,25 +118,37 @@ func planHost(target Target, h HostSnapshot) HostPlan {
 			return hp
 		}
 	}
-	hp.Steps = append(hp.Steps, Step{StepCreate, "create " + target.Tag + " beside the old container; it binds nothing until started"})
-	hp.Steps = append(hp.Steps, Step{StepDrain, "no traffic reaches the host while its container is swapped"})
+	hp.Steps = SwapSteps(target, cur)
+	return hp
+}
+
+// SwapSteps are the steps that move a host from cur (nil: nothing runs)
+// to target.
+func SwapSteps(target Target, cur *inventory.Container) []Step {
+	from := ""
+	if cur != nil {
+		from = cur.Version()
+	}
+	var steps []Step
+	steps = append(steps, Step{StepCreate, "create " + target.Tag + " beside the old container; it binds nothing until started"})
+	steps = append(steps, Step{StepDrain, "no traffic reaches the host while its container is swapped"})
 	switch {
 	case cur == nil:
 		// nothing to stop
 	case cur.Running:
-		hp.Steps = append(hp.Steps, Step{StepStop, "stop " + hp.From + " gracefully, keep it until the new one is healthy"})
+		steps = append(steps, Step{StepStop, "stop " + from + " gracefully, keep it until the new one is healthy"})
 	default:
-		hp.Steps = append(hp.Steps, Step{StepStop, "old container " + hp.From + " is not running; keep it for restore"})
+		steps = append(steps, Step{StepStop, "old container " + from + " is not running; keep it for restore"})
 	}
-	hp.Steps = append(hp.Steps,
+	steps = append(steps,
 		Step{StepStart, "start " + target.Tag + " under the service's name"},
 		Step{StepHealth, "traffic only after the health check passes"},
 		Step{StepRestore, "back into every load balancer"},
 	)
 	if cur != nil {
-		hp.Steps = append(hp.Steps, Step{StepCleanup, "remove the old container; its image stays cached for rollback"})
+		steps = append(steps, Step{StepCleanup, "remove the old container; its image stays cached for rollback"})
 	}
-	return hp
+	return steps
 }
 
 // String renders the plan for people and for tests.
@@ -133,7 +158,15 @@ func (p Plan) String() string {
 	for _, bt := range p.Batches {
 		hosts += len(bt.Hosts)
 	}
-	fmt.Fprintf(&b, "deploy %s@%s (%s): %d host(s) in %d batch(es)\n", p.Target.Service, p.Target.Tag, p.Target.Image, hosts, len(p.Batches))
+	kind := p.Kind
+	if kind == "" {
+		kind = "deploy"
+	}
+	if kind == "deploy" {
+		fmt.Fprintf(&b, "deploy %s@%s (%s): %d host(s) in %d batch(es)\n", p.Target.Service, p.Target.Tag, p.Target.Image, hosts, len(p.Batches))
+	} else {
+		fmt.Fprintf(&b, "%s %s: %d host(s) in %d batch(es)\n", kind, p.Target.Service, hosts, len(p.Batches))
+	}
 	if len(p.Pull) > 0 {
 		names := make([]string, len(p.Pull))
 		for i, h := range p.Pull {
@@ -156,7 +189,7 @@ func (p Plan) String() string {
 			if hp.Host.Zone != "" {
 				zone = " [" + hp.Host.Zone + "]"
 			}
-			fmt.Fprintf(&b, "  %s%s: %s -> %s: %s\n", hp.Host.Name, zone, from, p.Target.Tag, strings.Join(kinds, ", "))
+			fmt.Fprintf(&b, "  %s%s: %s -> %s: %s\n", hp.Host.Name, zone, from, hp.To.Tag, strings.Join(kinds, ", "))
 		}
 	}
 	for _, hp := range p.Skipped {

@@ -71,11 +71,11 @@ func newReport(p Plan) *Report {
 	r := &Report{Target: p.Target}
 	for _, b := range p.Batches {
 		for _, hp := range b.Hosts {
-			r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: p.Target.Tag, Ended: hp.From, InService: true})
+			r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, InService: true})
 		}
 	}
 	for _, hp := range p.Skipped {
-		r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: p.Target.Tag, Ended: hp.From, Skipped: hp.Skip, InService: true})
+		r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, Skipped: hp.Skip, InService: true})
 	}
 	sort.Slice(r.Hosts, func(i, j int) bool { return r.Hosts[i].Host < r.Hosts[j].Host })
 	return r
@@ -96,7 +96,10 @@ func (r *Report) OK() bool {
 		return false
 	}
 	for _, h := range r.Hosts {
-		if h.Ended != r.Target.Tag || !h.InService {
+		if h.Skipped != "" {
+			continue
+		}
+		if h.Ended != h.To || !h.InService {
 			return false
 		}
 	}

@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, st *state) int {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: config.DefaultPath, EnvVars: []string{"GANTRY_CONFIG"}, Usage: "config file"},
 		},
-		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code), lockCommand(&code)},
+		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code), rollbackCommand(&code, st), historyCommand(), lockCommand(&code)},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	if err := app.RunContext(ctx, flagsFirst(app, args)); err != nil {
@@ -144,18 +144,101 @@ Examples:
    gantry deploy www@3f2c1ab --env staging
    gantry deploy www@3f2c1ab --env production --lock-wait 10m --message "release 42"
    gantry deploy www@3f2c1ab --env staging --dry-run`,
-		Flags: append([]cli.Flag{
-			&cli.BoolFlag{Name: "dry-run", Usage: "run the pre-flight checks, print the plan and change nothing"},
-			&cli.StringFlag{Name: "on-failure", Value: rollout.OnFailureRevert, Usage: "when a host fails: revert (move the hosts already deployed back too) or halt (leave them)"},
-			&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to this long for a deploy lock someone else holds"},
-			&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "recorded with the deploy lock"},
-			&cli.BoolFlag{Name: "force", Usage: "break a deploy lock older than its TTL"},
-			&cli.StringFlag{Name: "report", Usage: "also write the final report as JSON to `FILE`"},
-		}, deployFlags...),
+		Flags: append(runFlags(), deployFlags...),
 		Action: func(c *cli.Context) error {
 			return deploy(c, code, c.Bool("dry-run"), st)
 		},
 	}
+}
+
+// runFlags are the flags of every command that changes the fleet.
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "dry-run", Usage: "run the pre-flight checks, print the plan and change nothing"},
+		&cli.StringFlag{Name: "on-failure", Value: rollout.OnFailureRevert, Usage: "when a host fails: revert (move the hosts already changed back too) or halt (leave them)"},
+		&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to this long for a deploy lock someone else holds"},
+		&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "recorded with the deploy lock"},
+		&cli.BoolFlag{Name: "force", Usage: "break a deploy lock older than its TTL"},
+		&cli.StringFlag{Name: "report", Usage: "also write the final report as JSON to `FILE`"},
+	}
+}
+
+func rollbackCommand(code *int, st *state) *cli.Command {
+	return &cli.Command{
+		Name:      "rollback",
+		Usage:     "move every host of SERVICE back to the version it ran before, from its image cache",
+		ArgsUsage: "SERVICE",
+		Description: `Each host goes back to the version it ran before its current one (recorded on
+the container, so any deployer can roll back what another deployed), or to
+--to VERSION, using the image already cached on the host: the registry is not
+needed. Same lock, pre-flight and drain/swap/health/restore steps as deploy.
+
+Examples:
+   gantry rollback www --env production
+   gantry rollback www --env production --emergency
+   gantry rollback www --env staging --to 3f2c1ab`,
+		Flags: append(runFlags(),
+			&cli.StringFlag{Name: "env", Aliases: []string{"e"}, Required: true, EnvVars: []string{"GANTRY_ENV"}, Usage: "environment"},
+			&cli.StringFlag{Name: "to", Usage: "go back to this `VERSION` (it must be cached on every host)"},
+			&cli.BoolFlag{Name: "emergency", Usage: "batches of half the hosts, never a whole zone at once"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("rollback: want exactly one SERVICE argument, e.g. www")
+			}
+			cfg, err := config.Load(c.String("config"))
+			if err != nil {
+				return err
+			}
+			opts := fleet.RollbackOptions{DeployOptions: runOptions(c, cfg, st), Service: c.Args().First(), To: c.String("to"), Emergency: c.Bool("emergency")}
+			rep, err := fleet.Rollback(c.Context, opts)
+			return finish(c, code, "rollback of "+c.Args().First(), rep, err)
+		},
+	}
+}
+
+// runOptions fills the options every fleet-changing command shares.
+func runOptions(c *cli.Context, cfg *config.Config, st *state) fleet.DeployOptions {
+	o := fleet.DeployOptions{
+		Config:    cfg,
+		Env:       c.String("env"),
+		DryRun:    c.Bool("dry-run"),
+		OnFailure: c.String("on-failure"),
+		LockWait:  c.Duration("lock-wait"),
+		Message:   c.String("message"),
+		ForceLock: c.Bool("force"),
+		Out:       os.Stdout,
+	}
+	if st != nil {
+		o.OnEvent = st.observe
+	}
+	return o
+}
+
+// finish writes --report and turns a report into the exit code.
+func finish(c *cli.Context, code *int, what string, rep *rollout.Report, err error) error {
+	if err != nil {
+		return err
+	}
+	if path := c.String("report"); path != "" && rep != nil {
+		data, _ := json.MarshalIndent(rep.Summary(), "", "  ")
+		if werr := os.WriteFile(path, append(data, '\n'), 0o644); werr != nil {
+			fmt.Fprintln(os.Stderr, "gantry: writing --report:", werr)
+		}
+	}
+	if rep == nil || rep.OK() {
+		return nil
+	}
+	switch {
+	case c.Context.Err() != nil:
+		*code = exitInterrupted
+		return fmt.Errorf("%s interrupted; every host above is serving and in every load balancer unless marked otherwise:\n%v", what, rep.Err)
+	case rep.RevertFailed():
+		*code = exitRevertFailed
+		return fmt.Errorf("%s failed AND putting hosts back failed; see REVERT-FAILED above:\n%v", what, rep.Err)
+	}
+	*code = exitFailed
+	return fmt.Errorf("%s failed; %s:\n%v", what, rep.Verdict(), rep.Err)
 }
 
 func planCommand(code *int) *cli.Command {
@@ -176,44 +259,40 @@ func deploy(c *cli.Context, code *int, dryRun bool, st *state) error {
 	if err != nil {
 		return err
 	}
-	opts := fleet.DeployOptions{
-		Config:          cfg,
-		Env:             c.String("env"),
-		Target:          c.Args().First(),
-		AllowMutableTag: c.Bool("allow-mutable-tag"),
-		DryRun:          dryRun,
-		OnFailure:       c.String("on-failure"),
-		LockWait:        c.Duration("lock-wait"),
-		Message:         c.String("message"),
-		ForceLock:       c.Bool("force"),
-		Out:             os.Stdout,
-	}
-	if st != nil {
-		opts.OnEvent = st.observe
-	}
+	opts := runOptions(c, cfg, st)
+	opts.DryRun = dryRun
+	opts.Target = c.Args().First()
+	opts.AllowMutableTag = c.Bool("allow-mutable-tag")
 	rep, err := fleet.Deploy(c.Context, opts)
-	if err != nil {
-		return err
+	return finish(c, code, "deploy of "+c.Args().First(), rep, err)
+}
+
+func historyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "history",
+		Usage:     "the deploy audit trail of a service: who deployed what, when, from which version to which, where, and how it ended",
+		ArgsUsage: "SERVICE",
+		Description: `The trail is kept on the fleet (beside the deploy locks), so every deployer
+sees the same one.
+
+Examples:
+   gantry history www --env production
+   gantry history www --env production --json`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "env", Aliases: []string{"e"}, Required: true, EnvVars: []string{"GANTRY_ENV"}, Usage: "environment"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("history: want exactly one SERVICE argument")
+			}
+			cfg, err := config.Load(c.String("config"))
+			if err != nil {
+				return err
+			}
+			return fleet.History(c.Context, fleet.HistoryOptions{Config: cfg, Env: c.String("env"), Service: c.Args().First(), JSON: c.Bool("json"), Out: os.Stdout})
+		},
 	}
-	if path := c.String("report"); path != "" && rep != nil {
-		data, _ := json.MarshalIndent(rep.Summary(), "", "  ")
-		if werr := os.WriteFile(path, append(data, '\n'), 0o644); werr != nil {
-			fmt.Fprintln(os.Stderr, "gantry: writing --report:", werr)
-		}
-	}
-	if rep == nil || rep.OK() {
-		return nil
-	}
-	switch {
-	case c.Context.Err() != nil:
-		*code = exitInterrupted
-		return fmt.Errorf("deploy of %s interrupted; every host above is serving and in every load balancer unless marked otherwise:\n%v", c.Args().First(), rep.Err)
-	case rep.RevertFailed():
-		*code = exitRevertFailed
-		return fmt.Errorf("deploy of %s failed AND putting hosts back failed; see REVERT-FAILED above:\n%v", c.Args().First(), rep.Err)
-	}
-	*code = exitFailed
-	return fmt.Errorf("deploy of %s failed; %s:\n%v", c.Args().First(), rep.Verdict(), rep.Err)
 }
 
 func lockCommand(code *int) *cli.Command {

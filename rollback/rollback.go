@@ -1,0 +1,124 @@
+package rollback
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/distribution/reference"
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/gantry-dev/gantry/inventory"
+	"github.com/gantry-dev/gantry/rollout"
+)
+
+// ErrNoPrevious is returned (wrapped) for a host with no earlier version
+// recorded.
+var ErrNoPrevious = errors.New("no previous version recorded")
+
+// Options say where to roll back to.
+type Options struct {
+	Service string
+	// To is the image to go back to on every host; zero: each host's
+	// previous version.
+	To rollout.Target
+	// BatchSize is the number of hosts out at once.
+	BatchSize int
+	// Emergency uses EmergencyBatches instead of BatchSize.
+	Emergency bool
+}
+
+// Plan returns the rollback plan, or one error per host that cannot be
+// rolled back (nothing runs there, or no earlier version is recorded).
+func Plan(hosts []rollout.HostSnapshot, o Options) (rollout.Plan, error) {
+	hs := append([]rollout.HostSnapshot(nil), hosts...)
+	sort.SliceStable(hs, func(i, j int) bool { return hs[i].Host.Name < hs[j].Host.Name })
+	p := rollout.Plan{Kind: "rollback", Target: rollout.Target{Service: o.Service, Tag: o.To.Tag, Image: o.To.Image}}
+	var errs *multierror.Error
+	var todo []rollout.HostPlan
+	for _, h := range hs {
+		cur := h.Current
+		if cur == nil {
+			errs = multierror.Append(errs, fmt.Errorf("%s: %s does not run there: nothing to roll back", h.Host.Name, o.Service))
+			continue
+		}
+		to := o.To
+		if to.Image == "" {
+			prev := cur.Labels[inventory.LabelPreviousImage]
+			if prev == "" {
+				errs = multierror.Append(errs, fmt.Errorf("%s: %w for %s (it runs %s): give the version with --to", h.Host.Name, ErrNoPrevious, o.Service, cur.Version()))
+				continue
+			}
+			to = rollout.Target{Service: o.Service, Tag: tagOf(prev), Image: prev}
+		}
+		hp := rollout.HostPlan{Host: h.Host, To: to, From: cur.Version(), FromImage: cur.Labels[inventory.LabelImage]}
+		if hp.FromImage == "" {
+			hp.FromImage = cur.Image
+		}
+		if cur.Running && cur.Labels[inventory.LabelImage] == to.Image {
+			hp.Skip = "already runs " + to.Tag
+			p.Skipped = append(p.Skipped, hp)
+			continue
+		}
+		hp.Steps = rollout.SwapSteps(to, cur)
+		todo = append(todo, hp)
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		return p, err
+	}
+	if o.Emergency {
+		p.Batches = EmergencyBatches(todo)
+	} else {
+		p.Batches = rollout.Chunk(todo, o.BatchSize)
+	}
+	if p.Target.Tag == "" {
+		p.Target.Tag = "previous"
+	}
+	return p, nil
+}
+
+// EmergencyBatches cuts hosts into batches of half the hosts (rounded up),
+// but never puts every host of a zone into one batch while the hosts span
+// more than one zone: such a host waits for the next batch.
+func EmergencyBatches(hosts []rollout.HostPlan) []rollout.Batch {
+	size := max(1, (len(hosts)+1)/2)
+	zoneSize := map[string]int{}
+	for _, h := range hosts {
+		zoneSize[h.Host.Zone]++
+	}
+	multiZone := len(zoneSize) > 1
+	pending := append([]rollout.HostPlan(nil), hosts...)
+	var out []rollout.Batch
+	for len(pending) > 0 {
+		var batch, later []rollout.HostPlan
+		inBatch := map[string]int{}
+		for _, h := range pending {
+			z := h.Host.Zone
+			wholeZone := multiZone && zoneSize[z] > 1 && inBatch[z]+1 == zoneSize[z]
+			if len(batch) < size && !wholeZone {
+				batch = append(batch, h)
+				inBatch[z]++
+			} else {
+				later = append(later, h)
+			}
+		}
+		if len(batch) == 0 { // cannot happen with size >= 1, but never loop forever
+			batch, later = later[:1], later[1:]
+		}
+		for z, n := range inBatch {
+			zoneSize[z] -= n
+		}
+		out = append(out, rollout.Batch{Hosts: batch})
+		pending = later
+	}
+	return out
+}
+
+func tagOf(image string) string {
+	if named, err := reference.ParseNormalizedNamed(image); err == nil {
+		if t, ok := named.(reference.Tagged); ok {
+			return t.Tag()
+		}
+	}
+	return image
+}
