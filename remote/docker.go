@@ -315,8 +315,14 @@ func (d *Docker) ImageInRegistry(ctx context.Context, ref string, auth RegistryA
 			return err
 		}
 	}
-	if _, err := d.api.DistributionInspect(cctx, ref, enc); err != nil {
+	_, err := d.api.DistributionInspect(cctx, ref, enc)
+	switch {
+	case err == nil:
+		return nil
+	case errdefs.IsNotFound(err) || strings.Contains(err.Error(), "manifest unknown") || strings.Contains(err.Error(), "not found"):
 		return fmt.Errorf("image %s not found in the registry (checked from %s): %w", ref, d.conn.Endpoint.Name, err)
+	case errdefs.IsUnauthorized(err) || errdefs.IsForbidden(err):
+		return fmt.Errorf("registry refused access to %s (checked from %s): check the registry credentials: %w", ref, d.conn.Endpoint.Name, err)
 	}
-	return nil
+	return fmt.Errorf("could not reach the registry for %s from %s: %w", ref, d.conn.Endpoint.Name, err)
 }

@@ -258,18 +258,28 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 		return
 	}
 
+	// Once the host is drained, the short container steps run to their end
+	// even on an interrupt (an interrupt finishes the current step); the
+	// interrupt is seen at the next step boundary and the host put back.
+	sctx, scancel := e.cleanupContext(ctx)
+	defer scancel()
 	err = e.step(name, "stop", func() (string, error) {
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("interrupted before stopping: %w", err)
+		}
 		if sw.old == nil {
 			return "no container to stop", nil
 		}
 		if sw.old.Running {
-			if err := host.Stop(ctx, sw.old.ID, svc.StopTimeout); err != nil {
+			// Counted as stopped even if the call fails: the daemon may
+			// have stopped it anyway, and the revert checks.
+			sw.oldStopped = true
+			if err := host.Stop(sctx, sw.old.ID, svc.StopTimeout); err != nil {
 				return "", err
 			}
-			sw.oldStopped = true
 		}
 		if sw.old.Name != oldName {
-			if err := host.Rename(ctx, sw.old.ID, oldName); err != nil {
+			if err := host.Rename(sctx, sw.old.ID, oldName); err != nil {
 				return "", err
 			}
 			sw.oldRenamed = true
@@ -282,11 +292,14 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 	}
 
 	err = e.step(name, "start", func() (string, error) {
-		if err := host.Rename(ctx, sw.newID, svc.ContainerName); err != nil {
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("interrupted before starting %s: %w", target.Tag, err)
+		}
+		if err := host.Rename(sctx, sw.newID, svc.ContainerName); err != nil {
 			return "", err
 		}
 		sw.newNamed = true
-		return target.Tag, host.Start(ctx, sw.newID)
+		return target.Tag, host.Start(sctx, sw.newID)
 	})
 	if err == nil {
 		err = e.step(name, "health", func() (string, error) { return e.waitHealthy(ctx, host, hp.Host, sw.newID) })
@@ -440,6 +453,9 @@ func (e *Executor) failHost(ctx context.Context, hp HostPlan, res *HostResult, s
 		if !old.Running {
 			res.Ended = ""
 			return old.Version() + " left stopped, as found", nil
+		}
+		if now, ok, err := host.Inspect(cctx, old.ID); err == nil && ok && now.Running {
+			sw.oldStopped = false // still running: a failed stop call did not stop it
 		}
 		if sw.oldStopped {
 			if err := host.Start(cctx, old.ID); err != nil {
