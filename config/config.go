@@ -43,6 +43,7 @@ const (
 	DefaultMinFreeDisk      = 1 << 30
 	DefaultLockDir          = "/var/lib/gantry/locks"
 	DefaultLockTTL          = time.Hour
+	DefaultKeepVersions     = 3
 )
 
 // Config is a loaded, validated gantry.yml.
@@ -207,6 +208,9 @@ type Service struct {
 	// service while a batch is out (count or percent; default 1 when the
 	// service has more than one host).
 	MinInService Count `yaml:"min_in_service"`
+	// KeepVersions is how many versions' images prune keeps on each host
+	// (default 3, counting the one running): rollback needs them.
+	KeepVersions int `yaml:"keep_versions"`
 }
 
 // Health is the HTTP check a new container must pass before it gets traffic.
@@ -483,6 +487,9 @@ func (c *Config) applyDefaults() {
 		if s.BatchSize == 0 {
 			s.BatchSize = DefaultBatchSize
 		}
+		if s.KeepVersions == 0 {
+			s.KeepVersions = DefaultKeepVersions
+		}
 		c.Services[name] = s
 	}
 }
@@ -642,6 +649,9 @@ func (c *Config) validate() []error {
 		}
 		if s.BatchSize < 1 {
 			bad(key+".batch_size", "must be at least 1")
+		}
+		if s.KeepVersions < 1 {
+			bad(key+".keep_versions", "must be at least 1 (the running version)")
 		}
 	}
 	return errs

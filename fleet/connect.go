@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -73,22 +74,46 @@ func sshConfig(cfg *config.Config) remote.SSHConfig {
 // Every failure is reported (one per machine); on any failure all opened
 // connections are closed.
 func Connect(ctx context.Context, cfg *config.Config, env config.Environment, hosts []inventory.Host) (*Connections, error) {
-	sc := sshConfig(cfg)
-	auth, err := registryAuth(cfg)
+	conns, failed, err := ConnectEach(ctx, cfg, env, hosts)
 	if err != nil {
 		return nil, err
 	}
+	var errs *multierror.Error
+	for _, name := range sortedNames(failed) {
+		errs = multierror.Append(errs, failed[name])
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		conns.Close()
+		return nil, err
+	}
+	return conns, nil
+}
+
+func sortedNames(m map[string]error) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ConnectEach is Connect for commands that look at a fleet as it is: it
+// returns the connections that could be opened and, by machine name, why
+// the others could not.
+func ConnectEach(ctx context.Context, cfg *config.Config, env config.Environment, hosts []inventory.Host) (*Connections, map[string]error, error) {
+	sc := sshConfig(cfg)
+	auth, err := registryAuth(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	conns := &Connections{Hosts: map[string]*Host{}, LBs: map[string]*remote.Conn{}}
 	var mu sync.Mutex
-	var errs *multierror.Error
-	fail := func(err error) {
-		mu.Lock()
-		errs = multierror.Append(errs, err)
-		mu.Unlock()
-	}
+	failed := map[string]error{}
 	var g errgroup.Group
 	g.SetLimit(DialConcurrency)
 	for _, h := range hosts {
+		fail := func(err error) { mu.Lock(); failed[h.Name] = err; mu.Unlock() }
 		g.Go(func() error {
 			conn, err := remote.Dial(ctx, sc, remote.Endpoint{Name: h.Name, Addr: h.SSHAddr})
 			if err != nil {
@@ -111,6 +136,7 @@ func Connect(ctx context.Context, cfg *config.Config, env config.Environment, ho
 		})
 	}
 	for _, lb := range env.LoadBalancers {
+		fail := func(err error) { mu.Lock(); failed[lb.Name] = err; mu.Unlock() }
 		g.Go(func() error {
 			conn, err := remote.Dial(ctx, sc, remote.Endpoint{Name: lb.Name, Addr: config.HostPort(lb.Address, lb.SSHPort)})
 			if err != nil {
@@ -124,11 +150,7 @@ func Connect(ctx context.Context, cfg *config.Config, env config.Environment, ho
 		})
 	}
 	_ = g.Wait()
-	if err := errs.ErrorOrNil(); err != nil {
-		conns.Close()
-		return nil, err
-	}
-	return conns, nil
+	return conns, failed, nil
 }
 
 // registryAuth finds the registry credential: the config's username with

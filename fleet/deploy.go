@@ -17,6 +17,7 @@ import (
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
 	"github.com/gantry-dev/gantry/lock"
+	"github.com/gantry-dev/gantry/remote"
 	"github.com/gantry-dev/gantry/rollout"
 )
 
@@ -79,21 +80,17 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	all, err := discovery.Static{List: env.Hosts}.Hosts(ctx)
+	hosts, lockConn, err := serviceHosts(ctx, cfg, env, o.Env, svcName, o.Out)
 	if err != nil {
-		return nil, fmt.Errorf("%w: discovery: %w", rollout.ErrPreflight, err)
+		return nil, err
 	}
-	hosts := discovery.ForService(all, svcName)
-	if len(hosts) == 0 {
-		return nil, fmt.Errorf("%w: no host of environment %s runs service %s (add it to a host's services: in %s)", ErrRefused, o.Env, svcName, cfg.Path)
-	}
-
 	conns, err := Connect(ctx, cfg, env, hosts)
 	if err != nil {
+		lockConn.Close()
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
+	conns.extra = append(conns.extra, lockConn)
 	defer conns.Close()
-	balancers := nginxBalancers(env, conns, svcName, svc.Port, hosts, o.Out)
 
 	var held *lock.Lock
 	locker, err := conns.Locker(ctx, cfg, env)
@@ -127,6 +124,16 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
+	// A host whose container does not run (first deploy, stopped by hand,
+	// back from decommission) stays out of the load balancers until it is
+	// deployed and healthy.
+	var notRunning []string
+	for _, h := range snap {
+		if h.Current == nil || !h.Current.Running {
+			notRunning = append(notRunning, h.Host.Name)
+		}
+	}
+	balancers := nginxBalancers(env, conns, svcName, svc.Port, hosts, notRunning, o.Out)
 	plan, err := makePlan(snap)
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
@@ -165,12 +172,18 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	rep := exec.Run(ctx, plan)
 	fmt.Fprint(o.Out, "\n"+rep.String())
 	recordHistory(ctx, conns, cfg, env, o, plan, rep)
+	if rep.OK() && ctx.Err() == nil {
+		// Keep the host caches bounded; rollback's versions stay.
+		if err := pruneHosts(ctx, cfg, conns, hosts, 0, io.Discard); err != nil {
+			fmt.Fprintf(o.Out, "warning: %v (run gantry prune --env %s)\n", err, o.Env)
+		}
+	}
 	return rep, nil
 }
 
 // nginxBalancers returns the environment's load balancers with the
 // service's upstream declared: every host of the service, on its port.
-func nginxBalancers(env config.Environment, conns *Connections, service string, port int, hosts []inventory.Host, out io.Writer) []*lb.Nginx {
+func nginxBalancers(env config.Environment, conns *Connections, service string, port int, hosts []inventory.Host, down []string, out io.Writer) []*lb.Nginx {
 	servers := make([]lb.Server, len(hosts))
 	for i, h := range hosts {
 		servers[i] = lb.Server{Host: h.Name, Addr: config.HostPort(h.Address, port)}
@@ -187,7 +200,7 @@ func nginxBalancers(env config.Environment, conns *Connections, service string, 
 			DrainTimeout:  lc.DrainTimeout.D(),
 			Warn:          func(s string) { fmt.Fprintln(out, "warning: "+s) },
 		}
-		n.SetUpstream(service, servers)
+		n.SetUpstream(service, servers, down...)
 		list = append(list, n)
 	}
 	return list
@@ -288,4 +301,40 @@ func recordHistory(ctx context.Context, conns *Connections, cfg *config.Config, 
 	if err != nil {
 		fmt.Fprintf(o.Out, "warning: could not record the deploy history on %s: %v\n", env.Lock.Host, err)
 	}
+}
+
+// serviceHosts lists the environment's hosts of a service, less the
+// decommissioned ones, and returns the open connection to the machine that
+// keeps the environment's records (locks, history, decommissions).
+func serviceHosts(ctx context.Context, cfg *config.Config, env config.Environment, envName, svcName string, out io.Writer) ([]inventory.Host, *remote.Conn, error) {
+	all, err := discovery.Static{List: env.Hosts}.Hosts(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: discovery: %w", rollout.ErrPreflight, err)
+	}
+	hosts := discovery.ForService(all, svcName)
+	if len(hosts) == 0 {
+		return nil, nil, fmt.Errorf("%w: no host of environment %s runs service %s (add it to a host's services: in %s)", ErrRefused, envName, svcName, cfg.Path)
+	}
+	lockConn, err := dialMachine(ctx, cfg, env, env.Lock.Host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	}
+	gone, err := inventory.Decommissions{Runner: lockConn, Dir: env.Lock.Dir, Env: envName}.List(ctx)
+	if err != nil {
+		lockConn.Close()
+		return nil, nil, fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, env.Lock.Host, err)
+	}
+	var keep []inventory.Host
+	for _, h := range hosts {
+		if rec, ok := gone[h.Name]; ok {
+			fmt.Fprintf(out, "skip %s: decommissioned by %s on %s\n", h.Name, rec.Who, rec.Since.Format("2006-01-02 15:04"))
+			continue
+		}
+		keep = append(keep, h)
+	}
+	if len(keep) == 0 {
+		lockConn.Close()
+		return nil, nil, fmt.Errorf("%w: every host of service %s in %s is decommissioned", rollout.ErrPreflight, svcName, envName)
+	}
+	return keep, lockConn, nil
 }

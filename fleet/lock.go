@@ -32,6 +32,11 @@ func (c *Connections) lockMachine(ctx context.Context, cfg *config.Config, env c
 	if h, ok := c.Hosts[name]; ok {
 		return h.Conn, nil
 	}
+	for _, x := range c.extra {
+		if x.Endpoint.Name == name {
+			return x, nil
+		}
+	}
 	conn, err := dialMachine(ctx, cfg, env, name)
 	if err != nil {
 		return nil, err

@@ -41,6 +41,8 @@ type Container struct {
 	Name    string
 	Image   string
 	Running bool
+	// State is the daemon's word for it: running, exited, created, ...
+	State string
 	// Restarting is true while the daemon is restarting it after an exit.
 	Restarting bool
 	// RestartCount counts restarts by the daemon since the container was created.

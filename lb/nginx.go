@@ -52,9 +52,10 @@ type upstream struct {
 	down    map[string]bool
 }
 
-// SetUpstream declares the servers of service on this load balancer, all
-// up. It changes nothing on the host until the next Drain or Restore.
-func (n *Nginx) SetUpstream(service string, servers []Server) {
+// SetUpstream declares the servers of service on this load balancer, up
+// but for the hosts listed in down. It changes nothing on the host until
+// the next Drain, Restore or Remove.
+func (n *Nginx) SetUpstream(service string, servers []Server, down ...string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.upstreams == nil {
@@ -62,7 +63,69 @@ func (n *Nginx) SetUpstream(service string, servers []Server) {
 	}
 	s := append([]Server(nil), servers...)
 	sort.Slice(s, func(i, j int) bool { return s[i].Host < s[j].Host })
-	n.upstreams[service] = &upstream{servers: s, down: map[string]bool{}}
+	u := &upstream{servers: s, down: map[string]bool{}}
+	for _, h := range down {
+		u.down[h] = true
+	}
+	n.upstreams[service] = u
+}
+
+// Remove takes host out of service's upstream for good: it drains it
+// (marked down, in-flight requests finish) and then rewrites the file
+// without it.
+func (n *Nginx) Remove(ctx context.Context, service, host string) error {
+	if err := n.Drain(ctx, service, host); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	u := n.upstreams[service]
+	keep := u.servers[:0:0]
+	for _, s := range u.servers {
+		if s.Host != host {
+			keep = append(keep, s)
+		}
+	}
+	content := Render(n.Name, service, keep, u.down)
+	if err := n.apply(ctx, service, content, false); err != nil {
+		return err
+	}
+	u.servers = keep
+	delete(u.down, host)
+	return nil
+}
+
+// Upstream reads service's upstream file on the load balancer and returns
+// each listed host's state: "up" or "down".
+func (n *Nginx) Upstream(ctx context.Context, service string) (map[string]string, error) {
+	f := path.Join(n.UpstreamsDir, service+".conf")
+	out, err := n.Runner.Run(ctx, "cat "+shell.Quote(f), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading %s: %w", n.Name, f, err)
+	}
+	return ParseUpstream(string(out)), nil
+}
+
+// ParseUpstream reads an upstream file gantry wrote: "server ADDR [down]; # host".
+func ParseUpstream(content string) map[string]string {
+	states := map[string]string{}
+	for _, line := range strings.Split(content, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "server ") {
+			continue
+		}
+		decl, host, ok := strings.Cut(line, "#")
+		host = strings.TrimSpace(host)
+		if !ok || host == "" {
+			continue
+		}
+		state := "up"
+		if strings.Contains(decl, " down") {
+			state = "down"
+		}
+		states[host] = state
+	}
+	return states
 }
 
 // Drain marks host down in service's upstream, reloads nginx and waits for

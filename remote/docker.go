@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
@@ -137,6 +139,7 @@ func (d *Docker) Inspect(ctx context.Context, name string) (c inventory.Containe
 		c.Labels = info.Config.Labels
 	}
 	if info.State != nil {
+		c.State = info.State.Status
 		c.Running = info.State.Running
 		c.Restarting = info.State.Restarting
 		c.ExitCode = info.State.ExitCode
@@ -325,4 +328,80 @@ func (d *Docker) ImageInRegistry(ctx context.Context, ref string, auth RegistryA
 		return fmt.Errorf("registry refused access to %s (checked from %s): check the registry credentials: %w", ref, d.conn.Endpoint.Name, err)
 	}
 	return fmt.Errorf("could not reach the registry for %s from %s: %w", ref, d.conn.Endpoint.Name, err)
+}
+
+// ListContainers returns every container on the host, running or not.
+func (d *Docker) ListContainers(ctx context.Context) ([]inventory.Container, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	var list []container.Summary
+	err := retry(ctx, func() (err error) {
+		list, err = d.api.ContainerList(ctx, container.ListOptions{All: true})
+		return err
+	})
+	if err != nil {
+		return nil, d.wrap("list containers", err)
+	}
+	out := make([]inventory.Container, 0, len(list))
+	for _, c := range list {
+		name := ""
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		ic := inventory.Container{ID: c.ID, Name: name, Image: c.Image, Running: c.State == "running", Restarting: c.State == "restarting", Labels: c.Labels, State: c.State}
+		if c.State == "running" {
+			// Summary has no start time; Status reads "Up 3 minutes". Ask.
+			if full, ok, err := d.Inspect(ctx, c.ID); err == nil && ok {
+				ic.StartedAt = full.StartedAt
+			}
+		}
+		out = append(out, ic)
+	}
+	return out, nil
+}
+
+// ImageVersion is one cached image of a repository.
+type ImageVersion struct {
+	Tag     string
+	Ref     string
+	ID      string
+	Created time.Time
+}
+
+// ListImageVersions returns the cached tags of repo (registry/path), newest first.
+func (d *Docker) ListImageVersions(ctx context.Context, repo string) ([]ImageVersion, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	var list []image.Summary
+	err := retry(ctx, func() (err error) {
+		list, err = d.api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", repo))})
+		return err
+	})
+	if err != nil {
+		return nil, d.wrap("list images of "+repo, err)
+	}
+	var out []ImageVersion
+	for _, im := range list {
+		for _, rt := range im.RepoTags {
+			r, tag, ok := strings.Cut(rt[len(repo):], ":")
+			if !ok || r != "" || !strings.HasPrefix(rt, repo+":") {
+				continue
+			}
+			out = append(out, ImageVersion{Tag: tag, Ref: rt, ID: im.ID, Created: time.Unix(im.Created, 0)})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// RemoveImage untags ref and deletes its layers when nothing else uses them.
+// An image in use by a container is not removed.
+func (d *Docker) RemoveImage(ctx context.Context, ref string) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	_, err := d.api.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	return d.wrap("remove image "+ref, err)
 }

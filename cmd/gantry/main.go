@@ -98,9 +98,10 @@ func run(ctx context.Context, args []string, st *state) int {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: config.DefaultPath, EnvVars: []string{"GANTRY_CONFIG"}, Usage: "config file"},
 		},
-		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code), rollbackCommand(&code, st), historyCommand(), lockCommand(&code)},
+		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code), rollbackCommand(&code, st), historyCommand(), inventoryCommand(), pruneCommand(), lockCommand(&code)},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+	app.Commands = append(app.Commands, decommissionCommands()...)
 	if err := app.RunContext(ctx, flagsFirst(app, args)); err != nil {
 		fmt.Fprintln(os.Stderr, "gantry:", err)
 		if code == exitOK {
@@ -291,6 +292,94 @@ Examples:
 				return err
 			}
 			return fleet.History(c.Context, fleet.HistoryOptions{Config: cfg, Env: c.String("env"), Service: c.Args().First(), JSON: c.Bool("json"), Out: os.Stdout})
+		},
+	}
+}
+
+func envFlag() cli.Flag {
+	return &cli.StringFlag{Name: "env", Aliases: []string{"e"}, Required: true, EnvVars: []string{"GANTRY_ENV"}, Usage: "environment"}
+}
+
+func inventoryCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "inventory",
+		Usage: "what runs where: per host its containers, versions, health, cached versions, disk and load balancer state",
+		Description: `Looks at every host and load balancer, changing nothing. Flags drift (hosts not
+on the version the rest of the service runs), containers gantry does not
+manage, and single points of failure.
+
+Examples:
+   gantry inventory --env production
+   gantry inventory --env production --service www --json`,
+		Flags: []cli.Flag{envFlag(),
+			&cli.StringFlag{Name: "service", Aliases: []string{"s"}, Usage: "only this service's hosts"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg, err := config.Load(c.String("config"))
+			if err != nil {
+				return err
+			}
+			return fleet.ShowInventory(c.Context, fleet.InventoryOptions{Config: cfg, Env: c.String("env"), Service: c.String("service"), JSON: c.Bool("json"), Out: os.Stdout})
+		},
+	}
+}
+
+func decommissionCommands() []*cli.Command {
+	act := func(fn func(context.Context, fleet.DecommissionOptions) error) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("%s: want exactly one HOST argument", c.Command.Name)
+			}
+			cfg, err := config.Load(c.String("config"))
+			if err != nil {
+				return err
+			}
+			return fn(c.Context, fleet.DecommissionOptions{Config: cfg, Env: c.String("env"), Host: c.Args().First(), Force: c.Bool("force"), Out: os.Stdout})
+		}
+	}
+	return []*cli.Command{
+		{
+			Name:      "decommission",
+			Usage:     "take HOST out for good: out of every load balancer, its containers stopped, skipped by later deploys",
+			ArgsUsage: "HOST",
+			Description: `Shows what runs on the host first. Refused when a service would be left with
+fewer healthy hosts than its min_in_service, unless --force.
+
+Example:
+   gantry decommission web3 --env production`,
+			Flags:  []cli.Flag{envFlag(), &cli.BoolFlag{Name: "force", Usage: "decommission even below a service's min_in_service"}},
+			Action: act(fleet.Decommission),
+		},
+		{
+			Name:      "recommission",
+			Usage:     "undo decommission: the next deploy brings HOST back into service",
+			ArgsUsage: "HOST",
+			Flags:     []cli.Flag{envFlag()},
+			Action:    act(fleet.Recommission),
+		},
+	}
+}
+
+func pruneCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "prune",
+		Usage: "remove stopped leftovers and old images on every host, keeping the last versions for rollback",
+		Description: `Keeps each service's last keep_versions versions (default 3, the running one
+included). A successful deploy prunes the same way by itself.
+
+Example:
+   gantry prune --env production --keep 5`,
+		Flags: []cli.Flag{envFlag(), &cli.IntFlag{Name: "keep", Usage: "versions to keep per service (default: keep_versions)"}},
+		Action: func(c *cli.Context) error {
+			cfg, err := config.Load(c.String("config"))
+			if err != nil {
+				return err
+			}
+			if c.IsSet("keep") && c.Int("keep") < 1 {
+				return fmt.Errorf("--keep must be at least 1 (the running version)")
+			}
+			return fleet.Prune(c.Context, fleet.PruneOptions{Config: cfg, Env: c.String("env"), Keep: c.Int("keep"), Out: os.Stdout})
 		},
 	}
 }

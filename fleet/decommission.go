@@ -1,0 +1,231 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/config"
+	"github.com/gantry-dev/gantry/discovery"
+	"github.com/gantry-dev/gantry/inventory"
+	"github.com/gantry-dev/gantry/lock"
+	"github.com/gantry-dev/gantry/rollout"
+)
+
+// DecommissionOptions name the host to take out for good.
+type DecommissionOptions struct {
+	Config *config.Config
+	Env    string
+	Host   string
+	// Force overrides the min_in_service refusal.
+	Force bool
+	Out   io.Writer
+}
+
+// Decommission takes a host out for good: it shows what runs there,
+// refuses when a service would keep fewer healthy hosts than its
+// min_in_service (unless forced), removes the host from every load
+// balancer's upstreams (drained first, then deleted, not just down), stops
+// its gantry-managed containers gracefully, and records the host as
+// decommissioned on the fleet so later deploys skip it.
+func Decommission(ctx context.Context, o DecommissionOptions) error {
+	cfg := o.Config
+	env, err := cfg.Environment(o.Env)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	all, _ := discovery.Static{List: env.Hosts}.Hosts(ctx)
+	var target *inventory.Host
+	for i := range all {
+		if all[i].Name == o.Host {
+			target = &all[i]
+		}
+	}
+	if target == nil {
+		names := make([]string, len(all))
+		for i, h := range all {
+			names[i] = h.Name
+		}
+		return fmt.Errorf("%w: %s has no host %q (hosts: %s)", ErrRefused, o.Env, o.Host, strings.Join(names, ", "))
+	}
+	conns, failed, err := ConnectEach(ctx, cfg, env, all)
+	if err != nil {
+		return err
+	}
+	defer conns.Close()
+	if err := failed[o.Host]; err != nil {
+		return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	}
+	for _, lc := range env.LoadBalancers {
+		if err := failed[lc.Name]; err != nil {
+			return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+		}
+	}
+	records, err := conns.lockMachine(ctx, cfg, env)
+	if err != nil {
+		return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	}
+	decoms := inventory.Decommissions{Runner: records, Dir: env.Lock.Dir, Env: o.Env}
+	gone, err := decoms.List(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	}
+	if rec, ok := gone[o.Host]; ok {
+		fmt.Fprintf(o.Out, "%s is already decommissioned (by %s on %s)\n", o.Host, rec.Who, rec.Since.Format("2006-01-02 15:04"))
+		return nil
+	}
+
+	// What runs there.
+	host := conns.Hosts[o.Host]
+	list, err := host.ListContainers(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	}
+	fmt.Fprintf(o.Out, "%s (%s, zone %s) runs:\n", o.Host, target.Address, target.Zone)
+	for _, c := range list {
+		who := "unmanaged"
+		if c.Labels[inventory.LabelManaged] == "true" {
+			who = "service " + c.Labels[inventory.LabelService] + " " + c.Version()
+		}
+		fmt.Fprintf(o.Out, "  %-20s %-10s %s\n", c.Name, c.State, who)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(o.Out, "  (no containers)")
+	}
+
+	// Lock every service of the host, then check the minimums.
+	locker, err := conns.Locker(ctx, cfg, env)
+	if err != nil {
+		return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	}
+	for _, svcName := range target.Services {
+		held, err := locker.Acquire(ctx, lock.Request{Name: lock.Name(o.Env, svcName), Target: "decommission " + o.Host})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			_ = locker.Release(rctx, held)
+		}()
+	}
+	var refusals []string
+	for _, svcName := range target.Services {
+		svc, ok := cfg.Services[svcName]
+		if !ok {
+			continue
+		}
+		others, healthy := 0, 0
+		for _, h := range discovery.ForService(all, svcName) {
+			if _, out := gone[h.Name]; out || h.Name == o.Host {
+				continue
+			}
+			others++
+			if hc, ok := conns.Hosts[h.Name]; ok {
+				status, err := hc.ProbeHTTP(ctx, config.HostPort(h.Address, svc.Port), svc.Health.Path, svc.Health.Timeout.D())
+				if err == nil && status == svc.Health.ExpectedStatus {
+					healthy++
+				}
+			}
+		}
+		min := 1
+		if svc.MinInService.IsSet() {
+			min = svc.MinInService.Of(others + 1)
+		}
+		if healthy < min {
+			refusals = append(refusals, fmt.Sprintf("service %s would keep %d healthy host(s), below min_in_service %d", svcName, healthy, min))
+		}
+	}
+	if len(refusals) > 0 {
+		if !o.Force {
+			return fmt.Errorf("%w: decommissioning %s: %s (pass --force to do it anyway)", rollout.ErrPreflight, o.Host, strings.Join(refusals, "; "))
+		}
+		fmt.Fprintf(o.Out, "WARNING: --force: decommissioning %s although %s\n", o.Host, strings.Join(refusals, "; "))
+	}
+
+	// Out of every load balancer, for good.
+	for _, svcName := range target.Services {
+		svc, ok := cfg.Services[svcName]
+		if !ok {
+			continue
+		}
+		var members []inventory.Host
+		for _, h := range discovery.ForService(all, svcName) {
+			if _, out := gone[h.Name]; !out {
+				members = append(members, h)
+			}
+		}
+		var errs []error
+		for _, n := range nginxBalancers(env, conns, svcName, svc.Port, members, nil, o.Out) {
+			if err := n.Remove(ctx, svcName, o.Host); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			fmt.Fprintf(o.Out, "removed %s from upstream %s on %s\n", o.Host, svcName, n.Name)
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("removing %s from the load balancers (nothing was stopped): %w", o.Host, err)
+		}
+	}
+
+	// Stop what gantry manages there.
+	rec := inventory.Decommission{Host: o.Host, Who: lock.Whoami(), Since: time.Now().UTC()}
+	var left []string
+	for _, c := range list {
+		if c.Labels[inventory.LabelManaged] != "true" {
+			left = append(left, c.Name+" (unmanaged)")
+			continue
+		}
+		if !c.Running {
+			left = append(left, c.Name+" (already stopped)")
+			continue
+		}
+		timeout := config.DefaultStopTimeout
+		if svc, ok := cfg.Services[c.Labels[inventory.LabelService]]; ok {
+			timeout = svc.StopTimeout.D()
+		}
+		if err := host.Stop(ctx, c.ID, timeout); err != nil {
+			return fmt.Errorf("%s is out of the load balancers but stopping %s failed: %w", o.Host, c.Name, err)
+		}
+		rec.Stopped = append(rec.Stopped, c.Name)
+	}
+	if err := decoms.Add(ctx, rec); err != nil {
+		return fmt.Errorf("%s is out of the load balancers and stopped, but recording it failed (later deploys may bring it back): %w", o.Host, err)
+	}
+	fmt.Fprintf(o.Out, "decommissioned %s: stopped %s", o.Host, orNothing(rec.Stopped))
+	fmt.Fprintf(o.Out, "; left %s\n", orNothing(left))
+	return nil
+}
+
+// Recommission forgets that a host was decommissioned: the next deploy of
+// its services brings its containers back and adds it to the load
+// balancers once healthy.
+func Recommission(ctx context.Context, o DecommissionOptions) error {
+	env, err := o.Config.Environment(o.Env)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if _, _, ok := env.Machine(o.Host); !ok {
+		return fmt.Errorf("%w: %s has no host %q", ErrRefused, o.Env, o.Host)
+	}
+	conn, err := dialMachine(ctx, o.Config, env, env.Lock.Host)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := (inventory.Decommissions{Runner: conn, Dir: env.Lock.Dir, Env: o.Env}).Remove(ctx, o.Host); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "%s is back in %s: the next deploy of its services brings it into service\n", o.Host, o.Env)
+	return nil
+}
+
+func orNothing(s []string) string {
+	if len(s) == 0 {
+		return "nothing"
+	}
+	return strings.Join(s, ", ")
+}
