@@ -105,6 +105,17 @@ func run() error {
 		return err
 	}
 
+	fmt.Println("gantry: emergency rollback under load ...")
+	var rb rollout.Summary
+	rollbackLoad, err := underLoad(func() error {
+		var err error
+		rb, err = gantryRun(gantry, config, "rollback", "www", "--env", "lab", "--emergency")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+
 	results := map[string]any{
 		"floor_per_host_s":         round(floorMedian),
 		"floor_total_s":            round(floorTotal.TotalS),
@@ -113,7 +124,10 @@ func run() error {
 		"out_of_rotation_median_s": round(sum.OutOfRotationMedianS),
 		"out_of_rotation_max_s":    round(sum.OutOfRotationMaxS),
 		"deploy_total_s":           round(sum.TotalS),
-		"rollback_total_s":         nil, // gantry rollback is not built yet (issue 4)
+		"rollback_total_s":         round(rb.TotalS),
+		"rollback_requests":        rollbackLoad.Requests,
+		"rollback_non2xx":          rollbackLoad.Non2xx,
+		"rollback_errors":          rollbackLoad.Errors,
 		"ratio_out_of_rotation":    round(sum.OutOfRotationMedianS / floorMedian),
 		"ratio_total":              round(sum.TotalS / floorTotal.TotalS),
 		"hosts":                    len(sum.Hosts),
@@ -132,9 +146,10 @@ func run() error {
 	fmt.Fprintf(tw, "per host out of rotation, median (s)\t %.2f\t %.2f\t %.2fx\t\n", sum.OutOfRotationMedianS, floorMedian, sum.OutOfRotationMedianS/floorMedian)
 	fmt.Fprintf(tw, "per host out of rotation, max (s)\t %.2f\t %.2f\t \t\n", sum.OutOfRotationMaxS, maxOf(swaps))
 	fmt.Fprintf(tw, "total deploy (s)\t %.2f\t %.2f\t %.2fx\t\n", sum.TotalS, floorTotal.TotalS, sum.TotalS/floorTotal.TotalS)
-	fmt.Fprintf(tw, "rollback (s)\t n/a\t \t \t\n")
-	fmt.Fprintf(tw, "requests / non-2xx / failed\t %d / %d / %d\t %d / %d / %d\t \t\n",
+	fmt.Fprintf(tw, "emergency rollback, %d hosts (s)\t %.2f\t \t \t\n", len(rb.Hosts), rb.TotalS)
+	fmt.Fprintf(tw, "requests / non-2xx / failed (deploy)\t %d / %d / %d\t %d / %d / %d\t \t\n",
 		gantryLoad.Requests, gantryLoad.Non2xx, gantryLoad.Errors, floorLoad.Requests, floorLoad.Non2xx, floorLoad.Errors)
+	fmt.Fprintf(tw, "requests / non-2xx / failed (rollback)\t %d / %d / %d\t \t \t\n", rollbackLoad.Requests, rollbackLoad.Non2xx, rollbackLoad.Errors)
 	tw.Flush()
 
 	data, _ := json.MarshalIndent(results, "", "  ")
@@ -145,6 +160,9 @@ func run() error {
 		return err
 	}
 	fmt.Println("\nwritten: bench/results/latest.json")
+	if rollbackLoad.Non2xx+rollbackLoad.Errors > 0 {
+		return fmt.Errorf("users saw %d non-2xx and %d failed requests during the rollback: %v", rollbackLoad.Non2xx, rollbackLoad.Errors, rollbackLoad.FirstErrors)
+	}
 	if gantryLoad.Non2xx+gantryLoad.Errors > 0 {
 		return fmt.Errorf("users saw %d non-2xx and %d failed requests during the gantry deploy: %v", gantryLoad.Non2xx, gantryLoad.Errors, gantryLoad.FirstErrors)
 	}
@@ -167,12 +185,18 @@ func image(target string) string {
 }
 
 func deploy(gantry, config, target string) (rollout.Summary, error) {
+	return gantryRun(gantry, config, "deploy", target, "--env", "lab")
+}
+
+// gantryRun runs one gantry command with --report and returns the report.
+func gantryRun(gantry, config string, args ...string) (rollout.Summary, error) {
 	report := filepath.Join(os.TempDir(), "gantry-bench-report.json")
-	cmd := exec.Command(gantry, "--config", config, "deploy", target, "--env", "lab", "--report", report)
+	_ = os.Remove(report)
+	cmd := exec.Command(gantry, append(append([]string{"--config", config}, args...), "--report", report)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return rollout.Summary{}, fmt.Errorf("gantry deploy %s: %w\n%s", target, err, out.String())
+		return rollout.Summary{}, fmt.Errorf("gantry %s: %w\n%s", strings.Join(args, " "), err, out.String())
 	}
 	var s rollout.Summary
 	data, err := os.ReadFile(report)
