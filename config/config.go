@@ -543,18 +543,7 @@ func (c *Config) validate() []error {
 		seen := map[string]bool{}
 		for i, h := range env.Hosts {
 			hk := fmt.Sprintf("%s.hosts[%d]", key, i)
-			if h.Name == "" {
-				bad(hk+".name", "required")
-			} else if seen[h.Name] {
-				bad(hk+".name", "host %q is listed twice", h.Name)
-			}
-			seen[h.Name] = true
-			if h.Address == "" {
-				bad(hk+".address", "required: IP address or DNS name of the host")
-			}
-			if h.SSHPort < 1 || h.SSHPort > 65535 {
-				bad(hk+".ssh_port", "%d is not a TCP port", h.SSHPort)
-			}
+			checkMachine(bad, hk, "host", h.Name, h.Address, h.SSHPort, seen)
 			if !filepath.IsAbs(h.DockerSocket) {
 				bad(hk+".docker_socket", "%q must be an absolute path on the host", h.DockerSocket)
 			}
@@ -567,18 +556,7 @@ func (c *Config) validate() []error {
 		lbSeen := map[string]bool{}
 		for i, lb := range env.LoadBalancers {
 			lk := fmt.Sprintf("%s.load_balancers[%d]", key, i)
-			if lb.Name == "" {
-				bad(lk+".name", "required")
-			} else if lbSeen[lb.Name] {
-				bad(lk+".name", "load balancer %q is listed twice", lb.Name)
-			}
-			lbSeen[lb.Name] = true
-			if lb.Address == "" {
-				bad(lk+".address", "required: IP address or DNS name of the load balancer host")
-			}
-			if lb.SSHPort < 1 || lb.SSHPort > 65535 {
-				bad(lk+".ssh_port", "%d is not a TCP port", lb.SSHPort)
-			}
+			checkMachine(bad, lk, "load balancer", lb.Name, lb.Address, lb.SSHPort, lbSeen)
 			if !filepath.IsAbs(lb.UpstreamsDir) {
 				bad(lk+".upstreams_dir", "%q must be an absolute path on the load balancer", lb.UpstreamsDir)
 			}
@@ -655,6 +633,23 @@ func (c *Config) validate() []error {
 		}
 	}
 	return errs
+}
+
+// checkMachine checks what hosts and load balancers have in common: a
+// unique name, an address and an SSH port.
+func checkMachine(bad func(key, format string, args ...any), key, what, name, address string, port int, seen map[string]bool) {
+	if name == "" {
+		bad(key+".name", "required")
+	} else if seen[name] {
+		bad(key+".name", "%s %q is listed twice", what, name)
+	}
+	seen[name] = true
+	if address == "" {
+		bad(key+".address", "required: IP address or DNS name of the %s", what)
+	}
+	if port < 1 || port > 65535 {
+		bad(key+".ssh_port", "%d is not a TCP port", port)
+	}
 }
 
 // ExpandEnv returns the service's env for one host, with ${host.name},
