@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -278,6 +279,23 @@ func recordHistory(ctx context.Context, conns *Connections, cfg *config.Config, 
 	e := history.Entry{
 		Time: time.Now().UTC().Add(-rep.Total), Who: lock.Whoami(), Kind: plan.Kind, Env: o.Env,
 		Service: plan.Target.Service, Target: o.Target, DurationS: rep.Total.Seconds(), Message: o.Message,
+	}
+	if plan.Kind == "rollback" {
+		// Record where the rollback went, not just "previous".
+		tags := map[string]bool{}
+		for _, b := range plan.Batches {
+			for _, hp := range b.Hosts {
+				tags[hp.To.Tag] = true
+			}
+		}
+		list := make([]string, 0, len(tags))
+		for t := range tags {
+			list = append(list, t)
+		}
+		sort.Strings(list)
+		if len(list) > 0 {
+			e.Target = plan.Target.Service + "@" + strings.Join(list, ",")
+		}
 	}
 	switch {
 	case rep.OK():
