@@ -91,6 +91,9 @@ type Environment struct {
 	// Docker data root, e.g. "2g" (default 1g).
 	MinFreeDisk Size `yaml:"min_free_disk"`
 	Lock        Lock `yaml:"lock"`
+	// Production makes single points of failure (a service on one host or
+	// in one zone) refuse deploys instead of warning.
+	Production bool `yaml:"production"`
 }
 
 // Lock is where the environment's deploy locks live: a directory on one
@@ -211,6 +214,12 @@ type Service struct {
 	// KeepVersions is how many versions' images prune keeps on each host
 	// (default 3, counting the one running): rollback needs them.
 	KeepVersions int `yaml:"keep_versions"`
+	// MinZones is how many zones the service's hosts must span (default 2
+	// counts as "no single point of failure").
+	MinZones int `yaml:"min_zones"`
+	// AllowSinglePointOfFailure lets a production environment deploy a
+	// service that runs on one host or in one zone.
+	AllowSinglePointOfFailure bool `yaml:"allow_single_point_of_failure"`
 }
 
 // Health is the HTTP check a new container must pass before it gets traffic.
@@ -650,6 +659,18 @@ func checkMachine(bad func(key, format string, args ...any), key, what, name, ad
 	if port < 1 || port > 65535 {
 		bad(key+".ssh_port", "%d is not a TCP port", port)
 	}
+}
+
+// MinInServiceOf resolves min_in_service for a service with total hosts:
+// the configured count or percentage, else 1 when it has more than one host.
+func (s Service) MinInServiceOf(total int) int {
+	if s.MinInService.IsSet() {
+		return s.MinInService.Of(total)
+	}
+	if total > 1 {
+		return 1
+	}
+	return 0
 }
 
 // ExpandEnv returns the service's env for one host, with ${host.name},

@@ -329,7 +329,7 @@ func TestHistoryReadBySecondConfig(t *testing.T) {
 		{"deploy", sha(a), "succeeded", "", sha(a), sha(a)},
 		{"deploy", sha(b), "succeeded", sha(a), sha(b), sha(b)},
 		{"deploy", sha(broken), "failed", sha(b), sha(broken), sha(b)},
-		{"rollback", "", "succeeded", sha(b), sha(a), sha(a)},
+		{"rollback", "www@" + sha(a), "succeeded", sha(b), sha(a), sha(a)},
 	}
 	for i, w := range want {
 		e := last[i]

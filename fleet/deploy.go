@@ -66,7 +66,7 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	return execute(ctx, o, svcName, svc, func(snap []rollout.HostSnapshot) (rollout.Plan, error) {
-		return rollout.PlanDeploy(target, snap, svc.BatchSize), nil
+		return rollout.PlanDeployWith(target, snap, rollout.SpreadRules{BatchSize: svc.BatchSize, MinInService: svc.MinInServiceOf(len(snap)), Serving: len(snap)})
 	})
 }
 
@@ -135,6 +135,12 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		}
 	}
 	balancers := nginxBalancers(env, conns, svcName, svc.Port, hosts, notRunning, o.Out)
+	if why := rollout.FootprintOf(snap).SinglePointOfFailure(svc.MinZones); why != "" {
+		if env.Production && !svc.AllowSinglePointOfFailure {
+			return nil, fmt.Errorf("%w: %s is a production environment and %s: add hosts in other zones, or set services.%s.allow_single_point_of_failure: true in %s", rollout.ErrPreflight, o.Env, why, svcName, cfg.Path)
+		}
+		fmt.Fprintf(o.Out, "warning: single point of failure: %s\n", why)
+	}
 	plan, err := makePlan(snap)
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)

@@ -84,13 +84,7 @@ func preflight(ctx context.Context, cfg *config.Config, env config.Environment, 
 		})
 	}
 	_ = g.Wait()
-	min := 0
-	if svc.MinInService.IsSet() {
-		min = svc.MinInService.Of(len(snap))
-	} else if len(snap) > 1 {
-		min = 1
-	}
-	if err := rollout.CheckPreflight(plan, facts, rollout.PreflightRules{MinFreeDisk: int64(env.MinFreeDisk), MinInService: min}); err != nil {
+	if err := rollout.CheckPreflight(plan, facts, rollout.PreflightRules{MinFreeDisk: int64(env.MinFreeDisk), MinInService: svc.MinInServiceOf(len(snap))}); err != nil {
 		if me, ok := err.(*multierror.Error); ok {
 			for _, e := range me.Errors {
 				fail(e)

@@ -41,6 +41,7 @@ func Rollback(ctx context.Context, o RollbackOptions) (*rollout.Report, error) {
 	}
 	o.DeployOptions.Target = o.Service + "@" + orPrevious(o.To) + " (rollback)"
 	return execute(ctx, o.DeployOptions, o.Service, svc, func(snap []rollout.HostSnapshot) (rollout.Plan, error) {
+		ro.MinInService = svc.MinInServiceOf(len(snap))
 		return rollback.Plan(snap, ro)
 	})
 }

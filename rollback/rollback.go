@@ -24,6 +24,8 @@ type Options struct {
 	To rollout.Target
 	// BatchSize is the number of hosts out at once.
 	BatchSize int
+	// MinInService is the spread rule of normal (not emergency) batches.
+	MinInService int
 	// Emergency uses EmergencyBatches instead of BatchSize.
 	Emergency bool
 }
@@ -69,7 +71,10 @@ func Plan(hosts []rollout.HostSnapshot, o Options) (rollout.Plan, error) {
 	if o.Emergency {
 		p.Batches = EmergencyBatches(todo)
 	} else {
-		p.Batches = rollout.Chunk(todo, o.BatchSize)
+		var err error
+		if p.Batches, err = rollout.SpreadBatches(todo, rollout.SpreadRules{BatchSize: o.BatchSize, MinInService: o.MinInService, Serving: len(hs)}); err != nil {
+			return p, err
+		}
 	}
 	if p.Target.Tag == "" {
 		p.Target.Tag = "previous"
@@ -78,40 +83,10 @@ func Plan(hosts []rollout.HostSnapshot, o Options) (rollout.Plan, error) {
 }
 
 // EmergencyBatches cuts hosts into batches of half the hosts (rounded up),
-// but never puts every host of a zone into one batch while the hosts span
-// more than one zone: such a host waits for the next batch.
+// never every host of a zone at once while the hosts span several zones.
 func EmergencyBatches(hosts []rollout.HostPlan) []rollout.Batch {
-	size := max(1, (len(hosts)+1)/2)
-	zoneSize := map[string]int{}
-	for _, h := range hosts {
-		zoneSize[h.Host.Zone]++
-	}
-	multiZone := len(zoneSize) > 1
-	pending := append([]rollout.HostPlan(nil), hosts...)
-	var out []rollout.Batch
-	for len(pending) > 0 {
-		var batch, later []rollout.HostPlan
-		inBatch := map[string]int{}
-		for _, h := range pending {
-			z := h.Host.Zone
-			wholeZone := multiZone && zoneSize[z] > 1 && inBatch[z]+1 == zoneSize[z]
-			if len(batch) < size && !wholeZone {
-				batch = append(batch, h)
-				inBatch[z]++
-			} else {
-				later = append(later, h)
-			}
-		}
-		if len(batch) == 0 { // cannot happen with size >= 1, but never loop forever
-			batch, later = later[:1], later[1:]
-		}
-		for z, n := range inBatch {
-			zoneSize[z] -= n
-		}
-		out = append(out, rollout.Batch{Hosts: batch})
-		pending = later
-	}
-	return out
+	b, _ := rollout.SpreadBatches(hosts, rollout.SpreadRules{BatchSize: max(1, (len(hosts)+1)/2)})
+	return b
 }
 
 func tagOf(image string) string {

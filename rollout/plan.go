@@ -69,12 +69,16 @@ type Plan struct {
 }
 
 // PlanDeploy plans moving every snapshot host to target, batchSize hosts at
-// a time, hosts in name order. Hosts already running the target version and
-// healthy-looking (running) are skipped.
+// a time, hosts in name order, no batch taking a whole zone while the hosts
+// span several. Hosts already running the target version are skipped.
 func PlanDeploy(target Target, hosts []HostSnapshot, batchSize int) Plan {
-	if batchSize < 1 {
-		batchSize = 1
-	}
+	p, _ := PlanDeployWith(target, hosts, SpreadRules{BatchSize: batchSize})
+	return p
+}
+
+// PlanDeployWith is PlanDeploy under spread rules; it refuses (ErrSpread)
+// when no batching keeps them.
+func PlanDeployWith(target Target, hosts []HostSnapshot, rules SpreadRules) (Plan, error) {
 	hs := append([]HostSnapshot(nil), hosts...)
 	sort.SliceStable(hs, func(i, j int) bool { return hs[i].Host.Name < hs[j].Host.Name })
 	p := Plan{Kind: "deploy", Target: target}
@@ -88,20 +92,12 @@ func PlanDeploy(target Target, hosts []HostSnapshot, batchSize int) Plan {
 		p.Pull = append(p.Pull, h.Host)
 		todo = append(todo, hp)
 	}
-	p.Batches = Chunk(todo, batchSize)
-	return p
-}
-
-// Chunk cuts hosts into batches of size, in order.
-func Chunk(hosts []HostPlan, size int) []Batch {
-	size = max(size, 1)
-	var out []Batch
-	for len(hosts) > 0 {
-		n := min(size, len(hosts))
-		out = append(out, Batch{Hosts: hosts[:n]})
-		hosts = hosts[n:]
+	if rules.Serving == 0 {
+		rules.Serving = len(hosts)
 	}
-	return out
+	var err error
+	p.Batches, err = SpreadBatches(todo, rules)
+	return p, err
 }
 
 func planHost(target Target, h HostSnapshot) HostPlan {
