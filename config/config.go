@@ -91,6 +91,9 @@ type Environment struct {
 	// Docker data root, e.g. "2g" (default 1g).
 	MinFreeDisk Size `yaml:"min_free_disk"`
 	Lock        Lock `yaml:"lock"`
+	// JumpHost overrides ssh.jump_host for this environment's machines:
+	// "[user@]host[:port]", or "none" for direct connections.
+	JumpHost string `yaml:"jump_host"`
 	// Production makes single points of failure (a service on one host or
 	// in one zone) refuse deploys instead of warning.
 	Production bool `yaml:"production"`
@@ -685,6 +688,17 @@ func (s Service) ExpandEnv(h Host) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
+}
+
+// JumpHostFor returns the bastion to reach env's machines through ("" for none).
+func (c *Config) JumpHostFor(env Environment) string {
+	switch env.JumpHost {
+	case "":
+		return c.SSH.JumpHost
+	case "none":
+		return ""
+	}
+	return env.JumpHost
 }
 
 // defaultLockHost picks where locks live: the first load balancer by name,

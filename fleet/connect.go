@@ -57,14 +57,14 @@ func (c *Connections) Close() {
 	}
 }
 
-func sshConfig(cfg *config.Config) remote.SSHConfig {
+func sshConfig(cfg *config.Config, env config.Environment) remote.SSHConfig {
 	return remote.SSHConfig{
 		User:           cfg.SSH.User,
 		IdentityFile:   cfg.SSH.IdentityFile,
 		UseAgent:       cfg.SSH.Agent,
 		KnownHostsFile: cfg.SSH.KnownHosts,
 		ConnectTimeout: cfg.SSH.ConnectTimeout.D(),
-		JumpHost:       cfg.SSH.JumpHost,
+		JumpHost:       cfg.JumpHostFor(env),
 		JumpPort:       cfg.SSH.Port,
 	}
 }
@@ -102,7 +102,7 @@ func sortedNames(m map[string]error) []string {
 // returns the connections that could be opened and, by machine name, why
 // the others could not.
 func ConnectEach(ctx context.Context, cfg *config.Config, env config.Environment, hosts []inventory.Host) (*Connections, map[string]error, error) {
-	sc := sshConfig(cfg)
+	sc := sshConfig(cfg, env)
 	auth, err := registryAuth(cfg)
 	if err != nil {
 		return nil, nil, err

@@ -50,7 +50,7 @@ func dialMachine(ctx context.Context, cfg *config.Config, env config.Environment
 	if !ok {
 		return nil, fmt.Errorf("lock host %q is not a host or load balancer of the environment", name)
 	}
-	return remote.Dial(ctx, sshConfig(cfg), remote.Endpoint{Name: name, Addr: config.HostPort(addr, port)})
+	return remote.Dial(ctx, sshConfig(cfg, env), remote.Endpoint{Name: name, Addr: config.HostPort(addr, port)})
 }
 
 // LockOptions select one deploy lock.

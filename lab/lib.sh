@@ -26,6 +26,8 @@ log() { printf '[lab] %s\n' "$*" >&2; }
 die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
 
 host_addr() { echo "127.0.2.$1"; }
+# The bastion (jump host) is one more sshd; a config may reach the fleet through it.
+BASTION_ADDR=127.0.4.1
 lb_addr() { echo "127.0.3.$1"; }
 lb_port() { echo "800$1"; }
 
