@@ -7,8 +7,10 @@ UNIT_PKGS = $$(go list ./... | grep -v /e2e)
 
 .PHONY: build test vet unit integration lab lab-down demo bench clean
 
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
 build:
-	go build -o bin/gantry ./cmd/gantry
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/gantry ./cmd/gantry
 	go build -o bin/loadgen ./lab/cmd/loadgen
 
 ## test: vet, unit tests, then integration tests against the lab (started when needed)

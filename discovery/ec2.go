@@ -99,6 +99,12 @@ func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []s
 		return nil, nil, fmt.Errorf("ec2 discovery: page size %d is outside the 5 to 1000 EC2 allows", e.PageSize)
 	}
 
+	for k := range e.Filters {
+		if strings.TrimSpace(k) == "" {
+			return nil, nil, errors.New("ec2 discovery: a tag filter has an empty tag name")
+		}
+	}
+
 	client, region, err := e.client(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -304,7 +310,7 @@ func classify(err error, region, profile string) error {
 		switch {
 		case throttleCodes.IsErrorThrottle(err) == aws.TrueTernary:
 			return &ec2Error{
-				msg: fmt.Sprintf("EC2 API throttled in %s (%s%s): other tools in this account are calling EC2 heavily; wait a minute and try again",
+				msg: fmt.Sprintf("EC2 API throttled in %s (%s%s): the account's EC2 request rate is used up; wait a minute and try again",
 					where, code, attempts),
 				kind: ErrThrottled, cause: err,
 			}

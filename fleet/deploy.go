@@ -28,6 +28,9 @@ const CleanupTimeout = 2 * time.Minute
 // ErrRefused marks bad input: nothing on the fleet was looked at or changed.
 var ErrRefused = errors.New("refused before any change")
 
+// ErrUnreachable marks machines that could not be reached or checked.
+var ErrUnreachable = errors.New("unreachable")
+
 // DeployOptions are the inputs of one deploy.
 type DeployOptions struct {
 	Config          *config.Config

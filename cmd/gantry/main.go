@@ -102,6 +102,7 @@ func run(ctx context.Context, args []string, st *state) int {
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	app.Commands = append(app.Commands, decommissionCommands()...)
+	app.Commands = append(app.Commands, versionCommand(), configCommand())
 	if err := app.RunContext(ctx, flagsFirst(app, args)); err != nil {
 		fmt.Fprintln(os.Stderr, "gantry:", err)
 		if code == exitOK {
@@ -381,6 +382,50 @@ Example:
 			}
 			return fleet.Prune(c.Context, fleet.PruneOptions{Config: cfg, Env: c.String("env"), Keep: c.Int("keep"), Out: os.Stdout})
 		},
+	}
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print gantry's version",
+		Action: func(c *cli.Context) error {
+			fmt.Println("gantry", version)
+			return nil
+		},
+	}
+}
+
+func configCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "check the config file",
+		Subcommands: []*cli.Command{{
+			Name:  "check",
+			Usage: "validate the config and reach every host and load balancer, changing nothing",
+			Description: `Loads and validates the config, then connects to every host (SSH with host keys
+verified, then its Docker daemon) and load balancer (SSH, then its config test).
+
+Examples:
+   gantry config check
+   gantry --config prod.yml config check --env production`,
+			Flags: []cli.Flag{&cli.StringFlag{Name: "env", Aliases: []string{"e"}, EnvVars: []string{"GANTRY_ENV"}, Usage: "only this environment"}},
+			Action: func(c *cli.Context) error {
+				cfg, err := config.Load(c.String("config"))
+				if err != nil {
+					return err
+				}
+				fmt.Printf("%s: valid\n", cfg.Path)
+				err = fleet.CheckConfig(c.Context, fleet.CheckOptions{Config: cfg, Env: c.String("env"), Out: os.Stdout})
+				if errors.Is(err, fleet.ErrUnreachable) {
+					return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+				}
+				return err
+			},
+		}},
 	}
 }
 
