@@ -85,7 +85,9 @@ type SSH struct {
 
 // Environment is one fleet: its hosts and its load balancers.
 type Environment struct {
+	// Hosts is the static host list; Discovery.EC2 finds hosts by tag instead.
 	Hosts         []Host         `yaml:"hosts"`
+	Discovery     Discovery      `yaml:"discovery"`
 	LoadBalancers []LoadBalancer `yaml:"load_balancers"`
 	// MinFreeDisk is the pre-flight floor of free space on every host's
 	// Docker data root, e.g. "2g" (default 1g).
@@ -97,6 +99,25 @@ type Environment struct {
 	// Production makes single points of failure (a service on one host or
 	// in one zone) refuse deploys instead of warning.
 	Production bool `yaml:"production"`
+}
+
+// Discovery says where an environment's hosts come from when they are not
+// listed under hosts.
+type Discovery struct {
+	EC2 *EC2Discovery `yaml:"ec2"`
+}
+
+// EC2Discovery finds hosts among running EC2 instances by tag.
+type EC2Discovery struct {
+	Region  string `yaml:"region"`
+	Profile string `yaml:"profile"`
+	// Tags select the environment's instances, e.g. {env: staging}.
+	Tags map[string]string `yaml:"tags"`
+	// ServicesTag lists an instance's services (default gantry:services).
+	ServicesTag string `yaml:"services_tag"`
+	// Address is private-ip (default), public-ip or private-dns.
+	Address      string `yaml:"address"`
+	DockerSocket string `yaml:"docker_socket"`
 }
 
 // Lock is where the environment's deploy locks live: a directory on one
@@ -549,8 +570,21 @@ func (c *Config) validate() []error {
 		if !nameRE.MatchString(en) {
 			bad(key, "environment name must be lower case letters, digits, '.', '_' or '-'")
 		}
-		if len(env.Hosts) == 0 {
-			bad(key+".hosts", "required: at least one host")
+		switch {
+		case len(env.Hosts) == 0 && env.Discovery.EC2 == nil:
+			bad(key+".hosts", "required: at least one host (or discovery.ec2)")
+		case len(env.Hosts) > 0 && env.Discovery.EC2 != nil:
+			bad(key+".discovery.ec2", "give either hosts or discovery.ec2, not both")
+		case env.Discovery.EC2 != nil:
+			e := env.Discovery.EC2
+			if len(e.Tags) == 0 {
+				bad(key+".discovery.ec2.tags", "required: the tags that select the environment's instances, e.g. {env: staging}")
+			}
+			switch e.Address {
+			case "", "private-ip", "public-ip", "private-dns":
+			default:
+				bad(key+".discovery.ec2.address", "%q: use private-ip, public-ip or private-dns", e.Address)
+			}
 		}
 		seen := map[string]bool{}
 		for i, h := range env.Hosts {

@@ -34,6 +34,10 @@ var (
 	ErrThrottled     = errors.New("EC2 API throttled")
 )
 
+// DockerSocketTag, on an instance, overrides the Docker socket path for
+// that host (hosts sharing one machine, as in the lab, each have their own).
+const DockerSocketTag = "gantry:docker-socket"
+
 // EC2 finds the hosts of an environment among the running EC2 instances whose
 // tags match Filters.
 //
@@ -62,7 +66,7 @@ type EC2 struct {
 	// SSHPort is the port of sshd on every host; 0 means config.DefaultSSHPort.
 	SSHPort int
 	// DockerSocket is the Docker socket path on every host; empty means
-	// config.DefaultDockerSocket.
+	// config.DefaultDockerSocket. A host's DockerSocketTag tag overrides it.
 	DockerSocket string
 	// PageSize is MaxResults per DescribeInstances call (5 to 1000); 0 lets
 	// EC2 decide. Every page is read either way.
@@ -155,12 +159,16 @@ func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []s
 		if in.Placement != nil {
 			zone = aws.ToString(in.Placement.AvailabilityZone)
 		}
+		hostSocket := socket
+		if t := strings.TrimSpace(tagValue(in.Tags, DockerSocketTag)); t != "" {
+			hostSocket = t
+		}
 		hosts = append(hosts, inventory.Host{
 			Name:         name,
 			Address:      addr,
 			Zone:         zone,
 			SSHAddr:      config.HostPort(addr, sshPort),
-			DockerSocket: socket,
+			DockerSocket: hostSocket,
 			Services:     splitServices(tagValue(in.Tags, servicesTag)),
 		})
 	}

@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	"github.com/gantry-dev/gantry/config"
-	"github.com/gantry-dev/gantry/discovery"
 )
 
 // CheckOptions select what `config check` reaches.
@@ -36,7 +35,7 @@ func CheckConfig(ctx context.Context, o CheckOptions) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
-		hosts, err := discovery.Static{List: env.Hosts}.Hosts(ctx)
+		hosts, err := discoverHosts(ctx, o.Config, env, o.Out)
 		if err != nil {
 			return err
 		}

@@ -37,7 +37,10 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	all, _ := discovery.Static{List: env.Hosts}.Hosts(ctx)
+	all, err := discoverHosts(ctx, cfg, env, o.Out)
+	if err != nil {
+		return err
+	}
 	var target *inventory.Host
 	for i := range all {
 		if all[i].Name == o.Host {
@@ -208,7 +211,7 @@ func Recommission(ctx context.Context, o DecommissionOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	if _, _, ok := env.Machine(o.Host); !ok {
+	if _, _, ok := env.Machine(o.Host); !ok && env.Discovery.EC2 == nil {
 		return fmt.Errorf("%w: %s has no host %q", ErrRefused, o.Env, o.Host)
 	}
 	conn, err := dialMachine(ctx, o.Config, env, env.Lock.Host)

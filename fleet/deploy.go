@@ -334,9 +334,9 @@ func recordHistory(ctx context.Context, conns *Connections, cfg *config.Config, 
 // decommissioned ones, and returns the open connection to the machine that
 // keeps the environment's records (locks, history, decommissions).
 func serviceHosts(ctx context.Context, cfg *config.Config, env config.Environment, envName, svcName string, out io.Writer) ([]inventory.Host, *remote.Conn, error) {
-	all, err := discovery.Static{List: env.Hosts}.Hosts(ctx)
+	all, err := discoverHosts(ctx, cfg, env, out)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: discovery: %w", rollout.ErrPreflight, err)
+		return nil, nil, err
 	}
 	hosts := discovery.ForService(all, svcName)
 	if len(hosts) == 0 {

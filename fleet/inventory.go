@@ -106,7 +106,10 @@ func TakeInventory(ctx context.Context, o InventoryOptions) (*Inventory, error) 
 	} else {
 		services = cfg.Services
 	}
-	hosts, _ := discovery.Static{List: env.Hosts}.Hosts(ctx)
+	hosts, err := discoverHosts(ctx, cfg, env, o.Out)
+	if err != nil {
+		return nil, err
+	}
 	if o.Service != "" {
 		hosts = discovery.ForService(hosts, o.Service)
 	}

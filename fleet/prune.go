@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gantry-dev/gantry/config"
-	"github.com/gantry-dev/gantry/discovery"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -33,7 +32,10 @@ func Prune(ctx context.Context, o PruneOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	hosts, _ := discovery.Static{List: env.Hosts}.Hosts(ctx)
+	hosts, err := discoverHosts(ctx, o.Config, env, o.Out)
+	if err != nil {
+		return err
+	}
 	conns, err := Connect(ctx, o.Config, env, hosts)
 	if err != nil {
 		return err

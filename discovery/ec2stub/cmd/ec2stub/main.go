@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/gantry-dev/gantry/discovery/ec2stub"
@@ -28,7 +29,7 @@ func main() {
 	pageSize := flag.Int("page-size", 0, "page size when a request has no MaxResults (0: one page)")
 	flag.Parse()
 	if err := run(*addr, *file, *pageSize); err != nil {
-		fmt.Fprintln(os.Stderr, "ec2stub:", err)
+		fmt.Fprintln(os.Stderr, "ec2stub:", strings.TrimPrefix(err.Error(), "ec2stub: "))
 		os.Exit(1)
 	}
 }
