@@ -28,6 +28,8 @@ die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
 host_addr() { echo "127.0.2.$1"; }
 # The bastion (jump host) is one more sshd; a config may reach the fleet through it.
 BASTION_ADDR=127.0.4.1
+# The stand-in EC2 API (lab/gantry-ec2.yml discovers the hosts through it).
+EC2_ADDR=127.0.0.1:4566
 lb_addr() { echo "127.0.3.$1"; }
 lb_port() { echo "800$1"; }
 
