@@ -274,8 +274,17 @@ func summarize(inv *Inventory, services map[string]config.Service, env config.En
 			}
 		}
 		sort.Strings(sv.Hosts)
-		if len(sv.Hosts) == 1 {
+		zones := map[string]bool{}
+		for _, h := range inv.Hosts {
+			if _, ok := running[h.Name]; ok {
+				zones[h.Zone] = true
+			}
+		}
+		switch {
+		case len(sv.Hosts) == 1:
 			inv.Warnings = append(inv.Warnings, fmt.Sprintf("service %s runs on one host only (%s): a single point of failure", name, sv.Hosts[0]))
+		case len(sv.Hosts) > 1 && len(zones) == 1:
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("service %s runs in one zone only: a single point of failure", name))
 		}
 		if len(sv.Hosts) > 0 {
 			inv.Services[name] = sv
