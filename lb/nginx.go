@@ -87,7 +87,7 @@ func (n *Nginx) Remove(ctx context.Context, service, host string) error {
 		}
 	}
 	content := Render(n.Name, service, keep, u.down)
-	if err := n.apply(ctx, service, content, false); err != nil {
+	if _, err := n.apply(ctx, service, content, false); err != nil {
 		return err
 	}
 	u.servers = keep
@@ -154,27 +154,41 @@ func (n *Nginx) Check(ctx context.Context) error {
 func (n *Nginx) LoadBalancerName() string { return n.Name }
 
 func (n *Nginx) set(ctx context.Context, service, host string, down bool) error {
+	old, err := n.setLocked(ctx, service, host, down)
+	if err != nil {
+		return err
+	}
+	// Waiting for the old workers happens outside the lock, so the drains
+	// of one batch's hosts overlap instead of queueing behind each other.
+	return n.waitWorkers(ctx, old)
+}
+
+// setLocked updates the state and the file, tests and reloads, under the
+// lock (writes must land in order), and returns the nginx workers that
+// were running before the reload when a drain must wait for them.
+func (n *Nginx) setLocked(ctx context.Context, service, host string, down bool) (string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	u, ok := n.upstreams[service]
 	if !ok {
-		return fmt.Errorf("%s: no upstream declared for service %s", n.Name, service)
+		return "", fmt.Errorf("%s: no upstream declared for service %s", n.Name, service)
 	}
 	known := false
 	for _, s := range u.servers {
 		known = known || s.Host == host
 	}
 	if !known {
-		return fmt.Errorf("%s: host %s is not a server of upstream %s", n.Name, host, service)
+		return "", fmt.Errorf("%s: host %s is not a server of upstream %s", n.Name, host, service)
 	}
 	was := u.down[host]
 	u.down[host] = down
 	content := Render(n.Name, service, u.servers, u.down)
-	if err := n.apply(ctx, service, content, down); err != nil {
+	old, err := n.apply(ctx, service, content, down)
+	if err != nil {
 		u.down[host] = was
-		return err
+		return "", err
 	}
-	return nil
+	return old, nil
 }
 
 // Render returns the upstream include file for service: one server line per
@@ -199,38 +213,56 @@ const (
 )
 
 // apply writes content over the service's upstream file atomically, tests
-// and reloads nginx, and (when wait is set) waits for old workers to exit.
-func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait bool) error {
+// and reloads nginx. When wait is set it returns the pids of the worker
+// processes that ran before the reload: they may still be proxying to a
+// drained host.
+func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait bool) (string, error) {
 	file := path.Join(n.UpstreamsDir, service+".conf")
-	waitSecs := 0
-	if wait && n.PidFile != "" {
-		waitSecs = int((n.DrainTimeout + time.Second - 1) / time.Second)
+	pidFile := ""
+	if wait {
+		pidFile = n.PidFile
 	}
-	script := applyScript(file, n.TestCommand, n.ReloadCommand, n.PidFile, waitSecs)
-	// The script bounds its own drain wait; give the session a little more.
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := n.Runner.Run(rctx, applyScript(file, n.TestCommand, n.ReloadCommand, pidFile), content)
+	if err == nil {
+		return strings.TrimSpace(string(out)), nil
+	}
+	if shell.ExitStatus(err) == exitTestFailed {
+		return "", fmt.Errorf("%s: %w (%s); previous %s restored: %v", n.Name, ErrConfigTest, n.TestCommand, file, err)
+	}
+	return "", fmt.Errorf("%s: updating %s: %w", n.Name, file, err)
+}
+
+// waitWorkers waits until the given nginx worker processes have exited
+// (in-flight requests finished), bounded by DrainTimeout: past it, the
+// drain goes on with a warning.
+func (n *Nginx) waitWorkers(ctx context.Context, pids string) error {
+	if pids == "" {
+		return nil
+	}
+	secs := int((n.DrainTimeout + time.Second - 1) / time.Second)
 	rctx, cancel := context.WithTimeout(ctx, n.DrainTimeout+30*time.Second)
 	defer cancel()
-	out, err := n.Runner.Run(rctx, script, content)
+	out, err := n.Runner.Run(rctx, waitScript(pids, secs), nil)
 	if err == nil {
 		return nil
 	}
-	msg := strings.TrimSpace(string(out))
-	switch shell.ExitStatus(err) {
-	case exitTestFailed:
-		return fmt.Errorf("%s: %w (%s); previous %s restored: %v", n.Name, ErrConfigTest, n.TestCommand, file, err)
-	case exitDrainTimout:
+	if shell.ExitStatus(err) == exitDrainTimout {
 		if n.Warn != nil {
-			n.Warn(fmt.Sprintf("%s: old nginx workers still running after drain timeout %s (%s); continuing", n.Name, n.DrainTimeout, msg))
+			n.Warn(fmt.Sprintf("%s: old nginx workers still running after drain timeout %s (%s); continuing", n.Name, n.DrainTimeout, strings.TrimSpace(string(out))))
 		}
 		return nil
 	}
-	return fmt.Errorf("%s: updating %s: %w", n.Name, file, err)
+	return fmt.Errorf("%s: waiting for old nginx workers: %w", n.Name, err)
 }
 
-// applyScript is the POSIX shell script run on the load balancer. The new
-// file content arrives on stdin; every interpolated value is quoted, except
-// the test and reload commands, which are shell commands from the config.
-func applyScript(file, testCmd, reloadCmd, pidFile string, waitSecs int) string {
+// applyScript is the POSIX shell script run on the load balancer to replace
+// the file, test and reload. The new file content arrives on stdin; every
+// interpolated value is quoted, except the test and reload commands, which
+// are shell commands from the config. With a pid file it prints the pids of
+// the workers running before the reload.
+func applyScript(file, testCmd, reloadCmd, pidFile string) string {
 	q := shell.Quote
 	return fmt.Sprintf(`set -u
 f=%s; tmp="$f.gantry-tmp"; prev="$f.gantry-prev"
@@ -242,18 +274,23 @@ if ! out=$( { %s ; } 2>&1 ); then
   if [ "$had" = 1 ]; then mv -f "$prev" "$f"; else rm -f "$f"; fi
   echo "$out" >&2; exit %d
 fi
-pidfile=%s; wait=%d; old=""
-if [ -n "$pidfile" ] && [ "$wait" -gt 0 ] && [ -r "$pidfile" ]; then
+pidfile=%s; old=""
+if [ -n "$pidfile" ] && [ -r "$pidfile" ]; then
   old=$(ps -o pid= --ppid "$(cat "$pidfile")" 2>/dev/null || true)
 fi
 { %s ; } >&2 || exit 1
-[ -n "$old" ] || exit 0
-end=$(( $(date +%%s) + wait ))
+echo $old
+`, q(file), testCmd, exitTestFailed, q(pidFile), reloadCmd)
+}
+
+// waitScript waits until none of pids runs, for at most secs seconds.
+func waitScript(pids string, secs int) string {
+	return fmt.Sprintf(`old=%s; end=$(( $(date +%%s) + %d ))
 while :; do
   left=""; for p in $old; do [ -d "/proc/$p" ] && left="$left $p"; done
   [ -z "$left" ] && exit 0
   [ "$(date +%%s)" -ge "$end" ] && { echo "old workers:$left"; exit %d; }
   sleep 0.02
 done
-`, q(file), testCmd, exitTestFailed, q(pidFile), waitSecs, reloadCmd, exitDrainTimout)
+`, shell.Quote(pids), secs, exitDrainTimout)
 }
