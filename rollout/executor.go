@@ -91,7 +91,8 @@ type Executor struct {
 	// several goroutines, one at a time.
 	Observe func(Event)
 
-	mu sync.Mutex
+	mu     sync.Mutex
+	report *Report // the run in progress, for per-phase timings
 }
 
 // Event is one step on one host starting or ending.
@@ -106,13 +107,23 @@ type Event struct {
 }
 
 func (e *Executor) emit(ev Event) {
-	if e.Observe == nil {
-		return
-	}
 	ev.Time = time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.Observe(ev)
+	if ev.Done && e.report != nil {
+		// Where time goes: each host's time per phase.
+		for _, h := range e.report.Hosts {
+			if h.Host == ev.Host {
+				if h.Phases == nil {
+					h.Phases = map[string]time.Duration{}
+				}
+				h.Phases[ev.Step] += ev.Duration
+			}
+		}
+	}
+	if e.Observe != nil {
+		e.Observe(ev)
+	}
 }
 
 // step runs fn as a named step on host, reporting start and end.
@@ -130,6 +141,14 @@ func (e *Executor) step(host, name string, fn func() (string, error)) error {
 func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 	start := time.Now()
 	rep := newReport(plan)
+	e.mu.Lock()
+	e.report = rep
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.report = nil
+		e.mu.Unlock()
+	}()
 	if len(plan.Batches) == 0 {
 		rep.Total = time.Since(start)
 		return rep

@@ -32,7 +32,9 @@ type HostResult struct {
 	InService     bool
 	OutOfRotation time.Duration
 	Duration      time.Duration
-	Warnings      []string
+	// Phases is the time spent in each step (pull, create, drain, ...).
+	Phases   map[string]time.Duration
+	Warnings []string
 }
 
 // Outcome is a one-word summary of the host's result.
@@ -174,6 +176,9 @@ func (r *Report) String() string {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Host, h.Zone, from, h.To, ended, h.Outcome(), secs(h.OutOfRotation), inlb)
 	}
 	tw.Flush()
+	if phases := r.phaseTotals(); phases != "" {
+		fmt.Fprintf(&b, "time per phase, median over hosts: %s\n", phases)
+	}
 	med, mx := r.OutOfRotation()
 	if !r.OK() {
 		fmt.Fprintf(&b, "result: %s\n", r.Verdict())
@@ -213,6 +218,9 @@ type HostSummary struct {
 	Error          string   `json:"error,omitempty"`
 	RevertError    string   `json:"revert_error,omitempty"`
 	Warnings       []string `json:"warnings,omitempty"`
+	// PhasesS is the seconds spent per step: pull, create, drain, stop,
+	// start, health, restore, cleanup, revert.
+	PhasesS map[string]float64 `json:"phases_s,omitempty"`
 }
 
 // Summary is a deploy's result in machine-readable form (gantry --report).
@@ -252,7 +260,35 @@ func (r *Report) Summary() Summary {
 		if h.RevertErr != nil {
 			hs.RevertError = h.RevertErr.Error()
 		}
+		if len(h.Phases) > 0 {
+			hs.PhasesS = map[string]float64{}
+			for p, d := range h.Phases {
+				hs.PhasesS[p] = d.Seconds()
+			}
+		}
 		s.Hosts = append(s.Hosts, hs)
 	}
 	return s
+}
+
+// phaseOrder is the order phases are shown in.
+var phaseOrder = []string{"pull", "create", "drain", "stop", "start", "health", "restore", "cleanup", "revert"}
+
+// phaseTotals renders the median time of each phase over the hosts that ran it.
+func (r *Report) phaseTotals() string {
+	var parts []string
+	for _, p := range phaseOrder {
+		var ds []time.Duration
+		for _, h := range r.Hosts {
+			if d, ok := h.Phases[p]; ok {
+				ds = append(ds, d)
+			}
+		}
+		if len(ds) == 0 {
+			continue
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		parts = append(parts, fmt.Sprintf("%s %s", p, secs(ds[len(ds)/2])))
+	}
+	return strings.Join(parts, ", ")
 }
