@@ -43,8 +43,26 @@ type Nginx struct {
 	// Warn receives non-fatal notes (a drain that hit its timeout).
 	Warn func(string)
 
+	// mu serialises changes to the file; the queue collects the changes
+	// waiting for it, which the next holder applies together with one
+	// reload (group commit): a batch of hosts costs one reload, not one
+	// each.
 	mu        sync.Mutex
 	upstreams map[string]*upstream
+	qmu       sync.Mutex
+	queue     []*change
+}
+
+// change is one host's drain or restore waiting to be applied.
+type change struct {
+	service, host string
+	down          bool
+	done          chan changeResult
+}
+
+type changeResult struct {
+	old string // workers to wait for (drains)
+	err error
 }
 
 type upstream struct {
@@ -154,41 +172,83 @@ func (n *Nginx) Check(ctx context.Context) error {
 func (n *Nginx) LoadBalancerName() string { return n.Name }
 
 func (n *Nginx) set(ctx context.Context, service, host string, down bool) error {
-	old, err := n.setLocked(ctx, service, host, down)
-	if err != nil {
-		return err
+	c := &change{service: service, host: host, down: down, done: make(chan changeResult, 1)}
+	n.qmu.Lock()
+	n.queue = append(n.queue, c)
+	n.qmu.Unlock()
+
+	n.mu.Lock()
+	select {
+	case r := <-c.done: // applied by the previous holder, with its own
+		n.mu.Unlock()
+		return n.finish(ctx, c, r)
+	default:
 	}
-	// Waiting for the old workers happens outside the lock, so the drains
-	// of one batch's hosts overlap instead of queueing behind each other.
-	return n.waitWorkers(ctx, old)
+	n.qmu.Lock()
+	batch := n.queue
+	n.queue = nil
+	n.qmu.Unlock()
+	n.applyChanges(ctx, batch)
+	n.mu.Unlock()
+	return n.finish(ctx, c, <-c.done)
 }
 
-// setLocked updates the state and the file, tests and reloads, under the
-// lock (writes must land in order), and returns the nginx workers that
-// were running before the reload when a drain must wait for them.
-func (n *Nginx) setLocked(ctx context.Context, service, host string, down bool) (string, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	u, ok := n.upstreams[service]
-	if !ok {
-		return "", fmt.Errorf("%s: no upstream declared for service %s", n.Name, service)
+// finish waits, for a drain, until the workers that ran before its reload
+// are gone. The wait happens outside the lock, so drains overlap.
+func (n *Nginx) finish(ctx context.Context, c *change, r changeResult) error {
+	if r.err != nil || !c.down {
+		return r.err
 	}
-	known := false
-	for _, s := range u.servers {
-		known = known || s.Host == host
+	return n.waitWorkers(ctx, r.old)
+}
+
+// applyChanges applies queued changes, one file write, test and reload per
+// service, and answers each change. Callers hold n.mu. The work is short
+// and must not be cut by one caller's interrupt, since it carries other
+// callers' changes (restores among them).
+func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
+	ctx = context.WithoutCancel(ctx)
+	byService := map[string][]*change{}
+	var order []string
+	for _, c := range batch {
+		u, ok := n.upstreams[c.service]
+		if !ok {
+			c.done <- changeResult{err: fmt.Errorf("%s: no upstream declared for service %s", n.Name, c.service)}
+			continue
+		}
+		known := false
+		for _, s := range u.servers {
+			known = known || s.Host == c.host
+		}
+		if !known {
+			c.done <- changeResult{err: fmt.Errorf("%s: host %s is not a server of upstream %s", n.Name, c.host, c.service)}
+			continue
+		}
+		if _, seen := byService[c.service]; !seen {
+			order = append(order, c.service)
+		}
+		byService[c.service] = append(byService[c.service], c)
 	}
-	if !known {
-		return "", fmt.Errorf("%s: host %s is not a server of upstream %s", n.Name, host, service)
+	for _, service := range order {
+		changes := byService[service]
+		u := n.upstreams[service]
+		before := make(map[string]bool, len(u.down))
+		for h, d := range u.down {
+			before[h] = d
+		}
+		wait := false
+		for _, c := range changes {
+			u.down[c.host] = c.down
+			wait = wait || c.down
+		}
+		old, err := n.apply(ctx, service, Render(n.Name, service, u.servers, u.down), wait)
+		if err != nil {
+			u.down = before
+		}
+		for _, c := range changes {
+			c.done <- changeResult{old: old, err: err}
+		}
 	}
-	was := u.down[host]
-	u.down[host] = down
-	content := Render(n.Name, service, u.servers, u.down)
-	old, err := n.apply(ctx, service, content, down)
-	if err != nil {
-		u.down[host] = was
-		return "", err
-	}
-	return old, nil
 }
 
 // Render returns the upstream include file for service: one server line per

@@ -112,14 +112,11 @@ func (e *Executor) emit(ev Event) {
 	defer e.mu.Unlock()
 	if ev.Done && e.report != nil {
 		// Where time goes: each host's time per phase.
-		for _, h := range e.report.Hosts {
-			if h.Host == ev.Host {
-				if h.Phases == nil {
-					h.Phases = map[string]time.Duration{}
-				}
-				h.Phases[ev.Step] += ev.Duration
-			}
+		h := e.report.host(ev.Host)
+		if h.Phases == nil {
+			h.Phases = map[string]time.Duration{}
 		}
+		h.Phases[ev.Step] += ev.Duration
 	}
 	if e.Observe != nil {
 		e.Observe(ev)

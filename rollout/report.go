@@ -67,6 +67,8 @@ type Report struct {
 	Total        time.Duration
 	// Err aggregates every host's failure (a go-multierror) or nil.
 	Err error
+
+	byName map[string]*HostResult
 }
 
 func newReport(p Plan) *Report {
@@ -80,14 +82,16 @@ func newReport(p Plan) *Report {
 		r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, Skipped: hp.Skip, InService: true})
 	}
 	sort.Slice(r.Hosts, func(i, j int) bool { return r.Hosts[i].Host < r.Hosts[j].Host })
+	r.byName = make(map[string]*HostResult, len(r.Hosts))
+	for _, h := range r.Hosts {
+		r.byName[h.Host] = h
+	}
 	return r
 }
 
 func (r *Report) host(name string) *HostResult {
-	for _, h := range r.Hosts {
-		if h.Host == name {
-			return h
-		}
+	if h, ok := r.byName[name]; ok {
+		return h
 	}
 	panic("rollout: host " + name + " not in report")
 }

@@ -1,0 +1,447 @@
+// Command sim is a scale simulation of a gantry deploy: rollout.Executor
+// runs a real plan against in-process fake hosts and load balancers whose
+// every operation sleeps a configurable latency (with seeded jitter), for
+// fleets of several sizes. It prints, per fleet size, the wall time, the
+// theoretical critical path of the simulated latencies, the executor's
+// overhead over it, and peak heap, process memory, goroutines and
+// concurrent host operations, and writes them to bench/results/sim.json.
+//
+//	go run ./bench/sim [-hosts 100,1000,5000] [-batch N] [-lb-lock none|reload|full] ...
+//
+// It is a benchmark: it prints figures (PASS/MISS against the targets) and
+// exits non-zero only when a deploy fails.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gantry-dev/gantry/inventory"
+	"github.com/gantry-dev/gantry/rollout"
+)
+
+// bootProbe mirrors rollout's unexported first retry delay of a health
+// check that has not passed yet (rollout/executor.go).
+const bootProbe = 10 * time.Millisecond
+
+const (
+	targetOverheadPct = 2.0
+	targetPeakMB      = 300.0
+	targetPeakHosts   = 5000
+)
+
+type config struct {
+	hosts           []int
+	zones, lbs      int
+	batch           int
+	batchPct        float64
+	minInService    int
+	pullConcurrency int
+	lat             rollout.HealthCheck
+	lats            Latencies
+	jitter          float64
+	failRate        float64
+	seed            uint64
+	lockMode        string
+	sample          time.Duration
+	out             string
+}
+
+// Result is one fleet size's figures (bench/results/sim.json).
+type Result struct {
+	Hosts             int     `json:"hosts"`
+	Batches           int     `json:"batches"`
+	BatchSize         int     `json:"batch_size"`
+	OK                bool    `json:"ok"`
+	WallS             float64 `json:"wall_s"`
+	CriticalPathS     float64 `json:"critical_path_s"`
+	OverheadPct       float64 `json:"overhead_pct"`
+	PeakHeapMB        float64 `json:"peak_heap_mb"`
+	PeakSysMB         float64 `json:"peak_sys_mb"`
+	PeakGoroutines    int     `json:"peak_goroutines"`
+	PeakConcurrentOps int64   `json:"peak_concurrent_ops"`
+	// Breakdown, for explaining the overhead.
+	PullS               float64 `json:"pull_s"`
+	PullBoundS          float64 `json:"pull_bound_s"`
+	PullBoundNominalS   float64 `json:"pull_bound_nominal_s"`
+	HealthWaitS         float64 `json:"health_wait_s"`
+	OverheadExclHealth  float64 `json:"overhead_excl_health_wait_pct"`
+	TimerSlackS         float64 `json:"timer_slack_s"`
+	ExecOverheadPct     float64 `json:"executor_overhead_pct"`
+	CriticalPathActualS float64 `json:"critical_path_actual_sleeps_s"`
+	LBQueueS            float64 `json:"lb_queue_s"`
+	PeakLBOps           int64   `json:"peak_concurrent_lb_ops"`
+	Error               string  `json:"error,omitempty"`
+}
+
+func main() {
+	cfg, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sim:", err)
+		os.Exit(2)
+	}
+	fmt.Printf("sim: %d zones, %d load balancers (lock: %s), pull concurrency %d, jitter ±%.0f%%, fail rate %g, seed %d, GOMAXPROCS %d\n",
+		cfg.zones, cfg.lbs, cfg.lockMode, cfg.pullConcurrency, cfg.jitter*100, cfg.failRate, cfg.seed, runtime.GOMAXPROCS(0))
+	var results []Result
+	failed := false
+	for _, n := range cfg.hosts {
+		r := simulate(cfg, n)
+		results = append(results, r)
+		fmt.Printf("  %d hosts: %d batches, wall %.2fs, critical path %.2fs, overhead %.2f%%", n, r.Batches, r.WallS, r.CriticalPathS, r.OverheadPct)
+		if !r.OK {
+			failed = true
+			fmt.Printf(" — DEPLOY FAILED: %s", firstLine(r.Error))
+		}
+		fmt.Println()
+	}
+	printTable(cfg, results)
+	if err := writeJSON(cfg, results); err != nil {
+		fmt.Fprintln(os.Stderr, "sim:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nwritten: %s\n", cfg.out)
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func parseFlags() (config, error) {
+	var c config
+	hosts := flag.String("hosts", "100,1000,5000", "fleet sizes to simulate, comma-separated")
+	flag.IntVar(&c.zones, "zones", 4, "zones (hosts are spread round-robin)")
+	flag.IntVar(&c.lbs, "lbs", 2, "load balancers")
+	flag.IntVar(&c.batch, "batch", 0, "batch size (0: -batch-pct of the hosts, at least 1)")
+	flag.Float64Var(&c.batchPct, "batch-pct", 10, "batch size as a percentage of the hosts, when -batch is 0")
+	flag.IntVar(&c.minInService, "min-in-service", -1, "SpreadRules.MinInService (-1: hosts - batch size)")
+	flag.IntVar(&c.pullConcurrency, "pull-concurrency", 64, "Executor.PullConcurrency")
+	flag.DurationVar(&c.lats.Pull, "pull", 300*time.Millisecond, "latency of a pull")
+	flag.DurationVar(&c.lats.Inspect, "inspect", 5*time.Millisecond, "latency of an inspect")
+	flag.DurationVar(&c.lats.Create, "create", 100*time.Millisecond, "latency of a create")
+	flag.DurationVar(&c.lats.Start, "start", 150*time.Millisecond, "latency of a start")
+	flag.DurationVar(&c.lats.Stop, "stop", 150*time.Millisecond, "latency of a stop")
+	flag.DurationVar(&c.lats.Rename, "rename", 10*time.Millisecond, "latency of a rename")
+	flag.DurationVar(&c.lats.Remove, "remove", 20*time.Millisecond, "latency of a remove")
+	flag.DurationVar(&c.lats.Probe, "probe", 5*time.Millisecond, "latency of a health probe")
+	flag.DurationVar(&c.lats.Drain, "drain", 150*time.Millisecond, "latency of a drain on one load balancer")
+	flag.DurationVar(&c.lats.Restore, "restore", 50*time.Millisecond, "latency of a restore on one load balancer")
+	flag.DurationVar(&c.lats.Reload, "lb-reload", 50*time.Millisecond, "part of a drain under the balancer lock in -lb-lock reload (a restore is all reload)")
+	flag.StringVar(&c.lockMode, "lb-lock", lockNone, "balancer serialisation: none; reload (lock held for the reload only, as lb/nginx.go does); full (lock held for the whole drain/restore). reload/full take ~B*(drain+restore) per batch: minutes at 1,000+ hosts")
+	flag.DurationVar(&c.lat.Interval, "health-interval", 20*time.Millisecond, "HealthCheck.Interval")
+	flag.DurationVar(&c.lat.Timeout, "health-timeout", time.Second, "HealthCheck.Timeout")
+	flag.IntVar(&c.lat.Threshold, "health-threshold", 2, "HealthCheck.Threshold")
+	flag.DurationVar(&c.lat.Deadline, "health-deadline", 30*time.Second, "HealthCheck.Deadline")
+	flag.Float64Var(&c.jitter, "jitter", 0.10, "latency jitter, ± this fraction")
+	flag.Float64Var(&c.failRate, "fail-rate", 0, "probability that any one operation fails")
+	flag.Uint64Var(&c.seed, "seed", 1, "random seed")
+	flag.DurationVar(&c.sample, "sample", 5*time.Millisecond, "goroutine/memory sampling interval")
+	flag.StringVar(&c.out, "out", filepath.Join("bench", "results", "sim.json"), "JSON results file")
+	flag.Parse()
+	for _, s := range strings.Split(*hosts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("-hosts: %q is not a positive number", s)
+		}
+		c.hosts = append(c.hosts, n)
+	}
+	switch c.lockMode {
+	case lockNone, lockReload, lockFull:
+	default:
+		return c, fmt.Errorf("-lb-lock: %q: want none, reload or full", c.lockMode)
+	}
+	if c.zones < 1 || c.lbs < 1 {
+		return c, fmt.Errorf("-zones and -lbs must be at least 1")
+	}
+	c.lat.Path, c.lat.Status = "/healthz", 200
+	return c, nil
+}
+
+func (c config) batchSize(n int) int {
+	if c.batch > 0 {
+		return c.batch
+	}
+	return max(1, int(float64(n)*c.batchPct/100))
+}
+
+// peaks samples goroutines and memory until stopped.
+type peaks struct {
+	heap, sys  uint64
+	goroutines int
+	stop       chan struct{}
+	done       sync.WaitGroup
+}
+
+func (p *peaks) take() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	p.heap, p.sys = max(p.heap, ms.HeapInuse), max(p.sys, ms.Sys)
+	p.goroutines = max(p.goroutines, runtime.NumGoroutine())
+}
+
+func startSampler(every time.Duration) *peaks {
+	p := &peaks{stop: make(chan struct{})}
+	p.take()
+	p.done.Add(1)
+	go func() {
+		defer p.done.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				p.take()
+				return
+			case <-t.C:
+				p.take()
+			}
+		}
+	}()
+	return p
+}
+
+func (p *peaks) end() {
+	close(p.stop)
+	p.done.Wait()
+}
+
+func simulate(cfg config, n int) Result {
+	runtime.GC()
+	const oldTag, newTag = "v1", "v2"
+	oldImage, newImage := "registry.local/www:"+oldTag, "registry.local/www:"+newTag
+	w := &world{lat: cfg.lats, jitter: cfg.jitter, failRate: cfg.failRate, lockMode: cfg.lockMode, nLB: cfg.lbs, hosts: make(map[string]*simHost, n)}
+	zones := make([]string, cfg.zones)
+	for i := range zones {
+		zones[i] = fmt.Sprintf("zone-%c", 'a'+i)
+	}
+	exec := &rollout.Executor{
+		Hosts: make(map[string]rollout.Host, n),
+		Service: rollout.ServiceSpec{
+			Name: "www", ContainerName: "www", Port: 8080,
+			Env:         func(h inventory.Host) []string { return []string{"HOST_NAME=" + h.Name} },
+			Health:      cfg.lat,
+			StopTimeout: 10 * time.Second, LogMaxSize: "10m", LogMaxFile: 3,
+		},
+		PullConcurrency: cfg.pullConcurrency,
+		PullTimeout:     5 * time.Minute,
+		CleanupTimeout:  time.Minute,
+	}
+	snaps := make([]rollout.HostSnapshot, 0, n)
+	for i := 1; i <= n; i++ {
+		h := newSimHost(w, i, cfg.seed, oldImage, oldTag)
+		w.hosts[h.name] = h
+		exec.Hosts[h.name] = h
+		c := h.ctrs[0]
+		snaps = append(snaps, rollout.HostSnapshot{
+			Host:    inventory.Host{Name: h.name, Address: h.addr, Zone: zones[(i-1)%len(zones)], Services: []string{"www"}},
+			Current: &inventory.Container{ID: c.id, Name: c.name, Image: c.image, Running: true, State: "running", Labels: c.labels},
+		})
+	}
+	var lbs []*simBalancer
+	for i := range cfg.lbs {
+		b := newSimBalancer(w, i, cfg.seed)
+		lbs = append(lbs, b)
+		exec.Balancers = append(exec.Balancers, b)
+	}
+	b := cfg.batchSize(n)
+	minIn := cfg.minInService
+	if minIn < 0 {
+		minIn = max(0, n-b)
+	}
+	target := rollout.Target{Service: "www", Tag: newTag, Image: newImage}
+	plan, err := rollout.PlanDeployWith(target, snaps, rollout.SpreadRules{BatchSize: b, MinInService: minIn, Serving: n})
+	res := Result{Hosts: n, BatchSize: b, Batches: len(plan.Batches)}
+	if err != nil {
+		res.Error = "plan: " + err.Error()
+		return res
+	}
+	snaps = nil
+
+	p := startSampler(cfg.sample)
+	start := time.Now()
+	rep := exec.Run(context.Background(), plan)
+	wall := time.Since(start)
+	p.end()
+
+	res.WallS = wall.Seconds()
+	res.PullS = rep.PullDuration.Seconds()
+	res.PeakHeapMB = float64(p.heap) / (1 << 20)
+	res.PeakSysMB = float64(p.sys) / (1 << 20)
+	res.PeakGoroutines = p.goroutines
+	res.PeakConcurrentOps = w.hostOps.peak.Load()
+	res.PeakLBOps = w.lbOps.peak.Load()
+	res.OK = rep.OK()
+	if rep.Err != nil {
+		res.Error = rep.Err.Error()
+	} else if msg := checkEndState(w, lbs, plan, newImage); msg != "" {
+		res.OK, res.Error = false, msg
+	}
+
+	// Critical path: the pull phase as a list schedule of the drawn pull
+	// latencies over PullConcurrency slots, in plan order (the order the
+	// executor hands them out), then per batch the slowest host's drawn
+	// latencies (balancer waits included).
+	pullSim := make([]time.Duration, len(plan.Pull))
+	pullAct := make([]time.Duration, len(plan.Pull))
+	for i, h := range plan.Pull {
+		t := w.hosts[h.Name].totals()
+		pullSim[i], pullAct[i] = t.pullSim, t.pullAct
+	}
+	pc := max(1, cfg.pullConcurrency)
+	pullBound, pullBoundAct := listSchedule(pullSim, pc), listSchedule(pullAct, pc)
+	waves := (len(plan.Pull) + pc - 1) / pc
+	res.PullBoundNominalS = (time.Duration(waves) * cfg.lats.Pull).Seconds()
+	crit, critAct, critNoQueue := pullBound, pullBoundAct, pullBound
+	for _, bt := range plan.Batches {
+		var slow, slowAct, slowNoQueue time.Duration
+		for _, hp := range bt.Hosts {
+			t := w.hosts[hp.Host.Name].totals()
+			slow, slowAct, slowNoQueue = max(slow, t.sim), max(slowAct, t.act), max(slowNoQueue, t.sim-t.queue)
+		}
+		crit += slow
+		critAct += slowAct
+		critNoQueue += slowNoQueue
+	}
+	lbQueue := crit - critNoQueue
+	healthWait := time.Duration(len(plan.Batches)) * healthWaitPerHost(cfg.lat)
+	res.PullBoundS = pullBound.Seconds()
+	res.CriticalPathS = crit.Seconds()
+	res.CriticalPathActualS = critAct.Seconds()
+	res.TimerSlackS = (critAct - crit).Seconds()
+	res.HealthWaitS = healthWait.Seconds()
+	res.LBQueueS = lbQueue.Seconds()
+	if crit > 0 {
+		res.OverheadPct = 100 * float64(wall-crit) / float64(crit)
+		res.OverheadExclHealth = 100 * float64(wall-crit-healthWait) / float64(crit+healthWait)
+		// What is left once the fakes' real sleeps (timer slack included)
+		// and the health check's own timers are accounted for.
+		res.ExecOverheadPct = 100 * float64(wall-critAct-healthWait) / float64(critAct+healthWait)
+	}
+	return res
+}
+
+// listSchedule is the makespan of running ds in order on slots workers,
+// each taking the next job as soon as it is free.
+func listSchedule(ds []time.Duration, slots int) time.Duration {
+	free := make([]time.Duration, min(slots, max(1, len(ds))))
+	var end time.Duration
+	for _, d := range ds {
+		k := 0
+		for i := range free {
+			if free[i] < free[k] {
+				k = i
+			}
+		}
+		free[k] += d
+		end = max(end, free[k])
+	}
+	return end
+}
+
+// healthWaitPerHost is the time the executor's health check spends in its
+// own timers for an app that refuses the first probe and then passes: the
+// boot retry delay, then Interval between passes. These waits are the
+// executor's design, not simulated latency, so they count as overhead.
+func healthWaitPerHost(hc rollout.HealthCheck) time.Duration {
+	return min(hc.Interval, bootProbe) + time.Duration(max(0, hc.Threshold-1))*hc.Interval
+}
+
+// checkEndState confirms every host runs only the new container, started,
+// and no balancer still has a host drained.
+func checkEndState(w *world, lbs []*simBalancer, plan rollout.Plan, image string) string {
+	for _, h := range plan.Pull {
+		sh := w.hosts[h.Name]
+		sh.mu.Lock()
+		ok := len(sh.ctrs) == 1 && sh.ctrs[0].name == "www" && sh.ctrs[0].image == image && sh.ctrs[0].running
+		sh.mu.Unlock()
+		if !ok {
+			return "end state: " + h.Name + " does not run only the new www container"
+		}
+	}
+	for _, b := range lbs {
+		if n := b.drainedCount(); n > 0 {
+			return fmt.Sprintf("end state: %s still has %d host(s) drained", b.name, n)
+		}
+	}
+	return ""
+}
+
+func printTable(cfg config, rs []Result) {
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "HOSTS\tBATCH\tBATCHES\tWALL s\tCRIT PATH s\tOVERHEAD\tPULL s\tPULL BOUND s\tHEALTH WAITS s\tOVH EXCL WAITS\tTIMER SLACK s\tEXEC OVH\tPEAK HEAP MB\tPEAK SYS MB\tPEAK GOROUTINES\tPEAK OPS\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.2f\t%.2f\t%.2f%%\t%.2f\t%.2f\t%.2f\t%.2f%%\t%.2f\t%.2f%%\t%.1f\t%.1f\t%d\t%d\t\n",
+			r.Hosts, r.BatchSize, r.Batches, r.WallS, r.CriticalPathS, r.OverheadPct, r.PullS, r.PullBoundS,
+			r.HealthWaitS, r.OverheadExclHealth, r.TimerSlackS, r.ExecOverheadPct, r.PeakHeapMB, r.PeakSysMB, r.PeakGoroutines, r.PeakConcurrentOps)
+	}
+	tw.Flush()
+	fmt.Println()
+	for _, r := range rs {
+		fmt.Printf("target overhead < %.0f%% at %d hosts: %s (%.2f%%)\n", targetOverheadPct, r.Hosts, passMiss(r.OverheadPct < targetOverheadPct), r.OverheadPct)
+	}
+	for _, r := range rs {
+		if r.Hosts == targetPeakHosts {
+			fmt.Printf("target peak memory < %.0f MB at %d hosts: %s (sys %.1f MB, heap in use %.1f MB)\n",
+				targetPeakMB, r.Hosts, passMiss(r.PeakSysMB < targetPeakMB), r.PeakSysMB, r.PeakHeapMB)
+		}
+	}
+	if cfg.lockMode == lockNone {
+		// The floor the nginx balancer's per-LB reload lock would put under
+		// each batch (lb/nginx.go holds it for write+test+reload: a whole
+		// restore, the reload part of a drain): every host's drain and
+		// restore of the batch pass through it one at a time.
+		for _, r := range rs {
+			perBatch := time.Duration(r.BatchSize) * (min(cfg.lats.Reload, cfg.lats.Drain) + cfg.lats.Restore)
+			fmt.Printf("balancers not serialised (-lb-lock none); lb/nginx.go's reload lock would hold each LB >= %.1fs per batch of %d (a floor of %.0fs over %d batches)\n",
+				perBatch.Seconds(), r.BatchSize, (time.Duration(r.Batches) * perBatch).Seconds(), r.Batches)
+		}
+	} else {
+		for _, r := range rs {
+			fmt.Printf("balancer lock (%s) queueing on the critical path at %d hosts: ~%.2fs of %.2fs\n", cfg.lockMode, r.Hosts, r.LBQueueS, r.CriticalPathS)
+		}
+	}
+}
+
+func passMiss(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+func writeJSON(cfg config, rs []Result) error {
+	out := map[string]any{
+		"when":             time.Now().UTC().Format(time.RFC3339),
+		"gomaxprocs":       runtime.GOMAXPROCS(0),
+		"zones":            cfg.zones,
+		"load_balancers":   cfg.lbs,
+		"lb_lock":          cfg.lockMode,
+		"pull_concurrency": cfg.pullConcurrency,
+		"jitter":           cfg.jitter,
+		"fail_rate":        cfg.failRate,
+		"seed":             cfg.seed,
+		"results":          rs,
+	}
+	data, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(cfg.out, append(data, '\n'), 0o644)
+}
