@@ -37,9 +37,11 @@ lab-down:
 demo: build lab
 	lab/demo
 
-## bench: deploy timings against the bare-operations floor, under load
+## bench: deploy and rollback timings against the bare-operations floor, under
+## load, on the lab; then the engine against simulated fleets of 100-5,000 hosts
 bench: build lab
 	go run ./bench
+	go run ./bench/sim
 
 clean:
 	rm -rf bin
