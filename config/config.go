@@ -20,30 +20,30 @@ const DefaultPath = "gantry.yml"
 
 // Defaults applied to keys left out of the file.
 const (
-	DefaultSSHPort          = 22
-	DefaultConnectTimeout   = 10 * time.Second
-	DefaultDockerSocket     = "/var/run/docker.sock"
-	DefaultTestCommand      = "nginx -t -q"
-	DefaultReloadCommand    = "nginx -s reload"
-	DefaultDrainTimeout     = 30 * time.Second
-	DefaultHealthPath       = "/healthz"
-	DefaultHealthStatus     = 200
-	DefaultHealthInterval   = 500 * time.Millisecond
-	DefaultHealthTimeout    = 2 * time.Second
-	DefaultHealthThreshold  = 2
-	DefaultHealthDeadline   = 60 * time.Second
-	DefaultStopTimeout      = 10 * time.Second
-	DefaultLogMaxSize       = "10m"
-	DefaultLogMaxFile       = 3
-	DefaultBatchSize        = 1
-	DefaultUpstreamsDir     = "/etc/nginx/gantry"
-	DefaultPullTimeout      = 5 * time.Minute
-	DefaultPullConcurrency  = 8
-	DefaultDockerCallTimout = 30 * time.Second
-	DefaultMinFreeDisk      = 1 << 30
-	DefaultLockDir          = "/var/lib/gantry/locks"
-	DefaultLockTTL          = time.Hour
-	DefaultKeepVersions     = 3
+	DefaultSSHPort           = 22
+	DefaultConnectTimeout    = 10 * time.Second
+	DefaultDockerSocket      = "/var/run/docker.sock"
+	DefaultTestCommand       = "nginx -t -q"
+	DefaultReloadCommand     = "nginx -s reload"
+	DefaultDrainTimeout      = 30 * time.Second
+	DefaultHealthPath        = "/healthz"
+	DefaultHealthStatus      = 200
+	DefaultHealthInterval    = 500 * time.Millisecond
+	DefaultHealthTimeout     = 2 * time.Second
+	DefaultHealthThreshold   = 2
+	DefaultHealthDeadline    = 60 * time.Second
+	DefaultStopTimeout       = 10 * time.Second
+	DefaultLogMaxSize        = "10m"
+	DefaultLogMaxFile        = 3
+	DefaultBatchSize         = 1
+	DefaultUpstreamsDir      = "/etc/nginx/gantry"
+	DefaultPullTimeout       = 5 * time.Minute
+	DefaultPullConcurrency   = 8
+	DefaultDockerCallTimeout = 30 * time.Second
+	DefaultMinFreeDisk       = 1 << 30
+	DefaultLockDir           = "/var/lib/gantry/locks"
+	DefaultLockTTL           = time.Hour
+	DefaultKeepVersions      = 3
 )
 
 // Config is a loaded, validated gantry.yml.

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sync/errgroup"
@@ -20,9 +19,6 @@ import (
 
 // DialConcurrency bounds how many SSH connections are opened at once.
 const DialConcurrency = 16
-
-// dockerCallTimeout bounds every Docker API call but pulls.
-const dockerCallTimeout = 30 * time.Second
 
 // Connections are the open SSH connections of one command run.
 type Connections struct {
@@ -42,6 +38,13 @@ type Host struct {
 
 // Pull pulls ref with the registry credential of the config.
 func (h *Host) Pull(ctx context.Context, ref string) error { return h.Docker.Pull(ctx, ref, h.auth) }
+
+// ServesHealthy makes one health check of svc's container on host h, from
+// the host's side, and reports whether it answered as expected.
+func (h *Host) ServesHealthy(ctx context.Context, host inventory.Host, svc config.Service) bool {
+	status, err := h.ProbeHTTP(ctx, config.HostPort(host.Address, svc.Port), svc.Health.Path, svc.Health.Timeout.D())
+	return err == nil && status == svc.Health.ExpectedStatus
+}
 
 // Close closes every connection.
 func (c *Connections) Close() {
@@ -120,7 +123,7 @@ func ConnectEach(ctx context.Context, cfg *config.Config, env config.Environment
 				fail(err)
 				return nil
 			}
-			d, err := remote.NewDocker(conn, h.DockerSocket, dockerCallTimeout)
+			d, err := remote.NewDocker(conn, h.DockerSocket, config.DefaultDockerCallTimeout)
 			if err == nil {
 				err = d.Ping(ctx)
 			}

@@ -128,8 +128,7 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 			}
 			others++
 			if hc, ok := conns.Hosts[h.Name]; ok {
-				status, err := hc.ProbeHTTP(ctx, config.HostPort(h.Address, svc.Port), svc.Health.Path, svc.Health.Timeout.D())
-				if err == nil && status == svc.Health.ExpectedStatus {
+				if hc.ServesHealthy(ctx, h, svc) {
 					healthy++
 				}
 			}

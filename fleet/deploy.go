@@ -148,7 +148,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
 	}
-	if err := preflight(ctx, cfg, env, svcName, svc, conns, plan, snap, balancers); err != nil {
+	if err := preflight(ctx, cfg, env, svc, conns, plan, snap, balancers); err != nil {
 		fmt.Fprint(o.Out, plan.String())
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
 	}

@@ -217,8 +217,7 @@ func observeHost(ctx context.Context, cfg *config.Config, hc *Host, h inventory.
 		}
 		cv.Health = "unhealthy"
 		if svc := services[cv.Service]; c.Running && c.Name == svc.ContainerName {
-			status, err := hc.ProbeHTTP(ctx, config.HostPort(h.Address, svc.Port), svc.Health.Path, svc.Health.Timeout.D())
-			if err == nil && status == svc.Health.ExpectedStatus {
+			if hc.ServesHealthy(ctx, h, svc) {
 				cv.Health = "healthy"
 			}
 		} else if c.Running {

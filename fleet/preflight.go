@@ -17,7 +17,7 @@ import (
 // every host, each load balancer's config test, the image in the registry —
 // in parallel, then lets rollout.CheckPreflight judge the plan. Every
 // problem is returned, one per host or load balancer.
-func preflight(ctx context.Context, cfg *config.Config, env config.Environment, svcName string, svc config.Service, conns *Connections, plan rollout.Plan, snap []rollout.HostSnapshot, balancers []*lb.Nginx) error {
+func preflight(ctx context.Context, cfg *config.Config, env config.Environment, svc config.Service, conns *Connections, plan rollout.Plan, snap []rollout.HostSnapshot, balancers []*lb.Nginx) error {
 	var mu sync.Mutex
 	var errs *multierror.Error
 	fail := func(err error) {
@@ -62,7 +62,6 @@ func preflight(ctx context.Context, cfg *config.Config, env config.Environment, 
 			return nil
 		})
 	}
-	spec := serviceSpec(svcName, svc)
 	for i, s := range snap {
 		g.Go(func() error {
 			h := conns.Hosts[s.Host.Name]
@@ -75,9 +74,7 @@ func preflight(ctx context.Context, cfg *config.Config, env config.Environment, 
 			f.DataRoot, f.FreeDisk = root, free
 			if s.Current != nil && s.Current.Running {
 				f.Running = true
-				addr := config.HostPort(s.Host.Address, svc.Port)
-				status, err := h.ProbeHTTP(ctx, addr, spec.Health.Path, spec.Health.Timeout)
-				f.Healthy = err == nil && status == spec.Health.Status
+				f.Healthy = h.ServesHealthy(ctx, s.Host, svc)
 			}
 			facts[i] = f
 			return nil

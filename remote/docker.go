@@ -80,15 +80,12 @@ func (d *Docker) Ping(ctx context.Context) error {
 
 // Pull pulls ref; auth is the registry credential (may be empty).
 func (d *Docker) Pull(ctx context.Context, ref string, auth RegistryAuth) error {
-	opts := image.PullOptions{}
-	if auth.Username != "" {
-		enc, err := registry.EncodeAuthConfig(registry.AuthConfig{Username: auth.Username, Password: auth.Password, ServerAddress: auth.Server})
-		if err != nil {
-			return err
-		}
-		opts.RegistryAuth = enc
+	enc, err := auth.encode()
+	if err != nil {
+		return err
 	}
-	err := retry(ctx, func() error {
+	opts := image.PullOptions{RegistryAuth: enc}
+	err = retry(ctx, func() error {
 		rc, err := d.api.ImagePull(ctx, ref, opts)
 		if err != nil {
 			return err
@@ -238,6 +235,14 @@ type RegistryAuth struct {
 	Password string
 }
 
+// encode returns the credential as the Docker API header wants it ("" for none).
+func (a RegistryAuth) encode() (string, error) {
+	if a.Username == "" {
+		return "", nil
+	}
+	return registry.EncodeAuthConfig(registry.AuthConfig{Username: a.Username, Password: a.Password, ServerAddress: a.Server})
+}
+
 // String hides the password.
 func (a RegistryAuth) String() string { return "RegistryAuth{" + a.Username + "@" + a.Server + "}" }
 
@@ -311,14 +316,11 @@ func (d *Docker) FreeDisk(ctx context.Context) (root string, free int64, err err
 func (d *Docker) ImageInRegistry(ctx context.Context, ref string, auth RegistryAuth) error {
 	cctx, cancel := d.call(ctx)
 	defer cancel()
-	enc := ""
-	if auth.Username != "" {
-		var err error
-		if enc, err = registry.EncodeAuthConfig(registry.AuthConfig{Username: auth.Username, Password: auth.Password, ServerAddress: auth.Server}); err != nil {
-			return err
-		}
+	enc, err := auth.encode()
+	if err != nil {
+		return err
 	}
-	_, err := d.api.DistributionInspect(cctx, ref, enc)
+	_, err = d.api.DistributionInspect(cctx, ref, enc)
 	switch {
 	case err == nil:
 		return nil
