@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -43,6 +45,8 @@ const (
 	DefaultMinFreeDisk       = 1 << 30
 	DefaultLockDir           = "/var/lib/gantry/locks"
 	DefaultLockTTL           = time.Hour
+	DefaultWebhookTimeout    = 5 * time.Second
+	DefaultHookTimeout       = 5 * time.Minute
 	DefaultKeepVersions      = 3
 )
 
@@ -99,6 +103,44 @@ type Environment struct {
 	// Production makes single points of failure (a service on one host or
 	// in one zone) refuse deploys instead of warning.
 	Production bool `yaml:"production"`
+	// Notify lists the webhooks told about deploys and rollbacks.
+	Notify Notify `yaml:"notify"`
+	// Hooks are local commands run before and after deploys and rollbacks.
+	Hooks Hooks `yaml:"hooks"`
+}
+
+// Notify is where an environment's deploy notifications go.
+type Notify struct {
+	Webhooks []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one HTTP endpoint that receives a Slack-compatible JSON POST
+// when a deploy or rollback starts and ends. Its URL is a secret (Slack's
+// carry a token): give it through URLEnv, the name of an environment
+// variable, rather than in the file. It is never printed.
+type Webhook struct {
+	URL    string `yaml:"url"`
+	URLEnv string `yaml:"url_env"`
+	// Events limits the notifications sent (default: all of WebhookEvents).
+	Events []string `yaml:"events"`
+	// Timeout bounds one POST (default 5s).
+	Timeout Duration `yaml:"timeout"`
+}
+
+// WebhookEvents are the notifications a webhook can receive.
+var WebhookEvents = []string{"started", "succeeded", "failed", "reverted", "revert-failed", "interrupted"}
+
+// Hooks are local shell commands (run with sh -c on the deployer's machine)
+// around deploys and rollbacks. They get GANTRY_SERVICE, GANTRY_ENV,
+// GANTRY_VERSION, GANTRY_IMAGE, GANTRY_HOSTS, GANTRY_KIND and, after a run,
+// GANTRY_OUTCOME and GANTRY_FAILED_HOSTS. A failing pre-hook stops the run
+// before anything changes; a failing post-hook is a warning.
+type Hooks struct {
+	PreDeploy    string   `yaml:"pre_deploy"`
+	PostDeploy   string   `yaml:"post_deploy"`
+	PreRollback  string   `yaml:"pre_rollback"`
+	PostRollback string   `yaml:"post_rollback"`
+	Timeout      Duration `yaml:"timeout"`
 }
 
 // Discovery says where an environment's hosts come from when they are not
@@ -483,6 +525,18 @@ func (c *Config) applyDefaults() {
 				lb.DrainTimeout = Duration(DefaultDrainTimeout)
 			}
 		}
+		for i := range env.Notify.Webhooks {
+			w := &env.Notify.Webhooks[i]
+			if w.Timeout == 0 {
+				w.Timeout = Duration(DefaultWebhookTimeout)
+			}
+			if len(w.Events) == 0 {
+				w.Events = WebhookEvents
+			}
+		}
+		if env.Hooks.Timeout == 0 {
+			env.Hooks.Timeout = Duration(DefaultHookTimeout)
+		}
 		c.Environments[name] = env
 	}
 	for name, s := range c.Services {
@@ -620,6 +674,25 @@ func (c *Config) validate() []error {
 		}
 		if !filepath.IsAbs(env.Lock.Dir) {
 			bad("environments."+en+".lock.dir", "%q must be an absolute path", env.Lock.Dir)
+		}
+		for i, w := range env.Notify.Webhooks {
+			wk := fmt.Sprintf("environments.%s.notify.webhooks[%d]", en, i)
+			switch {
+			case (w.URL == "") == (w.URLEnv == ""):
+				bad(wk, "give exactly one of url or url_env (the name of an environment variable holding the URL; better, as webhook URLs are secrets)")
+			case w.URLEnv != "" && !envKeyRE.MatchString(w.URLEnv):
+				bad(wk+".url_env", "%q is not an environment variable name", w.URLEnv)
+			case w.URL != "":
+				if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					// Not echoed: the URL is a secret.
+					bad(wk+".url", "not an http(s) URL")
+				}
+			}
+			for j, ev := range w.Events {
+				if !slices.Contains(WebhookEvents, ev) {
+					bad(fmt.Sprintf("%s.events[%d]", wk, j), "unknown event %q: use %s", ev, strings.Join(WebhookEvents, ", "))
+				}
+			}
 		}
 	}
 	if len(c.Services) == 0 {
@@ -798,4 +871,32 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// Endpoint is the webhook's URL: url, or the value of the url_env variable
+// ("" when that is unset).
+func (w Webhook) Endpoint() string {
+	if w.URLEnv != "" {
+		return os.Getenv(w.URLEnv)
+	}
+	return w.URL
+}
+
+// Secrets are the secret values the config points at (the registry
+// password, webhook URLs): output must never show them.
+func (c *Config) Secrets() []string {
+	var out []string
+	if c.Registry.PasswordEnv != "" {
+		if v := os.Getenv(c.Registry.PasswordEnv); v != "" {
+			out = append(out, v)
+		}
+	}
+	for _, en := range sortedKeys(c.Environments) {
+		for _, w := range c.Environments[en].Notify.Webhooks {
+			if u := w.Endpoint(); u != "" {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
 }

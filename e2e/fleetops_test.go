@@ -328,7 +328,7 @@ func TestHistoryReadBySecondConfig(t *testing.T) {
 	}{
 		{"deploy", sha(a), "succeeded", "", sha(a), sha(a)},
 		{"deploy", sha(b), "succeeded", sha(a), sha(b), sha(b)},
-		{"deploy", sha(broken), "failed", sha(b), sha(broken), sha(b)},
+		{"deploy", sha(broken), "reverted", sha(b), sha(broken), sha(b)},
 		{"rollback", "www@" + sha(a), "succeeded", sha(b), sha(a), sha(a)},
 	}
 	for i, w := range want {
@@ -350,7 +350,7 @@ func TestHistoryReadBySecondConfig(t *testing.T) {
 		for hi, h := range l.hosts {
 			got, ok := byHost[h.Name]
 			if !ok {
-				if w.outcome == "failed" && hi > 0 {
+				if w.outcome == "reverted" && hi > 0 {
 					continue // not reached by the failed deploy: may be left out
 				}
 				t.Errorf("%s: no entry for %s in %+v", name, h.Name, e.Hosts)
@@ -368,7 +368,7 @@ func TestHistoryReadBySecondConfig(t *testing.T) {
 			}
 			// The failed deploy moved host1 (then reverted it); hosts it
 			// never reached may record either target.
-			if (w.outcome != "failed" || hi == 0) && got.To != w.to {
+			if (w.outcome != "reverted" || hi == 0) && got.To != w.to {
 				t.Errorf("%s: %s to %q, want %q", name, h.Name, got.To, w.to)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
 	"github.com/gantry-dev/gantry/lock"
+	"github.com/gantry-dev/gantry/notify"
 	"github.com/gantry-dev/gantry/remote"
 	"github.com/gantry-dev/gantry/rollout"
 )
@@ -47,11 +48,31 @@ type DeployOptions struct {
 	Message string
 	// ForceLock breaks a lock older than its TTL.
 	ForceLock bool
-	// Out receives the plan, one line per step per host, and the summary.
+	// Out receives notes and warnings, one per line, and the output of
+	// hooks.
 	Out io.Writer
+	// Progress is shown the plan and every step as it happens; nil prints
+	// the plan to Out and nothing per step. The report is the caller's to
+	// show.
+	Progress Progress
 	// OnEvent, if set, also receives every progress event.
 	OnEvent func(rollout.Event)
 }
+
+// Progress is what a run shows while it happens.
+type Progress interface {
+	// Plan is called once, before any change (for a dry run, instead).
+	Plan(rollout.Plan)
+	// Step is called when a step on a host starts or ends, from several
+	// goroutines, one at a time.
+	Step(rollout.Event)
+}
+
+// planPrinter is the Progress of callers that give none.
+type planPrinter struct{ out io.Writer }
+
+func (p planPrinter) Plan(plan rollout.Plan) { fmt.Fprint(p.out, plan.String()) }
+func (p planPrinter) Step(rollout.Event)     {}
 
 // Deploy rolls target out to the environment's hosts of its service, under
 // the environment's deploy lock. The returned report says what each host
@@ -148,17 +169,36 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
 	}
+	show := o.Progress
+	if show == nil {
+		show = planPrinter{o.Out}
+	}
 	if err := preflight(ctx, cfg, env, svc, conns, plan, snap, balancers); err != nil {
-		fmt.Fprint(o.Out, plan.String())
+		show.Plan(plan)
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
 	}
-	fmt.Fprint(o.Out, plan.String())
+	show.Plan(plan)
 	if o.DryRun {
 		fmt.Fprintln(o.Out, "dry run: pre-flight checks passed; nothing was changed")
 		return nil, nil
 	}
 
-	printer := progressPrinter(o.Out)
+	run := notify.Run{Kind: kindOf(plan), Event: "started", Env: o.Env, Service: svcName, Version: versionsOf(plan),
+		Image: plan.Target.Image, Who: lock.Whoami(), Hosts: hostsOf(plan), Message: o.Message}
+	pre, post := env.Hooks.PreDeploy, env.Hooks.PostDeploy
+	if run.Kind == "rollback" {
+		pre, post = env.Hooks.PreRollback, env.Hooks.PostRollback
+	}
+	if pre != "" {
+		fmt.Fprintf(o.Out, "running the pre_%s hook\n", run.Kind)
+		if err := notify.RunHook(ctx, "pre_"+run.Kind, pre, run, env.Hooks.Timeout.D(), o.Out); err != nil {
+			return nil, fmt.Errorf("%w: %w (environments.%s.hooks.pre_%s in %s); nothing was changed", rollout.ErrPreflight, err, o.Env, run.Kind, cfg.Path)
+		}
+	}
+	notifier := &notify.Notifier{Webhooks: webhooksOf(env, o.Env, o.Out), Warn: func(s string) { fmt.Fprintln(o.Out, "warning: "+s) }}
+	defer notifier.Wait()
+	notifier.Notify(ctx, run)
+
 	exec := &rollout.Executor{
 		Hosts:           map[string]rollout.Host{},
 		Service:         serviceSpec(svcName, svc),
@@ -167,7 +207,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		CleanupTimeout:  CleanupTimeout,
 		OnFailure:       o.OnFailure,
 		Observe: func(ev rollout.Event) {
-			printer(ev)
+			show.Step(ev)
 			if o.OnEvent != nil {
 				o.OnEvent(ev)
 			}
@@ -180,8 +220,17 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		exec.Balancers = append(exec.Balancers, b)
 	}
 	rep := exec.Run(ctx, plan)
-	fmt.Fprint(o.Out, "\n"+rep.String())
 	recordHistory(ctx, conns, cfg, env, o, plan, rep)
+	run.Event, run.Duration, run.FailedHosts = rep.Outcome(ctx.Err() != nil), rep.Total, rep.FailedHosts()
+	notifier.Notify(ctx, run)
+	if post != "" {
+		// Runs after an interrupt too: the hook may be what pages someone.
+		fmt.Fprintf(o.Out, "running the post_%s hook\n", run.Kind)
+		hctx := context.WithoutCancel(ctx)
+		if err := notify.RunHook(hctx, "post_"+run.Kind, post, run, env.Hooks.Timeout.D(), o.Out); err != nil {
+			fmt.Fprintf(o.Out, "warning: %v (the %s itself %s)\n", err, run.Kind, run.Event)
+		}
+	}
 	if rep.OK() && ctx.Err() == nil {
 		// Keep the host caches bounded; rollback's versions stay.
 		if err := pruneHosts(ctx, cfg, conns, hosts, 0, io.Discard); err != nil {
@@ -266,20 +315,58 @@ func serviceSpec(name string, s config.Service) rollout.ServiceSpec {
 	}
 }
 
-// progressPrinter prints one line per finished step per host.
-func progressPrinter(w io.Writer) func(rollout.Event) {
-	start := time.Now()
-	return func(ev rollout.Event) {
-		if !ev.Done {
-			return
-		}
-		status := "ok"
-		detail := ev.Detail
-		if ev.Err != nil {
-			status, detail = "FAILED", ev.Err.Error()
-		}
-		fmt.Fprintf(w, "[%6.2fs] %-10s %-8s %-6s %6.3fs  %s\n", ev.Time.Sub(start).Seconds(), ev.Host, ev.Step, status, ev.Duration.Seconds(), detail)
+// kindOf is "deploy" or "rollback".
+func kindOf(plan rollout.Plan) string {
+	if plan.Kind == "" {
+		return "deploy"
 	}
+	return plan.Kind
+}
+
+// versionsOf names the versions the plan moves hosts to: the target's tag,
+// or for a rollback every version gone back to, comma-separated.
+func versionsOf(plan rollout.Plan) string {
+	tags := map[string]bool{}
+	for _, b := range plan.Batches {
+		for _, hp := range b.Hosts {
+			tags[hp.To.Tag] = true
+		}
+	}
+	if len(tags) == 0 {
+		return plan.Target.Tag
+	}
+	list := make([]string, 0, len(tags))
+	for t := range tags {
+		list = append(list, t)
+	}
+	sort.Strings(list)
+	return strings.Join(list, ",")
+}
+
+// hostsOf lists the hosts the plan changes, batch by batch.
+func hostsOf(plan rollout.Plan) []string {
+	var out []string
+	for _, b := range plan.Batches {
+		for _, hp := range b.Hosts {
+			out = append(out, hp.Host.Name)
+		}
+	}
+	return out
+}
+
+// webhooksOf resolves the environment's webhooks; one whose url_env is
+// unset is skipped with a warning.
+func webhooksOf(env config.Environment, envName string, out io.Writer) []notify.Webhook {
+	var list []notify.Webhook
+	for i, w := range env.Notify.Webhooks {
+		u := w.Endpoint()
+		if u == "" {
+			fmt.Fprintf(out, "warning: environments.%s.notify.webhooks[%d]: $%s is empty or unset: that webhook is not notified\n", envName, i, w.URLEnv)
+			continue
+		}
+		list = append(list, notify.NewWebhook(i, u, w.Events, w.Timeout.D()))
+	}
+	return list
 }
 
 // recordHistory appends the run to the environment's audit trail on the
@@ -289,33 +376,11 @@ func recordHistory(ctx context.Context, conns *Connections, cfg *config.Config, 
 		Time: time.Now().UTC().Add(-rep.Total), Who: lock.Whoami(), Kind: plan.Kind, Env: o.Env,
 		Service: plan.Target.Service, Target: o.Target, DurationS: rep.Total.Seconds(), Message: o.Message,
 	}
-	if plan.Kind == "rollback" {
+	if plan.Kind == "rollback" && len(plan.Batches) > 0 {
 		// Record where the rollback went, not just "previous".
-		tags := map[string]bool{}
-		for _, b := range plan.Batches {
-			for _, hp := range b.Hosts {
-				tags[hp.To.Tag] = true
-			}
-		}
-		list := make([]string, 0, len(tags))
-		for t := range tags {
-			list = append(list, t)
-		}
-		sort.Strings(list)
-		if len(list) > 0 {
-			e.Target = plan.Target.Service + "@" + strings.Join(list, ",")
-		}
+		e.Target = plan.Target.Service + "@" + versionsOf(plan)
 	}
-	switch {
-	case rep.OK():
-		e.Outcome = "succeeded"
-	case ctx.Err() != nil:
-		e.Outcome = "interrupted"
-	case rep.RevertFailed():
-		e.Outcome = "revert-failed"
-	default:
-		e.Outcome = "failed"
-	}
+	e.Outcome = rep.Outcome(ctx.Err() != nil)
 	for _, h := range rep.Hosts {
 		e.Hosts = append(e.Hosts, history.HostEntry{Host: h.Host, From: h.From, To: h.To, Ended: h.Ended, Outcome: h.Outcome()})
 	}

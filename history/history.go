@@ -40,7 +40,7 @@ type Entry struct {
 	Env       string      `json:"env"`
 	Service   string      `json:"service"`
 	Target    string      `json:"target"`
-	Outcome   string      `json:"outcome"` // succeeded | failed | revert-failed | interrupted
+	Outcome   string      `json:"outcome"` // rollout.Outcome*: succeeded | failed | reverted | revert-failed | interrupted
 	DurationS float64     `json:"duration_s"`
 	Message   string      `json:"message,omitempty"`
 	Hosts     []HostEntry `json:"hosts"`

@@ -244,7 +244,7 @@ type Summary struct {
 // Summary returns the report in machine-readable form.
 func (r *Report) Summary() Summary {
 	med, mx := r.OutOfRotation()
-	s := Summary{
+	s := Summary{Hosts: []HostSummary{},
 		Service: r.Target.Service, Version: r.Target.Tag, Image: r.Target.Image, OK: r.OK(),
 		PullS: r.PullDuration.Seconds(), TotalS: r.Total.Seconds(),
 		OutOfRotationMedianS: med.Seconds(), OutOfRotationMaxS: mx.Seconds(),
@@ -295,4 +295,67 @@ func (r *Report) phaseTotals() string {
 		parts = append(parts, fmt.Sprintf("%s %s", p, secs(ds[len(ds)/2])))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Run outcomes, as recorded in the history, sent to webhooks and hooks, and
+// reported in the JSON summary.
+const (
+	OutcomeSucceeded    = "succeeded"
+	OutcomeFailed       = "failed"        // some host failed; hosts already moved stay moved (halt)
+	OutcomeReverted     = "reverted"      // some host failed; every host moved was put back
+	OutcomeRevertFailed = "revert-failed" // putting some host back failed
+	OutcomeInterrupted  = "interrupted"
+)
+
+// Outcome says in one word how the run ended; interrupted is whether the
+// user interrupted it.
+func (r *Report) Outcome(interrupted bool) string {
+	switch {
+	case r.OK() && !interrupted:
+		return OutcomeSucceeded
+	case interrupted:
+		return OutcomeInterrupted
+	case r.RevertFailed():
+		return OutcomeRevertFailed
+	}
+	for _, h := range r.Hosts {
+		if h.Deployed && !h.RolledBack && h.Ended == h.To && h.From != h.To {
+			return OutcomeFailed // a host stayed on the new version
+		}
+	}
+	return OutcomeReverted
+}
+
+// FailedHosts lists the hosts whose own swap failed.
+func (r *Report) FailedHosts() []string {
+	var out []string
+	for _, h := range r.Hosts {
+		if h.Err != nil {
+			out = append(out, h.Host)
+		}
+	}
+	return out
+}
+
+// PhaseTable renders each started host's time per phase, for --verbose.
+func (r *Report) PhaseTable() string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\t"+strings.ToUpper(strings.Join(phaseOrder, "\t")))
+	for _, h := range r.Hosts {
+		if !h.Started && len(h.Phases) == 0 {
+			continue
+		}
+		cells := []string{h.Host}
+		for _, p := range phaseOrder {
+			if d, ok := h.Phases[p]; ok {
+				cells = append(cells, secs(d))
+			} else {
+				cells = append(cells, "-")
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	tw.Flush()
+	return b.String()
 }

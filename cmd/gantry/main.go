@@ -16,10 +16,12 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 	"github.com/gantry-dev/gantry/lock"
+	"github.com/gantry-dev/gantry/progress"
 	"github.com/gantry-dev/gantry/rollout"
 )
 
@@ -54,10 +56,15 @@ func main() {
 	os.Exit(run(ctx, os.Args, st))
 }
 
-// state keeps the last step of every host, for an abort.
+// state is what run knows of the command in progress: the last step of
+// every host (for an abort), and the view showing the run with its report.
 type state struct {
 	mu   sync.Mutex
 	last map[string]rollout.Event
+
+	view   *progress.View
+	report *rollout.Report
+	dryRun bool
 }
 
 func (s *state) observe(ev rollout.Event) {
@@ -98,16 +105,21 @@ func run(ctx context.Context, args []string, st *state) int {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: config.DefaultPath, EnvVars: []string{"GANTRY_CONFIG"}, Usage: "config file"},
 		},
-		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code), rollbackCommand(&code, st), historyCommand(), inventoryCommand(), pruneCommand(), lockCommand(&code)},
+		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code, st), rollbackCommand(&code, st), historyCommand(), inventoryCommand(), pruneCommand(), lockCommand(&code)},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	app.Commands = append(app.Commands, decommissionCommands()...)
 	app.Commands = append(app.Commands, versionCommand(), configCommand())
-	if err := app.RunContext(ctx, flagsFirst(app, args)); err != nil {
+	err := app.RunContext(ctx, flagsFirst(app, args))
+	if err != nil && code == exitOK {
+		code = exitCode(ctx, err)
+	}
+	if st.view != nil {
+		// The last word of a run: the summary table, or the JSON summary.
+		st.view.Finish(progress.Final{Report: st.report, Err: err, ExitCode: code, Interrupted: ctx.Err() != nil, DryRun: st.dryRun})
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "gantry:", err)
-		if code == exitOK {
-			code = exitCode(ctx, err)
-		}
 	}
 	return code
 }
@@ -146,7 +158,7 @@ Examples:
    gantry deploy www@3f2c1ab --env staging
    gantry deploy www@3f2c1ab --env production --lock-wait 10m --message "release 42"
    gantry deploy www@3f2c1ab --env staging --dry-run`,
-		Flags: append(runFlags(), deployFlags...),
+		Flags: append(append(runFlags(), outputFlags()...), deployFlags...),
 		Action: func(c *cli.Context) error {
 			return deploy(c, code, c.Bool("dry-run"), st)
 		},
@@ -165,6 +177,41 @@ func runFlags() []cli.Flag {
 	}
 }
 
+// outputFlags choose how a run is shown.
+func outputFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "print a stream of JSON events, one per line (schema: docs/events.md)"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only warnings and the result"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every step's start and end as plain lines, and the time per phase of each host"},
+	}
+}
+
+// newView makes the view of a run from the output flags: JSON with
+// --json, the live view when stdout is a terminal, else plain lines.
+func newView(c *cli.Context, cfg *config.Config, env string) (*progress.View, error) {
+	o := progress.Options{Out: os.Stdout, Env: env, Secrets: cfg.Secrets()}
+	if c.Bool("quiet") && c.Bool("verbose") {
+		return nil, fmt.Errorf("--quiet and --verbose: give one or the other")
+	}
+	switch {
+	case c.Bool("quiet"):
+		o.Verbosity = progress.Quiet
+	case c.Bool("verbose"):
+		o.Verbosity = progress.Verbose
+	}
+	fd := int(os.Stdout.Fd())
+	switch {
+	case c.Bool("json"):
+		o.Mode = progress.JSON
+	case term.IsTerminal(fd) && os.Getenv("TERM") != "dumb" && o.Verbosity != progress.Verbose:
+		o.Mode = progress.Live
+		if w, _, err := term.GetSize(fd); err == nil && w > 20 {
+			o.Width = w
+		}
+	}
+	return progress.New(o), nil
+}
+
 func rollbackCommand(code *int, st *state) *cli.Command {
 	return &cli.Command{
 		Name:      "rollback",
@@ -179,7 +226,7 @@ Examples:
    gantry rollback www --env production
    gantry rollback www --env production --emergency
    gantry rollback www --env staging --to 3f2c1ab`,
-		Flags: append(runFlags(),
+		Flags: append(append(runFlags(), outputFlags()...),
 			&cli.StringFlag{Name: "env", Aliases: []string{"e"}, Required: true, EnvVars: []string{"GANTRY_ENV"}, Usage: "environment"},
 			&cli.StringFlag{Name: "to", Usage: "go back to this `VERSION` (it must be cached on every host)"},
 			&cli.BoolFlag{Name: "emergency", Usage: "batches of half the hosts, never a whole zone at once"},
@@ -192,15 +239,20 @@ Examples:
 			if err != nil {
 				return err
 			}
-			opts := fleet.RollbackOptions{DeployOptions: runOptions(c, cfg, st), Service: c.Args().First(), To: c.String("to"), Emergency: c.Bool("emergency")}
+			ro, err := runOptions(c, cfg, st)
+			if err != nil {
+				return err
+			}
+			opts := fleet.RollbackOptions{DeployOptions: ro, Service: c.Args().First(), To: c.String("to"), Emergency: c.Bool("emergency")}
 			rep, err := fleet.Rollback(c.Context, opts)
-			return finish(c, code, "rollback of "+c.Args().First(), rep, err)
+			return finish(c, code, st, "rollback of "+c.Args().First(), rep, err)
 		},
 	}
 }
 
-// runOptions fills the options every fleet-changing command shares.
-func runOptions(c *cli.Context, cfg *config.Config, st *state) fleet.DeployOptions {
+// runOptions fills the options every fleet-changing command shares, and
+// makes the view that shows the run.
+func runOptions(c *cli.Context, cfg *config.Config, st *state) (fleet.DeployOptions, error) {
 	o := fleet.DeployOptions{
 		Config:    cfg,
 		Env:       c.String("env"),
@@ -209,16 +261,20 @@ func runOptions(c *cli.Context, cfg *config.Config, st *state) fleet.DeployOptio
 		LockWait:  c.Duration("lock-wait"),
 		Message:   c.String("message"),
 		ForceLock: c.Bool("force"),
-		Out:       os.Stdout,
+		OnEvent:   st.observe,
 	}
-	if st != nil {
-		o.OnEvent = st.observe
+	view, err := newView(c, cfg, o.Env)
+	if err != nil {
+		return o, err
 	}
-	return o
+	st.view, st.dryRun = view, o.DryRun
+	o.Out, o.Progress = view.Messages(), view
+	return o, nil
 }
 
 // finish writes --report and turns a report into the exit code.
-func finish(c *cli.Context, code *int, what string, rep *rollout.Report, err error) error {
+func finish(c *cli.Context, code *int, st *state, what string, rep *rollout.Report, err error) error {
+	st.report = rep
 	if err != nil {
 		return err
 	}
@@ -243,13 +299,13 @@ func finish(c *cli.Context, code *int, what string, rep *rollout.Report, err err
 	return fmt.Errorf("%s failed; %s:\n%v", what, rep.Verdict(), rep.Err)
 }
 
-func planCommand(code *int) *cli.Command {
+func planCommand(code *int, st *state) *cli.Command {
 	return &cli.Command{
 		Name:      "plan",
 		Usage:     "run the pre-flight checks and print what deploying SERVICE@TAG would do, changing nothing",
 		ArgsUsage: "SERVICE@TAG",
-		Flags:     deployFlags,
-		Action:    func(c *cli.Context) error { return deploy(c, code, true, nil) },
+		Flags:     append(outputFlags(), deployFlags...),
+		Action:    func(c *cli.Context) error { return deploy(c, code, true, st) },
 	}
 }
 
@@ -261,12 +317,16 @@ func deploy(c *cli.Context, code *int, dryRun bool, st *state) error {
 	if err != nil {
 		return err
 	}
-	opts := runOptions(c, cfg, st)
+	opts, err := runOptions(c, cfg, st)
+	if err != nil {
+		return err
+	}
 	opts.DryRun = dryRun
+	st.dryRun = dryRun
 	opts.Target = c.Args().First()
 	opts.AllowMutableTag = c.Bool("allow-mutable-tag")
 	rep, err := fleet.Deploy(c.Context, opts)
-	return finish(c, code, "deploy of "+c.Args().First(), rep, err)
+	return finish(c, code, st, "deploy of "+c.Args().First(), rep, err)
 }
 
 func historyCommand() *cli.Command {

@@ -22,7 +22,7 @@ type parsed struct {
 // record what they were given instead of deploying.
 func testApp(got *parsed) *cli.App {
 	var code int
-	cmds := []*cli.Command{deployCommand(&code, nil), planCommand(&code)}
+	cmds := []*cli.Command{deployCommand(&code, nil), planCommand(&code, nil)}
 	for _, c := range cmds {
 		c.Action = func(c *cli.Context) error {
 			*got = parsed{

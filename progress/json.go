@@ -1,0 +1,159 @@
+package progress
+
+import (
+	"encoding/json"
+
+	"github.com/gantry-dev/gantry/rollout"
+)
+
+// SchemaVersion is the "v" of every JSON event. It changes only when a
+// field is removed or changes meaning; new fields may appear at any time.
+const SchemaVersion = 1
+
+// header is what every JSON event starts with.
+type header struct {
+	V    int    `json:"v"`
+	Type string `json:"type"`
+	Time string `json:"time"` // RFC 3339, UTC, with fractional seconds
+}
+
+func (v *View) header(kind string) header {
+	return header{V: SchemaVersion, Type: kind, Time: v.opts.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00")}
+}
+
+// writeJSON writes one event as one line. The caller holds v.mu.
+func (v *View) writeJSON(ev any) {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		panic("progress: " + err.Error()) // only our own plain structs are marshalled
+	}
+	v.out.Write(append(data, '\n'))
+}
+
+// messageEvent is a note or warning.
+type messageEvent struct {
+	header
+	Level string `json:"level"` // info | warning
+	Text  string `json:"text"`
+}
+
+// planHost is one host in the plan event.
+type planHost struct {
+	Host string `json:"host"`
+	Zone string `json:"zone"`
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// skippedHost is a host the plan leaves alone.
+type skippedHost struct {
+	Host   string `json:"host"`
+	From   string `json:"from"`
+	Reason string `json:"reason"`
+}
+
+// planEvent is what the run is about to do.
+type planEvent struct {
+	header
+	Kind    string        `json:"kind"` // deploy | rollback
+	Env     string        `json:"env"`
+	Service string        `json:"service"`
+	Version string        `json:"version"`
+	Image   string        `json:"image"`
+	Pull    []string      `json:"pull"`
+	Batches [][]planHost  `json:"batches"`
+	Skipped []skippedHost `json:"skipped"`
+}
+
+func planEventOf(h header, env string, p rollout.Plan) planEvent {
+	ev := planEvent{header: h, Kind: kindOf(&p), Env: env, Service: p.Target.Service, Version: p.Target.Tag, Image: p.Target.Image,
+		Pull: []string{}, Batches: [][]planHost{}, Skipped: []skippedHost{}}
+	for _, host := range p.Pull {
+		ev.Pull = append(ev.Pull, host.Name)
+	}
+	for _, b := range p.Batches {
+		batch := []planHost{}
+		for _, hp := range b.Hosts {
+			batch = append(batch, planHost{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag})
+		}
+		ev.Batches = append(ev.Batches, batch)
+	}
+	for _, hp := range p.Skipped {
+		ev.Skipped = append(ev.Skipped, skippedHost{Host: hp.Host.Name, From: hp.From, Reason: hp.Skip})
+	}
+	return ev
+}
+
+// stepEvent is one step on one host starting or ending.
+type stepEvent struct {
+	header
+	Host      string   `json:"host"`
+	Batch     int      `json:"batch"` // 1-based; 0 when the host is in no batch
+	Step      string   `json:"step"`
+	Status    string   `json:"status"` // started | ok | failed
+	DurationS *float64 `json:"duration_s,omitempty"`
+	Detail    string   `json:"detail,omitempty"`
+	Error     string   `json:"error,omitempty"`
+}
+
+func stepEventOf(h header, ev rollout.Event, batch int, redact func(string) string) stepEvent {
+	h.Time = ev.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+	out := stepEvent{header: h, Host: ev.Host, Batch: batch, Step: ev.Step, Status: "started", Detail: redact(ev.Detail)}
+	if ev.Done {
+		d := ev.Duration.Seconds()
+		out.DurationS = &d
+		out.Status = "ok"
+		if ev.Err != nil {
+			out.Status = "failed"
+			out.Error = redact(ev.Err.Error())
+		}
+	}
+	return out
+}
+
+// summaryEvent is the last event of every run.
+type summaryEvent struct {
+	header
+	Kind     string `json:"kind"`
+	Env      string `json:"env"`
+	OK       bool   `json:"ok"`
+	Outcome  string `json:"outcome"`
+	ExitCode int    `json:"exit_code"`
+	DryRun   bool   `json:"dry_run"`
+	Error    string `json:"error,omitempty"`
+	// Report is there when the run got as far as changing something.
+	Report *rollout.Summary `json:"report,omitempty"`
+}
+
+// Outcomes of runs that changed nothing, in the summary event.
+const (
+	OutcomeRefused = "refused" // bad input or a pre-flight check failed
+	OutcomePlanned = "planned" // a dry run
+)
+
+func summaryEventOf(h header, env string, p *rollout.Plan, f Final, redact func(string) string) summaryEvent {
+	ev := summaryEvent{header: h, Kind: kindOf(p), Env: env, OK: f.ExitCode == 0, ExitCode: f.ExitCode, DryRun: f.DryRun}
+	if f.Err != nil {
+		ev.Error = redact(f.Err.Error())
+	}
+	switch {
+	case f.Report != nil:
+		ev.Outcome = f.Report.Outcome(f.Interrupted)
+		s := f.Report.Summary()
+		s.Error = redact(s.Error)
+		for i := range s.Hosts {
+			s.Hosts[i].Error = redact(s.Hosts[i].Error)
+			s.Hosts[i].RevertError = redact(s.Hosts[i].RevertError)
+		}
+		ev.Report = &s
+	case f.Interrupted:
+		ev.Outcome = rollout.OutcomeInterrupted
+	case f.DryRun && f.ExitCode == 0:
+		ev.Outcome = OutcomePlanned
+	case f.ExitCode == 0:
+		ev.Outcome = rollout.OutcomeSucceeded // nothing to do
+	default:
+		ev.Outcome = OutcomeRefused
+	}
+	return ev
+}
