@@ -1,6 +1,7 @@
 package progress
 
 import (
+	_ "embed"
 	"encoding/json"
 
 	"github.com/gantry-dev/gantry/rollout"
@@ -157,3 +158,8 @@ func summaryEventOf(h header, env string, p *rollout.Plan, f Final, redact func(
 	}
 	return ev
 }
+
+// Schema is the JSON Schema (2020-12) of every JSON event.
+//
+//go:embed events.schema.json
+var Schema []byte

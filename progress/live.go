@@ -71,7 +71,10 @@ type liveView struct {
 
 func newLiveView(v *View) *liveView {
 	lv := &liveView{v: v, hosts: map[string]*hostState{}, byKey: map[string]*row{}}
-	lv.p = mpb.New(mpb.WithOutput(v.out), mpb.WithWidth(v.opts.Width), mpb.WithAutoRefresh(), mpb.WithRefreshRate(120*time.Millisecond))
+	// mpb writes to the terminal itself (it needs the file to know the
+	// terminal's size); nothing it draws holds a secret, and the lines
+	// printed above the bars are redacted first.
+	lv.p = mpb.New(mpb.WithOutput(v.opts.Out), mpb.WithWidth(v.opts.Width), mpb.WithAutoRefresh(), mpb.WithRefreshRate(120*time.Millisecond))
 	var hosts []*hostState
 	if v.plan != nil {
 		for bi, b := range v.plan.Batches {

@@ -120,7 +120,7 @@ func (v *View) message(line string) {
 		v.writeJSON(messageEvent{header: v.header("message"), Level: level, Text: v.redact(line)})
 	case v.opts.Verbosity == Quiet && level != "warning":
 	case v.live != nil:
-		v.live.above(line + "\n")
+		v.live.above(v.redact(line) + "\n")
 	default:
 		io.WriteString(v.out, line+"\n")
 	}
