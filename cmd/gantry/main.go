@@ -98,11 +98,12 @@ func run(ctx context.Context, args []string, st *state) int {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: config.DefaultPath, EnvVars: []string{"GANTRY_CONFIG"}, Usage: "config file"},
 		},
-		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code), rollbackCommand(&code, st), historyCommand(), inventoryCommand(), pruneCommand(), lockCommand(&code)},
+		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code), rollbackCommand(&code, st), promoteCommand(&code, st), historyCommand(), inventoryCommand(), pruneCommand(), lockCommand(&code), completionCommand()},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	app.Commands = append(app.Commands, decommissionCommands()...)
 	app.Commands = append(app.Commands, versionCommand(), configCommand())
+	app.EnableBashCompletion = true // gantry completion: --generate-bash-completion
 	if err := app.RunContext(ctx, flagsFirst(app, args)); err != nil {
 		fmt.Fprintln(os.Stderr, "gantry:", err)
 		if code == exitOK {
@@ -475,7 +476,9 @@ Examples:
 // natural "gantry deploy www@abc123 --env staging" works: urfave/cli stops
 // reading flags at the first argument.
 func flagsFirst(app *cli.App, args []string) []string {
-	if len(args) < 2 {
+	if len(args) < 2 || args[len(args)-1] == completeFlag {
+		// Completion: urfave/cli reads the flag only in last place and
+		// then never runs the command, so the words stay as typed.
 		return args
 	}
 	out := []string{args[0]}
