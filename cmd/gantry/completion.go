@@ -12,6 +12,23 @@ import (
 // words typed so far to ask gantry what may come next.
 const completeFlag = "--generate-bash-completion"
 
+// completionWords recognises a completion request (args ending with
+// completeFlag) and returns the words to hand urfave/cli: as typed, for
+// urfave/cli reads the flag only in last place, less any "--", after which
+// urfave/cli would take the flag for an argument and run the command.
+func completionWords(args []string) ([]string, bool) {
+	if len(args) < 2 || args[len(args)-1] != completeFlag {
+		return nil, false
+	}
+	words := make([]string, 0, len(args))
+	for _, a := range args {
+		if a != "--" {
+			words = append(words, a)
+		}
+	}
+	return words, true
+}
+
 // bashCompletion is urfave/cli's documented bash script
 // (autocomplete/bash_autocomplete) with the program name fixed to gantry, so
 // that it also works when sourced from a pipe, and with the words read from

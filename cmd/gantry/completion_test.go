@@ -86,6 +86,8 @@ func TestGenerateBashCompletion(t *testing.T) {
 		// flagsFirst would move www@abc1234 behind "--", where urfave/cli
 		// no longer sees the completion flag and would run the deploy.
 		{[]string{"deploy", "www@abc1234", "--env", "staging", "--generate-bash-completion"}, nil},
+		// After "--" urfave/cli would take the flag for an argument.
+		{[]string{"prune", "--env", "staging", "--", "--generate-bash-completion"}, nil},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -476,9 +476,10 @@ Examples:
 // natural "gantry deploy www@abc123 --env staging" works: urfave/cli stops
 // reading flags at the first argument.
 func flagsFirst(app *cli.App, args []string) []string {
-	if len(args) < 2 || args[len(args)-1] == completeFlag {
-		// Completion: urfave/cli reads the flag only in last place and
-		// then never runs the command, so the words stay as typed.
+	if words, ok := completionWords(args); ok {
+		return words
+	}
+	if len(args) < 2 {
 		return args
 	}
 	out := []string{args[0]}
