@@ -133,6 +133,10 @@ func TestPromote(t *testing.T) {
 		if data, err := os.ReadFile(report); err != nil || !strings.Contains(string(data), sha(next)) {
 			t.Errorf("--report %s does not name %s (%v):\n%s", report, sha(next), err, data)
 		}
+		// production's audit trail records the promotion as a deploy.
+		if h := l.runWith(t, cfg, "history", "www", "--env", "production", "--json"); h.code != 0 || !lineWith(h.stdout, next) || !strings.Contains(h.stdout, "e2e promote") {
+			t.Errorf("production's history (exit %d) does not record the deploy of %s with its message:\n%s%s", h.code, next, h.stdout, h.stderr)
+		}
 	})
 
 	t.Run("refused when a staging container is stopped", func(t *testing.T) {

@@ -57,6 +57,10 @@ func Promote(ctx context.Context, o PromoteOptions) (*rollout.Report, error) {
 		return nil, err
 	}
 	o.Target = o.Service + "@" + tag
+	if o.Message == "" {
+		// The lock and the audit trail say where the version came from.
+		o.Message = "promoted from " + o.From
+	}
 	fmt.Fprintf(o.Out, "promoting %s from %s to %s: %s runs %s on every host (%s)\n", o.Service, o.From, o.Env, o.From, o.Target, strings.Join(names, ", "))
 	return Deploy(ctx, o.DeployOptions)
 }

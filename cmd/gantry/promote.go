@@ -26,11 +26,11 @@ Examples:
    gantry promote www --from staging --to production
    gantry promote www --from staging --to production --dry-run
    gantry promote www --from staging --to production --lock-wait 10m --message "release 42"`,
-		Flags: append(runFlags(),
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "from", Required: true, Usage: "environment whose running version is promoted"},
 			&cli.StringFlag{Name: "to", Required: true, Usage: "environment to deploy that version to"},
 			&cli.BoolFlag{Name: "allow-mutable-tag", Usage: "promote even when the version is a tag such as latest that can move"},
-		),
+		}, runFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return fmt.Errorf("promote: want exactly one SERVICE argument, e.g. www")
