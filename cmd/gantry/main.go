@@ -105,11 +105,12 @@ func run(ctx context.Context, args []string, st *state) int {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: config.DefaultPath, EnvVars: []string{"GANTRY_CONFIG"}, Usage: "config file"},
 		},
-		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code, st), rollbackCommand(&code, st), historyCommand(), inventoryCommand(), pruneCommand(), lockCommand(&code)},
+		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code, st), rollbackCommand(&code, st), promoteCommand(&code, st), historyCommand(), inventoryCommand(), pruneCommand(), lockCommand(&code), completionCommand()},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	app.Commands = append(app.Commands, decommissionCommands()...)
 	app.Commands = append(app.Commands, versionCommand(), configCommand())
+	app.EnableBashCompletion = true // gantry completion: --generate-bash-completion
 	err := app.RunContext(ctx, flagsFirst(app, args))
 	if err != nil && code == exitOK {
 		code = exitCode(ctx, err)
@@ -239,7 +240,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			ro, err := runOptions(c, cfg, st)
+			ro, err := runOptions(c, cfg, st, c.String("env"))
 			if err != nil {
 				return err
 			}
@@ -252,10 +253,10 @@ Examples:
 
 // runOptions fills the options every fleet-changing command shares, and
 // makes the view that shows the run.
-func runOptions(c *cli.Context, cfg *config.Config, st *state) (fleet.DeployOptions, error) {
+func runOptions(c *cli.Context, cfg *config.Config, st *state, env string) (fleet.DeployOptions, error) {
 	o := fleet.DeployOptions{
 		Config:    cfg,
-		Env:       c.String("env"),
+		Env:       env,
 		DryRun:    c.Bool("dry-run"),
 		OnFailure: c.String("on-failure"),
 		LockWait:  c.Duration("lock-wait"),
@@ -317,7 +318,7 @@ func deploy(c *cli.Context, code *int, dryRun bool, st *state) error {
 	if err != nil {
 		return err
 	}
-	opts, err := runOptions(c, cfg, st)
+	opts, err := runOptions(c, cfg, st, c.String("env"))
 	if err != nil {
 		return err
 	}
@@ -535,6 +536,9 @@ Examples:
 // natural "gantry deploy www@abc123 --env staging" works: urfave/cli stops
 // reading flags at the first argument.
 func flagsFirst(app *cli.App, args []string) []string {
+	if words, ok := completionWords(args); ok {
+		return words
+	}
 	if len(args) < 2 {
 		return args
 	}
