@@ -234,7 +234,7 @@ func TestInterruptMidDeploy(t *testing.T) {
 	v1 := l.onBaseline(t)
 	v2 := l.publish(t, "--boot-delay", "1s") // keeps the host out a little longer
 	second := l.hosts[1]
-	drained := regexp.MustCompile(`^\[\s*[0-9.]+s\]\s+` + regexp.QuoteMeta(second.Name) + `\s+drain\s+ok\b`)
+	drained := regexp.MustCompile(`^\S+Z\s+` + regexp.QuoteMeta(second.Name) + `\s+drain\s+ok\b`)
 
 	done := startLoad()
 	b := l.start(t, l.config, "deploy", v2, "--env", "lab")
@@ -284,7 +284,7 @@ func TestConcurrentDeploysLocked(t *testing.T) {
 	}
 
 	a := l.start(t, l.config, "deploy", slow, "--env", "lab", "--message", "deploy A")
-	if line, ok := a.waitLine(regexp.MustCompile(`^\[\s*[0-9.]+s\]\s+\S+\s+pull\s`), time.Minute); ok {
+	if line, ok := a.waitLine(regexp.MustCompile(`^\S+Z\s+\S+\s+pull\s`), time.Minute); ok {
 		t.Logf("deploy A is running: %q", line)
 		r := l.run(t, "deploy", other, "--env", "lab")
 		if r.code != 4 {
