@@ -190,6 +190,30 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 			want: []string{"registry.password_env", "required with registry.username"},
 		},
 		{
+			name: "webhook with both url and url_env",
+			old:  "  lab:\n    hosts:\n",
+			new:  "  lab:\n    notify:\n      webhooks:\n        - url: https://hooks.example.com/x\n          url_env: HOOK\n    hosts:\n",
+			want: []string{"environments.lab.notify.webhooks[0]", "exactly one of url or url_env"},
+		},
+		{
+			name: "webhook url that is not http",
+			old:  "  lab:\n    hosts:\n",
+			new:  "  lab:\n    notify:\n      webhooks:\n        - url: ftp://secret-token@example.com/x\n    hosts:\n",
+			want: []string{"environments.lab.notify.webhooks[0].url", "not an http(s) URL"},
+		},
+		{
+			name: "webhook unknown event",
+			old:  "  lab:\n    hosts:\n",
+			new:  "  lab:\n    notify:\n      webhooks:\n        - url_env: HOOK\n          events: [started, exploded]\n    hosts:\n",
+			want: []string{"environments.lab.notify.webhooks[0].events[1]", `unknown event "exploded"`},
+		},
+		{
+			name: "unknown hook",
+			old:  "  lab:\n    hosts:\n",
+			new:  "  lab:\n    hooks:\n      before_deploy: ./x\n    hosts:\n",
+			want: []string{`unknown key "before_deploy"`},
+		},
+		{
 			name: "missing ssh user",
 			old:  "  user: deploy\n",
 			new:  "",
@@ -339,6 +363,9 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 				t.Errorf("Parse returned a config along with the error")
 			}
 			msg := err.Error()
+			if strings.Contains(msg, "secret-token") {
+				t.Errorf("the error shows a webhook URL (a secret):\n%s", msg)
+			}
 			for _, w := range append([]string{file + ": "}, tc.want...) {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error does not contain %q:\n%s", w, msg)

@@ -296,10 +296,18 @@ func (lv *liveView) finish(rep *rollout.Report) {
 	}
 	lv.mu.Unlock()
 	for _, r := range lv.rows {
-		r.bar.SetTotal(-1, true)
+		if rep == nil {
+			r.bar.Abort(false) // stopped where it was
+		} else {
+			r.bar.SetTotal(-1, true)
+		}
 	}
 	lv.total.SetCurrent(int64(lv.doneCount()))
-	lv.total.SetTotal(-1, true)
+	if rep == nil {
+		lv.total.Abort(false)
+	} else {
+		lv.total.SetTotal(-1, true)
+	}
 	lv.p.Wait()
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -218,5 +219,37 @@ func TestLiveViewEndsWithEachHostsOutcome(t *testing.T) {
 	}
 	if strings.Contains(text, secret) {
 		t.Errorf("live view shows the secret:\n%s", text)
+	}
+}
+
+func TestLiveViewOfALargeFleetHasOneLinePerBatch(t *testing.T) {
+	target := rollout.Target{Service: "www", Tag: "abc1234", Image: "reg/www:abc1234"}
+	p := rollout.Plan{Kind: "deploy", Target: target}
+	for b := 0; b < 5; b++ {
+		var batch rollout.Batch
+		for i := 0; i < 10; i++ {
+			batch.Hosts = append(batch.Hosts, rollout.HostPlan{Host: inventory.Host{Name: fmt.Sprintf("web%02d", b*10+i), Zone: "a"}, To: target, From: "0ld0000"})
+		}
+		p.Batches = append(p.Batches, batch)
+	}
+	out := &syncBuffer{}
+	v := progress.New(progress.Options{Out: out, Mode: progress.Live, Width: 120})
+	v.Plan(p)
+	for _, hp := range p.Batches[0].Hosts {
+		v.Step(rollout.Event{Time: time.Now(), Host: hp.Host.Name, Step: "restore", Done: true})
+	}
+	v.Step(rollout.Event{Time: time.Now(), Host: "web10", Step: "drain"})
+	v.Finish(progress.Final{})
+	text := out.String()
+	for _, want := range []string{"batch 1/5", "10 hosts: 10 in service", "batch 2/5", "1 draining, 9 waiting", "batch 5/5", "10/50 hosts"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("live view of 50 hosts lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "100 %") {
+		t.Errorf("a run that ended without a report shows the overall bar full:\n%s", text)
+	}
+	if regexp.MustCompile(`(?m)^web07\s+a\s+b1`).MatchString(text) {
+		t.Errorf("live view of 50 hosts has a line per host:\n%s", text)
 	}
 }
