@@ -525,8 +525,16 @@ func (e *Executor) eachBalancer(ctx context.Context, host string, op func(Balanc
 	return merr.ErrorOrNil()
 }
 
-// bootProbe is the first retry delay of a health check that has not passed yet.
-const bootProbe = 10 * time.Millisecond
+// Until its first pass a new container is booting: the check probes again
+// after bootProbe, backing off to at most bootProbeMax (or the interval, if
+// shorter). A container that becomes ready is noticed at most that late;
+// backing off all the way to the interval would add up to an interval to
+// every host's time out of rotation. Once it passes, passes are spaced by
+// the configured interval.
+const (
+	bootProbe    = 10 * time.Millisecond
+	bootProbeMax = 25 * time.Millisecond
+)
 
 // waitHealthy polls the container's health endpoint from the host's side
 // until Threshold consecutive passes, the container stops running, or the
@@ -556,6 +564,7 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 		case <-tick.C:
 		}
 		probes++
+		probeStart := time.Now()
 		status, err := host.ProbeHTTP(ctx, addr, hc.Path, hc.Timeout)
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -571,6 +580,15 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 		if passes >= hc.Threshold {
 			return fmt.Sprintf("%d/%d passes after %d probes", passes, hc.Threshold, probes), nil
 		}
+		// Passes are spaced by the interval from one answer to the next
+		// probe; while booting, probes keep a cadence from when each was
+		// sent. The container check below runs inside that wait rather
+		// than adding to it.
+		next := hc.Interval
+		if passes == 0 {
+			next = min(hc.Interval, bootProbeMax, bootProbe<<min(probes-1, 8)) - time.Since(probeStart)
+		}
+		tick.Reset(max(0, next))
 		if ctx.Err() == nil {
 			// A container that exits or restarts fails at once rather than
 			// at the deadline.
@@ -586,12 +604,5 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 				}
 			}
 		}
-		// Until the first pass the container is booting: probe again soon,
-		// backing off to the interval. Passes are then spaced by the interval.
-		next := hc.Interval
-		if passes == 0 {
-			next = min(hc.Interval, bootProbe<<min(probes-1, 8))
-		}
-		tick.Reset(next)
 	}
 }
