@@ -424,12 +424,18 @@ func (b *simBalancer) Restore(ctx context.Context, service, host string) error {
 	return b.set(ctx, "restore", service, host, false)
 }
 
+// Switch (start-first) costs what a drain costs: a reload, then the wait
+// for the workers that may still proxy to the old address.
+func (b *simBalancer) Switch(ctx context.Context, service, host, _ string) error {
+	return b.set(ctx, "drain", service, host, false)
+}
+
 func (b *simBalancer) set(ctx context.Context, kind, service, host string, down bool) error {
 	b.w.lbOps.inc()
 	defer b.w.lbOps.dec()
 	start := time.Now()
 	base, locked := b.w.lat.Restore, b.w.lat.Restore
-	if down {
+	if kind == "drain" {
 		base, locked = b.w.lat.Drain, min(b.w.lat.Reload, b.w.lat.Drain)
 	}
 	b.rngMu.Lock()

@@ -279,7 +279,7 @@ func simulate(cfg config, n int) Result {
 		Hosts: make(map[string]rollout.Host, n),
 		Service: rollout.ServiceSpec{
 			Name: "www", ContainerName: "www", Port: 8080,
-			Env:         func(h inventory.Host) []string { return []string{"HOST_NAME=" + h.Name} },
+			Env:         func(h inventory.Host, _ int) []string { return []string{"HOST_NAME=" + h.Name} },
 			Health:      cfg.lat,
 			StopTimeout: 10 * time.Second, LogMaxSize: "10m", LogMaxFile: 3,
 		},
