@@ -224,9 +224,9 @@ type LoadBalancer struct {
 
 // Service is one deployable container.
 type Service struct {
-	Image         string            `yaml:"image"`
-	ContainerName string            `yaml:"container_name"`
-	Port          int               `yaml:"port"`
+	Image         string `yaml:"image"`
+	ContainerName string `yaml:"container_name"`
+	Port          int    `yaml:"port"`
 	// Order is how a host's container is replaced: OrderStopFirst (the
 	// default: drain, stop, start, health, restore) or OrderStartFirst (the
 	// new container starts beside the old one on the other of Ports, is
@@ -235,12 +235,12 @@ type Service struct {
 	Order string `yaml:"order"`
 	// Ports are the two ports a start-first service alternates between;
 	// Port is then Ports[0], where a container with no port label serves.
-	Ports []int             `yaml:"ports"`
-	Env   map[string]string `yaml:"env"`
-	Health        Health            `yaml:"health"`
-	StopTimeout   Duration          `yaml:"stop_timeout"`
-	Log           Log               `yaml:"log"`
-	BatchSize     int               `yaml:"batch_size"`
+	Ports       []int             `yaml:"ports"`
+	Env         map[string]string `yaml:"env"`
+	Health      Health            `yaml:"health"`
+	StopTimeout Duration          `yaml:"stop_timeout"`
+	Log         Log               `yaml:"log"`
+	BatchSize   int               `yaml:"batch_size"`
 	// MinInService is how many of the service's hosts must stay in
 	// service while a batch is out (count or percent; default 1 when the
 	// service has more than one host).

@@ -326,7 +326,7 @@ type fakeBalancer struct {
 	// failSwitch makes switching a host to an address fail.
 	failSwitch map[string]bool // host -> fails
 	switches   []string        // "host addr", in order
-	hook      func(op, host string)
+	hook       func(op, host string)
 }
 
 func (b *fakeBalancer) LoadBalancerName() string { return b.name }
