@@ -116,29 +116,57 @@ func run() error {
 		return err
 	}
 
+	// Start-first (order: start-first, ports [8080, 8081]): the same
+	// deploy where the host never leaves rotation; then the lab goes back
+	// to its stock stop-first config on 8080.
+	fmt.Println("gantry: start-first deploy under load ...")
+	sfConfig, err := startFirstConfig(config)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(sfConfig)
+	d, e := publish(), publish()
+	var sf rollout.Summary
+	sfLoad, err := underLoad(func() error {
+		var err error
+		sf, err = deploy(gantry, sfConfig, d)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := deploy(gantry, config, e); err != nil { // back to stop-first on 8080
+		return err
+	}
+
 	results := map[string]any{
-		"floor_per_host_s":         round(floorMedian),
-		"floor_total_s":            round(floorTotal.TotalS),
-		"floor_pull_total_s":       round(floorTotal.PullTotalS),
-		"pull_s":                   round(sum.PullS),
-		"out_of_rotation_median_s": round(sum.OutOfRotationMedianS),
-		"out_of_rotation_max_s":    round(sum.OutOfRotationMaxS),
-		"deploy_total_s":           round(sum.TotalS),
-		"rollback_total_s":         round(rb.TotalS),
-		"rollback_requests":        rollbackLoad.Requests,
-		"rollback_non2xx":          rollbackLoad.Non2xx,
-		"rollback_errors":          rollbackLoad.Errors,
-		"ratio_out_of_rotation":    round(sum.OutOfRotationMedianS / floorMedian),
-		"ratio_total":              round(sum.TotalS / floorTotal.TotalS),
-		"hosts":                    len(sum.Hosts),
-		"requests":                 gantryLoad.Requests,
-		"non2xx":                   gantryLoad.Non2xx,
-		"errors":                   gantryLoad.Errors,
-		"floor_requests":           floorLoad.Requests,
-		"floor_non2xx":             floorLoad.Non2xx,
-		"floor_errors":             floorLoad.Errors,
-		"load_rate_rps":            loadRate,
-		"when":                     time.Now().UTC().Format(time.RFC3339),
+		"floor_per_host_s":                  round(floorMedian),
+		"floor_total_s":                     round(floorTotal.TotalS),
+		"floor_pull_total_s":                round(floorTotal.PullTotalS),
+		"pull_s":                            round(sum.PullS),
+		"out_of_rotation_median_s":          round(sum.OutOfRotationMedianS),
+		"out_of_rotation_max_s":             round(sum.OutOfRotationMaxS),
+		"deploy_total_s":                    round(sum.TotalS),
+		"rollback_total_s":                  round(rb.TotalS),
+		"rollback_requests":                 rollbackLoad.Requests,
+		"rollback_non2xx":                   rollbackLoad.Non2xx,
+		"rollback_errors":                   rollbackLoad.Errors,
+		"ratio_out_of_rotation":             round(sum.OutOfRotationMedianS / floorMedian),
+		"ratio_total":                       round(sum.TotalS / floorTotal.TotalS),
+		"hosts":                             len(sum.Hosts),
+		"requests":                          gantryLoad.Requests,
+		"non2xx":                            gantryLoad.Non2xx,
+		"errors":                            gantryLoad.Errors,
+		"floor_requests":                    floorLoad.Requests,
+		"floor_non2xx":                      floorLoad.Non2xx,
+		"floor_errors":                      floorLoad.Errors,
+		"load_rate_rps":                     loadRate,
+		"start_first_out_of_rotation_max_s": round(sf.OutOfRotationMaxS),
+		"start_first_total_s":               round(sf.TotalS),
+		"start_first_requests":              sfLoad.Requests,
+		"start_first_non2xx":                sfLoad.Non2xx,
+		"start_first_errors":                sfLoad.Errors,
+		"when":                              time.Now().UTC().Format(time.RFC3339),
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "\n%d hosts, load %d req/s through 2 LBs\t gantry\t floor\t gantry/floor\t\n", len(sum.Hosts), loadRate)
@@ -150,6 +178,9 @@ func run() error {
 	fmt.Fprintf(tw, "requests / non-2xx / failed (deploy)\t %d / %d / %d\t %d / %d / %d\t \t\n",
 		gantryLoad.Requests, gantryLoad.Non2xx, gantryLoad.Errors, floorLoad.Requests, floorLoad.Non2xx, floorLoad.Errors)
 	fmt.Fprintf(tw, "requests / non-2xx / failed (rollback)\t %d / %d / %d\t \t \t\n", rollbackLoad.Requests, rollbackLoad.Non2xx, rollbackLoad.Errors)
+	fmt.Fprintf(tw, "start-first: per host out of rotation, max (s)\t %.2f\t \t \t\n", sf.OutOfRotationMaxS)
+	fmt.Fprintf(tw, "start-first: total deploy (s)\t %.2f\t \t \t\n", sf.TotalS)
+	fmt.Fprintf(tw, "requests / non-2xx / failed (start-first)\t %d / %d / %d\t \t \t\n", sfLoad.Requests, sfLoad.Non2xx, sfLoad.Errors)
 	tw.Flush()
 
 	data, _ := json.MarshalIndent(results, "", "  ")
@@ -162,6 +193,9 @@ func run() error {
 	fmt.Println("\nwritten: bench/results/latest.json")
 	if rollbackLoad.Non2xx+rollbackLoad.Errors > 0 {
 		return fmt.Errorf("users saw %d non-2xx and %d failed requests during the rollback: %v", rollbackLoad.Non2xx, rollbackLoad.Errors, rollbackLoad.FirstErrors)
+	}
+	if sfLoad.Non2xx+sfLoad.Errors > 0 {
+		return fmt.Errorf("users saw %d non-2xx and %d failed requests during the start-first deploy: %v", sfLoad.Non2xx, sfLoad.Errors, sfLoad.FirstErrors)
 	}
 	if gantryLoad.Non2xx+gantryLoad.Errors > 0 {
 		return fmt.Errorf("users saw %d non-2xx and %d failed requests during the gantry deploy: %v", gantryLoad.Non2xx, gantryLoad.Errors, gantryLoad.FirstErrors)
@@ -245,4 +279,24 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// startFirstConfig writes a copy of the lab config with www start-first on
+// ports 8080 and 8081, beside it (relative paths keep working).
+func startFirstConfig(config string) (string, error) {
+	data, err := os.ReadFile(config)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range [][2]string{
+		{"    port: 8080\n", "    order: start-first\n    ports: [8080, 8081]\n"},
+		{`LISTEN: "${host.address}:8080"`, `LISTEN: "${host.address}:${port}"`},
+	} {
+		if !bytes.Contains(data, []byte(r[0])) {
+			return "", fmt.Errorf("%s has no %q: cannot make a start-first copy", config, r[0])
+		}
+		data = bytes.Replace(data, []byte(r[0]), []byte(r[1]), 1)
+	}
+	p := filepath.Join(filepath.Dir(config), ".gantry-start-first.yml")
+	return p, os.WriteFile(p, data, 0o600)
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -265,14 +266,23 @@ type LoadBalancer struct {
 
 // Service is one deployable container.
 type Service struct {
-	Image         string            `yaml:"image"`
-	ContainerName string            `yaml:"container_name"`
-	Port          int               `yaml:"port"`
-	Env           map[string]string `yaml:"env"`
-	Health        Health            `yaml:"health"`
-	StopTimeout   Duration          `yaml:"stop_timeout"`
-	Log           Log               `yaml:"log"`
-	BatchSize     int               `yaml:"batch_size"`
+	Image         string `yaml:"image"`
+	ContainerName string `yaml:"container_name"`
+	Port          int    `yaml:"port"`
+	// Order is how a host's container is replaced: OrderStopFirst (the
+	// default: drain, stop, start, health, restore) or OrderStartFirst (the
+	// new container starts beside the old one on the other of Ports, is
+	// health-checked, and the host's upstream entry is switched to it: the
+	// host never leaves rotation).
+	Order string `yaml:"order"`
+	// Ports are the two ports a start-first service alternates between;
+	// Port is then Ports[0], where a container with no port label serves.
+	Ports       []int             `yaml:"ports"`
+	Env         map[string]string `yaml:"env"`
+	Health      Health            `yaml:"health"`
+	StopTimeout Duration          `yaml:"stop_timeout"`
+	Log         Log               `yaml:"log"`
+	BatchSize   int               `yaml:"batch_size"`
 	// MinInService is how many of the service's hosts must stay in
 	// service while a batch is out (count or percent; default 1 when the
 	// service has more than one host).
@@ -287,6 +297,15 @@ type Service struct {
 	// service that runs on one host or in one zone.
 	AllowSinglePointOfFailure bool `yaml:"allow_single_point_of_failure"`
 }
+
+// Orders of replacing a host's container (Service.Order).
+const (
+	OrderStopFirst  = "stop-first"
+	OrderStartFirst = "start-first"
+)
+
+// StartFirst reports whether the service is deployed start-first.
+func (s Service) StartFirst() bool { return s.Order == OrderStartFirst }
 
 // Health is the HTTP check a new container must pass before it gets traffic.
 type Health struct {
@@ -543,6 +562,12 @@ func (c *Config) applyDefaults() {
 		if s.ContainerName == "" {
 			s.ContainerName = name
 		}
+		if s.Order == "" {
+			s.Order = OrderStopFirst
+		}
+		if s.Port == 0 && s.Order == OrderStartFirst && len(s.Ports) > 0 {
+			s.Port = s.Ports[0]
+		}
 		h := &s.Health
 		if h.Path == "" {
 			h.Path = DefaultHealthPath
@@ -586,7 +611,7 @@ var (
 	envKeyRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	logSizeRE  = regexp.MustCompile(`^[0-9]+[kmg]?$`)
 	placeRE    = regexp.MustCompile(`\$\{([^}]*)\}`)
-	hostFacts  = map[string]bool{"host.name": true, "host.address": true, "host.zone": true}
+	hostFacts  = map[string]bool{"host.name": true, "host.address": true, "host.zone": true, "port": true}
 	imagePathR = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
 )
 
@@ -712,6 +737,25 @@ func (c *Config) validate() []error {
 		if !nameRE.MatchString(s.ContainerName) {
 			bad(key+".container_name", "%q is not a valid container name", s.ContainerName)
 		}
+		switch s.Order {
+		case OrderStopFirst:
+			if len(s.Ports) > 0 {
+				bad(key+".ports", "only for order: %s (two ports to alternate between); use port", OrderStartFirst)
+			}
+		case OrderStartFirst:
+			if len(s.Ports) != 2 || s.Ports[0] == s.Ports[1] {
+				bad(key+".ports", "order: %s needs two different ports to alternate between, e.g. [8080, 8081]", OrderStartFirst)
+			} else if s.Port != s.Ports[0] {
+				bad(key+".port", "%d: with order: %s, port is the first of ports (%d), where a container deployed before serves; leave it out", s.Port, OrderStartFirst, s.Ports[0])
+			}
+			for i, p := range s.Ports {
+				if p < 1 || p > 65535 {
+					bad(fmt.Sprintf("%s.ports[%d]", key, i), "%d is not a TCP port (1-65535)", p)
+				}
+			}
+		default:
+			bad(key+".order", "%q: use %s (default) or %s", s.Order, OrderStopFirst, OrderStartFirst)
+		}
 		if s.Port < 1 || s.Port > 65535 {
 			bad(key+".port", "required: the TCP port the app listens on (1-65535)")
 		}
@@ -721,7 +765,7 @@ func (c *Config) validate() []error {
 			}
 			for _, m := range placeRE.FindAllStringSubmatch(s.Env[k], -1) {
 				if !hostFacts[m[1]] {
-					bad(key+".env."+k, "unknown placeholder ${%s}: use ${host.name}, ${host.address} or ${host.zone}", m[1])
+					bad(key+".env."+k, "unknown placeholder ${%s}: use ${host.name}, ${host.address}, ${host.zone} or ${port}", m[1])
 				}
 			}
 		}
@@ -784,9 +828,14 @@ func (s Service) MinInServiceOf(total int) int {
 }
 
 // ExpandEnv returns the service's env for one host, with ${host.name},
-// ${host.address} and ${host.zone} replaced by the host's facts.
-func (s Service) ExpandEnv(h Host) []string {
-	facts := map[string]string{"host.name": h.Name, "host.address": h.Address, "host.zone": h.Zone}
+// ${host.address} and ${host.zone} replaced by the host's facts and ${port}
+// by the service's port.
+func (s Service) ExpandEnv(h Host) []string { return s.ExpandEnvPort(h, s.Port) }
+
+// ExpandEnvPort is ExpandEnv for a container listening on port (start-first
+// containers alternate between two).
+func (s Service) ExpandEnvPort(h Host, port int) []string {
+	facts := map[string]string{"host.name": h.Name, "host.address": h.Address, "host.zone": h.Zone, "port": strconv.Itoa(port)}
 	out := make([]string, 0, len(s.Env))
 	for _, k := range sortedKeys(s.Env) {
 		v := placeRE.ReplaceAllStringFunc(s.Env[k], func(m string) string {

@@ -351,6 +351,36 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 			new:  "  WWW:\n",
 			want: []string{"services.WWW", "service name must be lower case"},
 		},
+		{
+			name: "start-first without two ports",
+			old:  "    port: 8080\n",
+			new:  "    order: start-first\n    ports: [8080]\n",
+			want: []string{"services.www.ports", "two different ports"},
+		},
+		{
+			name: "start-first with the same port twice",
+			old:  "    port: 8080\n",
+			new:  "    order: start-first\n    ports: [8080, 8080]\n",
+			want: []string{"services.www.ports", "two different ports"},
+		},
+		{
+			name: "start-first with a port not first of ports",
+			old:  "    port: 8080\n",
+			new:  "    port: 9000\n    order: start-first\n    ports: [8080, 8081]\n",
+			want: []string{"services.www.port", "first of ports"},
+		},
+		{
+			name: "ports without start-first",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    ports: [8080, 8081]\n",
+			want: []string{"services.www.ports", "only for order: start-first"},
+		},
+		{
+			name: "unknown order",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    order: blue-green\n",
+			want: []string{"services.www.order", `"blue-green"`},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -493,5 +523,27 @@ func TestServiceExpandEnv(t *testing.T) {
 	}
 	if got := (Service{}).ExpandEnv(Host{Name: "h"}); len(got) != 0 {
 		t.Errorf("ExpandEnv of no env = %q, want empty", got)
+	}
+}
+
+func TestStartFirstService(t *testing.T) {
+	data := edit(t, minimalYAML, "    port: 8080\n", "    order: start-first\n    ports: [8081, 8080]\n    env:\n      LISTEN: \"${host.address}:${port}\"\n")
+	c, err := Parse("/srv/gantry.yml", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := c.Services["www"]
+	if !svc.StartFirst() || svc.Port != 8081 {
+		t.Errorf("start-first %v, port %d; want true, 8081 (the first of ports)", svc.StartFirst(), svc.Port)
+	}
+	h := Host{Name: "host1", Address: "10.0.0.1"}
+	if got := strings.Join(svc.ExpandEnvPort(h, 8080), " "); got != "LISTEN=10.0.0.1:8080" {
+		t.Errorf("ExpandEnvPort = %q", got)
+	}
+	if got := strings.Join(svc.ExpandEnv(h), " "); got != "LISTEN=10.0.0.1:8081" {
+		t.Errorf("ExpandEnv = %q", got)
+	}
+	if d, err := Parse("/srv/gantry.yml", []byte(minimalYAML)); err != nil || d.Services["www"].Order != OrderStopFirst {
+		t.Errorf("default order: %v %v, want %s", d.Services["www"].Order, err, OrderStopFirst)
 	}
 }

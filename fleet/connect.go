@@ -39,11 +39,22 @@ type Host struct {
 // Pull pulls ref with the registry credential of the config.
 func (h *Host) Pull(ctx context.Context, ref string) error { return h.Docker.Pull(ctx, ref, h.auth) }
 
-// ServesHealthy makes one health check of svc's container on host h, from
-// the host's side, and reports whether it answered as expected.
-func (h *Host) ServesHealthy(ctx context.Context, host inventory.Host, svc config.Service) bool {
-	status, err := h.ProbeHTTP(ctx, config.HostPort(host.Address, svc.Port), svc.Health.Path, svc.Health.Timeout.D())
+// ServesHealthy makes one health check of svc's container on host h,
+// listening on port, from the host's side, and reports whether it answered
+// as expected.
+func (h *Host) ServesHealthy(ctx context.Context, host inventory.Host, svc config.Service, port int) bool {
+	status, err := h.ProbeHTTP(ctx, config.HostPort(host.Address, port), svc.Health.Path, svc.Health.Timeout.D())
 	return err == nil && status == svc.Health.ExpectedStatus
+}
+
+// ServingPort is the port svc's container on the host serves on, as
+// recorded on it (start-first services alternate between two), or the
+// service's port.
+func (h *Host) ServingPort(ctx context.Context, svc config.Service) int {
+	if c, ok, err := h.Inspect(ctx, svc.ContainerName); err == nil && ok {
+		return c.Port(svc.Port)
+	}
+	return svc.Port
 }
 
 // Close closes every connection.

@@ -128,7 +128,7 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 			}
 			others++
 			if hc, ok := conns.Hosts[h.Name]; ok {
-				if hc.ServesHealthy(ctx, h, svc) {
+				if hc.ServesHealthy(ctx, h, svc, hc.ServingPort(ctx, svc)) {
 					healthy++
 				}
 			}
@@ -155,13 +155,17 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 			continue
 		}
 		var members []inventory.Host
+		ports := map[string]int{} // the others keep the port they serve on
 		for _, h := range discovery.ForService(all, svcName) {
 			if _, out := gone[h.Name]; !out {
 				members = append(members, h)
+				if hc, ok := conns.Hosts[h.Name]; ok {
+					ports[h.Name] = hc.ServingPort(ctx, svc)
+				}
 			}
 		}
 		var errs []error
-		for _, n := range nginxBalancers(env, conns, svcName, svc.Port, members, nil, o.Out) {
+		for _, n := range nginxBalancers(env, conns, svcName, svc.Port, ports, members, nil, o.Out) {
 			if err := n.Remove(ctx, svcName, o.Host); err != nil {
 				errs = append(errs, err)
 				continue

@@ -158,7 +158,13 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 			notRunning = append(notRunning, h.Host.Name)
 		}
 	}
-	balancers := nginxBalancers(env, conns, svcName, svc.Port, hosts, notRunning, o.Out)
+	ports := map[string]int{} // each host's upstream entry: the port it serves on
+	for _, h := range snap {
+		if h.Current != nil {
+			ports[h.Host.Name] = h.Current.Port(svc.Port)
+		}
+	}
+	balancers := nginxBalancers(env, conns, svcName, svc.Port, ports, hosts, notRunning, o.Out)
 	if why := rollout.FootprintOf(snap).SinglePointOfFailure(svc.MinZones); why != "" {
 		if env.Production && !svc.AllowSinglePointOfFailure {
 			return nil, fmt.Errorf("%w: %s is a production environment and %s: add hosts in other zones, or set services.%s.allow_single_point_of_failure: true in %s", rollout.ErrPreflight, o.Env, why, svcName, cfg.Path)
@@ -169,6 +175,11 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
 	}
+	order := rollout.Order{StartFirst: svc.StartFirst(), Port: svc.Port}
+	if len(svc.Ports) == 2 {
+		order.Ports = [2]int{svc.Ports[0], svc.Ports[1]}
+	}
+	plan = plan.WithOrder(order)
 	show := o.Progress
 	if show == nil {
 		show = planPrinter{o.Out}
@@ -241,11 +252,16 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 }
 
 // nginxBalancers returns the environment's load balancers with the
-// service's upstream declared: every host of the service, on its port.
-func nginxBalancers(env config.Environment, conns *Connections, service string, port int, hosts []inventory.Host, down []string, out io.Writer) []*lb.Nginx {
+// service's upstream declared: every host of the service, on the port it
+// serves on (ports, by host name; port when not listed).
+func nginxBalancers(env config.Environment, conns *Connections, service string, port int, ports map[string]int, hosts []inventory.Host, down []string, out io.Writer) []*lb.Nginx {
 	servers := make([]lb.Server, len(hosts))
 	for i, h := range hosts {
-		servers[i] = lb.Server{Host: h.Name, Addr: config.HostPort(h.Address, port)}
+		p := port
+		if hp, ok := ports[h.Name]; ok {
+			p = hp
+		}
+		servers[i] = lb.Server{Host: h.Name, Addr: config.HostPort(h.Address, p)}
 	}
 	var list []*lb.Nginx
 	for _, lc := range env.LoadBalancers {
@@ -298,8 +314,8 @@ func serviceSpec(name string, s config.Service) rollout.ServiceSpec {
 		Name:          name,
 		ContainerName: s.ContainerName,
 		Port:          s.Port,
-		Env: func(h inventory.Host) []string {
-			return s.ExpandEnv(config.Host{Name: h.Name, Address: h.Address, Zone: h.Zone})
+		Env: func(h inventory.Host, port int) []string {
+			return s.ExpandEnvPort(config.Host{Name: h.Name, Address: h.Address, Zone: h.Zone}, port)
 		},
 		Health: rollout.HealthCheck{
 			Path:      s.Health.Path,

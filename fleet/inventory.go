@@ -217,7 +217,7 @@ func observeHost(ctx context.Context, cfg *config.Config, hc *Host, h inventory.
 		}
 		cv.Health = "unhealthy"
 		if svc := services[cv.Service]; c.Running && c.Name == svc.ContainerName {
-			if hc.ServesHealthy(ctx, h, svc) {
+			if hc.ServesHealthy(ctx, h, svc, c.Port(svc.Port)) {
 				cv.Health = "healthy"
 			}
 		} else if c.Running {

@@ -74,7 +74,7 @@ func preflight(ctx context.Context, cfg *config.Config, env config.Environment, 
 			f.DataRoot, f.FreeDisk = root, free
 			if s.Current != nil && s.Current.Running {
 				f.Running = true
-				f.Healthy = h.ServesHealthy(ctx, s.Host, svc)
+				f.Healthy = h.ServesHealthy(ctx, s.Host, svc, s.Current.Port(svc.Port))
 			}
 			facts[i] = f
 			return nil

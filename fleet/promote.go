@@ -94,7 +94,7 @@ func runningVersion(ctx context.Context, o PromoteOptions, svc config.Service, f
 	healthy := map[string]bool{}
 	for _, h := range snap {
 		if h.Current != nil && h.Current.Running && !h.Current.Restarting {
-			healthy[h.Host.Name] = conns.Hosts[h.Host.Name].ServesHealthy(ctx, h.Host, svc)
+			healthy[h.Host.Name] = conns.Hosts[h.Host.Name].ServesHealthy(ctx, h.Host, svc, h.Current.Port(svc.Port))
 		}
 	}
 	if err := ctx.Err(); err != nil {

@@ -1,6 +1,9 @@
 package inventory
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Labels gantry puts on every container it creates. They are the record, on
 // the host itself, of what runs there and what ran before.
@@ -11,6 +14,11 @@ const (
 	LabelImage         = "dev.gantry.image"
 	LabelPreviousImage = "dev.gantry.previous-image"
 	LabelDeployedAt    = "dev.gantry.deployed-at"
+	// LabelPort is the port the container's app listens on. A service
+	// deployed start-first alternates between two ports, so each host's
+	// container says which one it serves on; without the label, the
+	// service's configured port.
+	LabelPort = "dev.gantry.port"
 )
 
 // Host is one machine that runs services.
@@ -59,6 +67,15 @@ func (c Container) Version() string {
 		return v
 	}
 	return c.Image
+}
+
+// Port is the port recorded on the container (LabelPort), or def when it
+// has none.
+func (c Container) Port(def int) int {
+	if p, err := strconv.Atoi(c.Labels[LabelPort]); err == nil && p > 0 && p < 65536 {
+		return p
+	}
+	return def
 }
 
 // ContainerSpec is what gantry asks a host to create.

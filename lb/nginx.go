@@ -57,6 +57,7 @@ type Nginx struct {
 type change struct {
 	service, host string
 	down          bool
+	addr          string // a switch: the host's new address ("" otherwise)
 	done          chan changeResult
 }
 
@@ -157,6 +158,14 @@ func (n *Nginx) Restore(ctx context.Context, service, host string) error {
 	return n.set(ctx, service, host, false)
 }
 
+// Switch points host's entry in service's upstream at addr (host:port),
+// marks it up and reloads nginx once, then waits until the workers that may
+// still proxy to its previous address have exited (bounded by
+// DrainTimeout). The host never leaves rotation: start-first deploys.
+func (n *Nginx) Switch(ctx context.Context, service, host, addr string) error {
+	return n.submit(ctx, &change{service: service, host: host, addr: addr, done: make(chan changeResult, 1)})
+}
+
 // Check runs the test command, changing nothing: the pre-flight proof that
 // a reload would be accepted.
 func (n *Nginx) Check(ctx context.Context) error {
@@ -172,7 +181,12 @@ func (n *Nginx) Check(ctx context.Context) error {
 func (n *Nginx) LoadBalancerName() string { return n.Name }
 
 func (n *Nginx) set(ctx context.Context, service, host string, down bool) error {
-	c := &change{service: service, host: host, down: down, done: make(chan changeResult, 1)}
+	return n.submit(ctx, &change{service: service, host: host, down: down, done: make(chan changeResult, 1)})
+}
+
+// submit queues c and applies the queue unless the previous holder of the
+// lock applied c with its own.
+func (n *Nginx) submit(ctx context.Context, c *change) error {
 	n.qmu.Lock()
 	n.queue = append(n.queue, c)
 	n.qmu.Unlock()
@@ -196,7 +210,7 @@ func (n *Nginx) set(ctx context.Context, service, host string, down bool) error 
 // finish waits, for a drain, until the workers that ran before its reload
 // are gone. The wait happens outside the lock, so drains overlap.
 func (n *Nginx) finish(ctx context.Context, c *change, r changeResult) error {
-	if r.err != nil || !c.down {
+	if r.err != nil || !(c.down || c.addr != "") {
 		return r.err
 	}
 	return n.waitWorkers(ctx, r.old)
@@ -236,14 +250,26 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 		for h, d := range u.down {
 			before[h] = d
 		}
+		servers := append([]Server(nil), u.servers...)
 		wait := false
 		for _, c := range changes {
 			u.down[c.host] = c.down
 			wait = wait || c.down
+			if c.addr != "" {
+				// Requests in flight on the previous address are waited for.
+				wait = true
+				for i := range servers {
+					if servers[i].Host == c.host {
+						servers[i].Addr = c.addr
+					}
+				}
+			}
 		}
-		old, err := n.apply(ctx, service, Render(n.Name, service, u.servers, u.down), wait)
+		old, err := n.apply(ctx, service, Render(n.Name, service, servers, u.down), wait)
 		if err != nil {
 			u.down = before
+		} else {
+			u.servers = servers
 		}
 		for _, c := range changes {
 			c.done <- changeResult{old: old, err: err}

@@ -30,6 +30,7 @@ var activeVerb = map[string]string{
 	"start":   "starting new",
 	"health":  "health-checking",
 	"restore": "restoring",
+	"switch":  "switching LBs",
 	"cleanup": "removing old",
 	"revert":  "reverting",
 }
@@ -213,7 +214,8 @@ func (lv *liveView) step(ev rollout.Event) {
 		switch ev.Step {
 		case "pull":
 			h.status = "pulled, waiting"
-		case "restore":
+		case "restore", "switch":
+			// Back in every balancer (switch: start-first, on the new port).
 			finished = true
 			if h.failed {
 				h.status = "back in service (reverted)"

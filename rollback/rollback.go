@@ -53,7 +53,7 @@ func Plan(hosts []rollout.HostSnapshot, o Options) (rollout.Plan, error) {
 			}
 			to = rollout.Target{Service: o.Service, Tag: tagOf(prev), Image: prev}
 		}
-		hp := rollout.HostPlan{Host: h.Host, To: to, From: cur.Version(), FromImage: cur.Labels[inventory.LabelImage]}
+		hp := rollout.HostPlan{Host: h.Host, To: to, From: cur.Version(), FromImage: cur.Labels[inventory.LabelImage], FromPort: cur.Port(0)}
 		if hp.FromImage == "" {
 			hp.FromImage = cur.Image
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -47,7 +48,12 @@ type Balancer interface {
 	LoadBalancerName() string
 	// Drain takes host out and returns once in-flight requests to it ended.
 	Drain(ctx context.Context, service, host string) error
+	// Restore puts host back, on the address it had.
 	Restore(ctx context.Context, service, host string) error
+	// Switch points host's entry at addr (host:port) and puts it in
+	// service, with one reload, and returns once the requests in flight
+	// to its previous address ended.
+	Switch(ctx context.Context, service, host, addr string) error
 }
 
 // HealthCheck is the HTTP check a new container must pass.
@@ -64,9 +70,11 @@ type HealthCheck struct {
 type ServiceSpec struct {
 	Name          string
 	ContainerName string
-	Port          int
-	// Env returns the container environment for one host.
-	Env         func(inventory.Host) []string
+	// Port is where the app listens unless a HostPlan says otherwise.
+	Port int
+	// Env returns the container environment for one host, for a container
+	// listening on port.
+	Env         func(h inventory.Host, port int) []string
 	Health      HealthCheck
 	StopTimeout time.Duration
 	LogMaxSize  string
@@ -233,12 +241,17 @@ type swap struct {
 
 // swapHost moves one host to the target and fills res.
 func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res *HostResult) {
+	if hp.StartFirst {
+		e.swapStartFirst(ctx, target, hp, res)
+		return
+	}
 	name := hp.Host.Name
 	host := e.Hosts[name]
 	svc := e.Service
 	res.Started = true
 	begin := time.Now()
 	defer func() { res.Duration = time.Since(begin) }()
+	port, fromPort := e.ports(hp)
 	oldName := svc.ContainerName + "-gantry-old"
 	newName := svc.ContainerName + "-gantry-new"
 	var sw swap
@@ -259,7 +272,7 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 				return "", err
 			}
 		}
-		id, err := host.Create(ctx, e.containerSpec(target, hp.Host, newName, old))
+		id, err := host.Create(ctx, e.containerSpec(target, hp.Host, newName, old, port))
 		sw.newID = id
 		return target.Tag, err
 	})
@@ -318,7 +331,7 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 		return target.Tag, host.Start(sctx, sw.newID)
 	})
 	if err == nil {
-		err = e.step(name, "health", func() (string, error) { return e.waitHealthy(ctx, host, hp.Host, sw.newID) })
+		err = e.step(name, "health", func() (string, error) { return e.waitHealthy(ctx, host, hp.Host, sw.newID, port) })
 	}
 	if err != nil {
 		e.failHost(ctx, hp, res, &sw, err, drainStart)
@@ -328,7 +341,12 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 
 	cctx, cancel := e.cleanupContext(ctx)
 	defer cancel()
-	err = e.restore(cctx, name)
+	if port != fromPort {
+		// Back in rotation on the new container's port.
+		err = e.switchTo(cctx, hp.Host, port)
+	} else {
+		err = e.restore(cctx, name)
+	}
 	res.OutOfRotation = time.Since(drainStart)
 	if err != nil {
 		res.Err = fmt.Errorf("restore: %w", err)
@@ -356,9 +374,10 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 				continue // never moved, or nothing ran here before to go back to
 			}
 			back := Target{Service: hp.To.Service, Tag: hp.From, Image: hp.FromImage}
+			port, fromPort := e.ports(hp)
 			g.Go(func() error {
 				var r HostResult
-				e.swapHost(ctx, back, HostPlan{Host: hp.Host, To: back, From: hp.To.Tag, FromImage: hp.To.Image}, &r)
+				e.swapHost(ctx, back, HostPlan{Host: hp.Host, To: back, From: hp.To.Tag, FromImage: hp.To.Image, Port: fromPort, FromPort: port, StartFirst: hp.StartFirst}, &r)
 				res.RolledBack = r.Deployed
 				res.Ended = r.Ended
 				res.InService = r.InService
@@ -408,7 +427,20 @@ func (e *Executor) findCurrent(ctx context.Context, host Host, oldName string) (
 	return nil, nil
 }
 
-func (e *Executor) containerSpec(target Target, h inventory.Host, name string, old *inventory.Container) inventory.ContainerSpec {
+// ports returns the port hp's new container listens on and the one its
+// current container serves on.
+func (e *Executor) ports(hp HostPlan) (port, fromPort int) {
+	port, fromPort = hp.Port, hp.FromPort
+	if port == 0 {
+		port = e.Service.Port
+	}
+	if fromPort == 0 {
+		fromPort = e.Service.Port
+	}
+	return port, fromPort
+}
+
+func (e *Executor) containerSpec(target Target, h inventory.Host, name string, old *inventory.Container, port int) inventory.ContainerSpec {
 	svc := e.Service
 	prevImage := ""
 	if old != nil {
@@ -420,7 +452,7 @@ func (e *Executor) containerSpec(target Target, h inventory.Host, name string, o
 	return inventory.ContainerSpec{
 		Name:  name,
 		Image: target.Image,
-		Env:   svc.Env(h),
+		Env:   svc.Env(h, port),
 		Labels: map[string]string{
 			inventory.LabelManaged:       "true",
 			inventory.LabelService:       svc.Name,
@@ -428,6 +460,7 @@ func (e *Executor) containerSpec(target Target, h inventory.Host, name string, o
 			inventory.LabelImage:         target.Image,
 			inventory.LabelPreviousImage: prevImage,
 			inventory.LabelDeployedAt:    time.Now().UTC().Format(time.RFC3339),
+			inventory.LabelPort:          strconv.Itoa(port),
 		},
 		StopTimeout: svc.StopTimeout,
 		LogMaxSize:  svc.LogMaxSize,
@@ -478,7 +511,8 @@ func (e *Executor) failHost(ctx context.Context, hp HostPlan, res *HostResult, s
 				res.Ended = ""
 				return "", err
 			}
-			if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID); err != nil {
+			_, fromPort := e.ports(hp)
+			if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID, fromPort); err != nil {
 				res.Ended = ""
 				return "", fmt.Errorf("%s restarted but unhealthy: %w", old.Version(), err)
 			}
@@ -496,6 +530,16 @@ func (e *Executor) failHost(ctx context.Context, hp HostPlan, res *HostResult, s
 	}
 	res.InService = e.restore(cctx, name) == nil
 	res.OutOfRotation = time.Since(drainStart)
+}
+
+// switchTo points h's entry in every balancer at port, in service.
+func (e *Executor) switchTo(ctx context.Context, h inventory.Host, port int) error {
+	addr := addrOf(h, port)
+	return e.step(h.Name, string(StepSwitch), func() (string, error) {
+		return addr, e.eachBalancer(ctx, h.Name, func(b Balancer, ctx context.Context, service, host string) error {
+			return b.Switch(ctx, service, host, addr)
+		})
+	})
 }
 
 // restore puts host back into every balancer.
@@ -525,15 +569,23 @@ func (e *Executor) eachBalancer(ctx context.Context, host string, op func(Balanc
 	return merr.ErrorOrNil()
 }
 
-// bootProbe is the first retry delay of a health check that has not passed yet.
-const bootProbe = 10 * time.Millisecond
+// Until its first pass a new container is booting: the check probes again
+// after bootProbe, backing off to at most bootProbeMax (or the interval, if
+// shorter). A container that becomes ready is noticed at most that late;
+// backing off all the way to the interval would add up to an interval to
+// every host's time out of rotation. Once it passes, passes are spaced by
+// the configured interval.
+const (
+	bootProbe    = 10 * time.Millisecond
+	bootProbeMax = 25 * time.Millisecond
+)
 
 // waitHealthy polls the container's health endpoint from the host's side
 // until Threshold consecutive passes, the container stops running, or the
 // deadline passes.
-func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host, id string) (string, error) {
+func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host, id string, port int) (string, error) {
 	hc := e.Service.Health
-	addr := fmt.Sprintf("%s:%d", h.Address, e.Service.Port)
+	addr := addrOf(h, port)
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, hc.Deadline)
 	defer cancel()
@@ -556,6 +608,7 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 		case <-tick.C:
 		}
 		probes++
+		probeStart := time.Now()
 		status, err := host.ProbeHTTP(ctx, addr, hc.Path, hc.Timeout)
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -571,6 +624,15 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 		if passes >= hc.Threshold {
 			return fmt.Sprintf("%d/%d passes after %d probes", passes, hc.Threshold, probes), nil
 		}
+		// Passes are spaced by the interval from one answer to the next
+		// probe; while booting, probes keep a cadence from when each was
+		// sent. The container check below runs inside that wait rather
+		// than adding to it.
+		next := hc.Interval
+		if passes == 0 {
+			next = min(hc.Interval, bootProbeMax, bootProbe<<min(probes-1, 8)) - time.Since(probeStart)
+		}
+		tick.Reset(max(0, next))
 		if ctx.Err() == nil {
 			// A container that exits or restarts fails at once rather than
 			// at the deadline.
@@ -586,12 +648,5 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 				}
 			}
 		}
-		// Until the first pass the container is booting: probe again soon,
-		// backing off to the interval. Passes are then spaced by the interval.
-		next := hc.Interval
-		if passes == 0 {
-			next = min(hc.Interval, bootProbe<<min(probes-1, 8))
-		}
-		tick.Reset(next)
 	}
 }

@@ -492,3 +492,44 @@ lb2 drained: []
 		})
 	}
 }
+
+// A booting app is probed at a short cadence, not backed off to the
+// interval: once it answers, the check passes without waiting an interval
+// more than the threshold asks for.
+func TestHealthNoticesABootingAppSoon(t *testing.T) {
+	f := newFleet(1, "old1")
+	h := f.host("host1")
+	refused := errors.New("dial: connection refused")
+	probes := 0
+	h.fail = map[string]error{"probe": refused}
+	h.hook = func(op, _ string) {
+		if op != "probe" {
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if probes++; probes > 8 { // booted after eight refusals
+			delete(h.fail, "probe")
+		}
+	}
+	e := f.executor(10 * time.Second)
+	e.Service.Health.Interval = 5 * time.Second
+	e.Service.Health.Threshold = 1
+	var health time.Duration
+	e.Observe = func(ev Event) {
+		if ev.Done && ev.Step == string(StepHealth) {
+			health = ev.Duration
+		}
+	}
+
+	rep := e.Run(context.Background(), f.plan("new2", 1))
+
+	if !rep.OK() {
+		t.Fatalf("report not OK: %v\n%s", rep.Err, rep)
+	}
+	// Backing off to the interval would take 10+20+...+1280 ms.
+	if limit := 8*bootProbeMax + time.Second; health > limit {
+		t.Errorf("health step took %s after the app booted at its 9th probe; want under %s", health, limit)
+	}
+	checkNoViolations(t, f)
+}

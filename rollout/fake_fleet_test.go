@@ -39,6 +39,12 @@ type fakeContainer struct {
 	ExitCode int
 }
 
+// port is where the container's app listens: the port recorded on it, or
+// the app's usual port.
+func (c *fakeContainer) port() int {
+	return inventory.Container{Labels: c.Labels}.Port(appPort)
+}
+
 // fakeHost is an in-memory Docker host. It keeps real state (containers,
 // image cache) and refuses what Docker refuses (name conflicts, unknown
 // images, renaming to the current name).
@@ -80,11 +86,13 @@ func (h *fakeHost) byID(id string) *fakeContainer {
 	return nil
 }
 
-// checkDrained records a violation when the host's containers change while
-// some load balancer still sends it traffic; callers hold h.mu.
-func (h *fakeHost) checkDrained(what string) {
+// checkDrained records a violation when a container listening on port
+// changes while some load balancer still sends the host's traffic to that
+// port; callers hold h.mu.
+func (h *fakeHost) checkDrained(what string, port int) {
+	addr := fmt.Sprintf("%s:%d", h.address, port)
 	for _, b := range h.fleet.lbs {
-		if !b.isDrained("www", h.name) {
+		if !b.isDrained("www", h.name) && b.addrOf("www", h.name, h.address) == addr {
 			h.fleet.violation(fmt.Sprintf("%s: %s while in rotation on %s", h.name, what, b.name))
 		}
 	}
@@ -166,9 +174,9 @@ func (h *fakeHost) Start(ctx context.Context, id string) error {
 	if c == nil {
 		return fmt.Errorf("no such container: %s", id)
 	}
-	h.checkDrained("start " + c.Image)
+	h.checkDrained("start "+c.Image, c.port())
 	for _, o := range h.containers {
-		if o != c && o.Running {
+		if o != c && o.Running && o.port() == c.port() {
 			h.fleet.violation(fmt.Sprintf("%s: %s started while %s still runs", h.name, c.Image, o.Image))
 		}
 	}
@@ -190,7 +198,7 @@ func (h *fakeHost) Stop(ctx context.Context, id string, _ time.Duration) error {
 		return fmt.Errorf("no such container: %s", id)
 	}
 	if c.Running {
-		h.checkDrained("stop " + c.Image)
+		h.checkDrained("stop "+c.Image, c.port())
 	}
 	c.Running = false
 	return nil
@@ -235,7 +243,7 @@ func (h *fakeHost) Remove(ctx context.Context, id string) error {
 		return nil
 	}
 	if c.Running {
-		h.checkDrained("remove running " + c.Image)
+		h.checkDrained("remove running "+c.Image, c.port())
 	}
 	delete(h.containers, c.Name)
 	return nil
@@ -250,12 +258,9 @@ func (h *fakeHost) ProbeHTTP(ctx context.Context, addr, path string, _ time.Dura
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if addr != fmt.Sprintf("%s:%d", h.address, appPort) {
-		return 0, fmt.Errorf("dial %s: connection refused", addr)
-	}
 	var app *fakeContainer
 	for _, c := range h.containers {
-		if c.Running {
+		if c.Running && addr == fmt.Sprintf("%s:%d", h.address, c.port()) {
 			app = c
 		}
 	}
@@ -315,9 +320,13 @@ type fakeBalancer struct {
 	name string
 
 	mu        sync.Mutex
-	drained   map[string]map[string]bool // service -> host -> drained
-	failDrain map[string]bool            // hosts whose drain fails
-	hook      func(op, host string)
+	drained   map[string]map[string]bool   // service -> host -> drained
+	addrs     map[string]map[string]string // service -> host -> host:port, when switched
+	failDrain map[string]bool              // hosts whose drain fails
+	// failSwitch makes switching a host to an address fail.
+	failSwitch map[string]bool // host -> fails
+	switches   []string        // "host addr", in order
+	hook       func(op, host string)
 }
 
 func (b *fakeBalancer) LoadBalancerName() string { return b.name }
@@ -346,6 +355,35 @@ func (b *fakeBalancer) Restore(_ context.Context, service, host string) error {
 	defer b.mu.Unlock()
 	delete(b.drained[service], host)
 	return nil
+}
+
+func (b *fakeBalancer) Switch(_ context.Context, service, host, addr string) error {
+	if b.hook != nil {
+		b.hook("switch", host)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failSwitch[host+" "+addr] {
+		return errors.New("nginx: [emerg] invalid port in upstream")
+	}
+	if b.addrs[service] == nil {
+		b.addrs[service] = map[string]string{}
+	}
+	b.addrs[service][host] = addr
+	delete(b.drained[service], host)
+	b.switches = append(b.switches, host+" "+addr)
+	return nil
+}
+
+// addrOf is where the balancer sends host's traffic (address:appPort
+// until switched).
+func (b *fakeBalancer) addrOf(service, host, address string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a, ok := b.addrs[service][host]; ok {
+		return a
+	}
+	return fmt.Sprintf("%s:%d", address, appPort)
 }
 
 func (b *fakeBalancer) isDrained(service, host string) bool {
@@ -389,7 +427,7 @@ func (f *fakeFleet) violation(s string) {
 func newFleet(n int, from string) *fakeFleet {
 	f := &fakeFleet{}
 	for _, name := range []string{"lb1", "lb2"} {
-		f.lbs = append(f.lbs, &fakeBalancer{name: name, drained: map[string]map[string]bool{}, failDrain: map[string]bool{}})
+		f.lbs = append(f.lbs, &fakeBalancer{name: name, drained: map[string]map[string]bool{}, addrs: map[string]map[string]string{}, failDrain: map[string]bool{}, failSwitch: map[string]bool{}})
 	}
 	for i := 1; i <= n; i++ {
 		h := &fakeHost{
@@ -464,7 +502,7 @@ func (f *fakeFleet) executor(deadline time.Duration) *Executor {
 		Hosts: map[string]Host{},
 		Service: ServiceSpec{
 			Name: "www", ContainerName: "www", Port: appPort,
-			Env: func(h inventory.Host) []string { return []string{"HOST_NAME=" + h.Name} },
+			Env: func(h inventory.Host, _ int) []string { return []string{"HOST_NAME=" + h.Name} },
 			Health: HealthCheck{
 				Path: healthPath, Status: 200, Interval: 2 * time.Millisecond,
 				Timeout: 50 * time.Millisecond, Threshold: 2, Deadline: deadline,

@@ -20,6 +20,9 @@ const (
 	StepHealth  StepKind = "health"  // wait for the new container's health check
 	StepRestore StepKind = "restore" // put the host back in every load balancer
 	StepCleanup StepKind = "cleanup" // remove the old container; its image stays cached
+	// StepSwitch points the host's upstream entry at the new container's
+	// port in every load balancer (start-first: the host stays in rotation).
+	StepSwitch StepKind = "switch"
 )
 
 // Step is a planned step and why it is there.
@@ -45,7 +48,16 @@ type HostPlan struct {
 	// FromImage is the image of the version running now, cached on the
 	// host: what a revert goes back to.
 	FromImage string
-	Steps     []Step
+	// FromPort is the port the current container serves on, as recorded
+	// on it (0: none recorded, the service's port).
+	FromPort int
+	// Port is the port the new container listens on (0: the service's).
+	Port int
+	// StartFirst: the new container starts beside the old one on Port and
+	// the host's upstream entry is switched to it; the host stays in
+	// rotation. Otherwise the host is drained and the old one stopped first.
+	StartFirst bool
+	Steps      []Step
 	// Skip says why nothing is done on this host ("" when something is).
 	Skip string
 }
@@ -105,6 +117,7 @@ func planHost(target Target, h HostSnapshot) HostPlan {
 	cur := h.Current
 	if cur != nil {
 		hp.From = cur.Version()
+		hp.FromPort = cur.Port(0)
 		hp.FromImage = cur.Labels[inventory.LabelImage]
 		if hp.FromImage == "" {
 			hp.FromImage = cur.Image
@@ -147,6 +160,65 @@ func SwapSteps(target Target, cur *inventory.Container) []Step {
 	return steps
 }
 
+// Order is how the service's containers are replaced, from its config.
+type Order struct {
+	// StartFirst starts the new container beside the old one, on the one
+	// of Ports the old one does not serve on.
+	StartFirst bool
+	// Port is the service's port: where a stop-first container listens,
+	// and where a container with no recorded port serves.
+	Port int
+	// Ports are the two ports a start-first service alternates between.
+	Ports [2]int
+}
+
+// WithOrder decides, for every host of the plan, the port its new container
+// listens on and the steps that replace its container under order o. A
+// stop-first host keeps the drain/stop/start steps, moving back to the
+// service's port if it served on another; a start-first host gets the
+// other of the two ports than the one it serves on now.
+func (p Plan) WithOrder(o Order) Plan {
+	batches := make([]Batch, len(p.Batches))
+	for i, b := range p.Batches {
+		hosts := make([]HostPlan, len(b.Hosts))
+		for j, hp := range b.Hosts {
+			if hp.FromPort == 0 {
+				hp.FromPort = o.Port
+			}
+			hp.Port, hp.StartFirst = o.Port, o.StartFirst
+			if o.StartFirst {
+				hp.Port = o.Ports[0]
+				if hp.From != "" && hp.FromPort == o.Ports[0] {
+					hp.Port = o.Ports[1]
+				}
+				hp.Steps = StartFirstSteps(hp)
+			}
+			hosts[j] = hp
+		}
+		batches[i] = Batch{Hosts: hosts}
+	}
+	p.Batches = batches
+	return p
+}
+
+// StartFirstSteps are the steps that move a host start-first: the new
+// container runs beside the old one until it is healthy and the load
+// balancers send the host's traffic to it.
+func StartFirstSteps(hp HostPlan) []Step {
+	steps := []Step{
+		{StepCreate, fmt.Sprintf("create %s beside the old container, to listen on port %d", hp.To.Tag, hp.Port)},
+		{StepStart, fmt.Sprintf("start %s while the host keeps serving on port %d", hp.To.Tag, hp.FromPort)},
+		{StepHealth, "traffic only after the health check passes; on failure the new container goes and nothing else changed"},
+		{StepSwitch, fmt.Sprintf("point the host's entry in every load balancer at port %d (one reload; requests in flight finish on %d)", hp.Port, hp.FromPort)},
+	}
+	if hp.From != "" {
+		steps = append(steps,
+			Step{StepStop, "stop " + hp.From + " gracefully once no load balancer sends it requests"},
+			Step{StepCleanup, "remove the old container; its image stays cached for rollback"})
+	}
+	return steps
+}
+
 // String renders the plan for people and for tests.
 func (p Plan) String() string {
 	var b strings.Builder
@@ -185,7 +257,11 @@ func (p Plan) String() string {
 			if hp.Host.Zone != "" {
 				zone = " [" + hp.Host.Zone + "]"
 			}
-			fmt.Fprintf(&b, "  %s%s: %s -> %s: %s\n", hp.Host.Name, zone, from, hp.To.Tag, strings.Join(kinds, ", "))
+			ports := ""
+			if hp.StartFirst || (hp.Port != 0 && hp.FromPort != 0 && hp.Port != hp.FromPort) {
+				ports = fmt.Sprintf(" (port %d -> %d)", hp.FromPort, hp.Port)
+			}
+			fmt.Fprintf(&b, "  %s%s: %s -> %s%s: %s\n", hp.Host.Name, zone, from, hp.To.Tag, ports, strings.Join(kinds, ", "))
 		}
 	}
 	for _, hp := range p.Skipped {

@@ -10,12 +10,16 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/inventory"
+	"github.com/gantry-dev/gantry/rollout"
 )
 
 // Latencies are the simulated durations of each remote operation.
 type Latencies struct {
 	Pull, Inspect, Create, Start, Stop, Rename, Remove, Probe time.Duration
 	Drain, Restore                                            time.Duration
+	// Boot is how long a started container's app takes to answer its
+	// health endpoint, from the end of the start call.
+	Boot time.Duration
 	// Reload is the part of a drain spent under the balancer's lock in
 	// lock mode "reload" (write + nginx -t + reload); the rest of the drain
 	// (waiting for the old workers) runs outside the lock, as lb/nginx.go does.
@@ -53,6 +57,7 @@ type world struct {
 	failRate float64
 	lockMode string
 	nLB      int
+	health   rollout.HealthCheck
 
 	hostOps gauge // "SSH connections": host operations in flight
 	lbOps   gauge // balancer operations in flight
@@ -89,12 +94,18 @@ type simContainer struct {
 	id, name, image string
 	labels          map[string]string
 	running         bool
-	probed          bool // answered (refused) its first probe since starting
+	readyAt         time.Time     // when the app answers, once started
+	boot            time.Duration // drawn boot time of the last start
 }
 
 // simHost is an in-memory container host whose every call sleeps a drawn
 // latency. It records, per host, the drawn latencies (sim) and the time
 // really slept (act), pull apart from the rest.
+//
+// The health step is accounted apart (see healthStep): its probes and
+// container checks are how the engine chooses to wait for the app, so what
+// goes on the host's path is the ideal check instead: the app's boot time,
+// Threshold answered probes and the configured waits between them.
 type simHost struct {
 	w            *world
 	name, addr   string
@@ -111,6 +122,14 @@ type simHost struct {
 	lbN          int
 	lbSim, lbAct time.Duration // max over balancers of the current step
 	lbWait       time.Duration // lock wait of the balancer that gave lbSim
+
+	lastOpSim, lastOpAct time.Duration
+	inHealth             bool          // the executor's health step is running
+	passSim, passAct     time.Duration // latencies of the passing probes in a row
+	lastBoot             time.Duration // drawn boot time of the container last started
+	healthIdeal          time.Duration // Σ ideal health checks (drawn latencies)
+	healthWall           time.Duration // Σ health steps as the executor timed them
+	healthChecks         int
 }
 
 func newSimHost(w *world, i int, seed uint64, oldImage, oldTag string) *simHost {
@@ -138,10 +157,14 @@ func (h *simHost) op(ctx context.Context, d time.Duration, pull bool) error {
 	h.mu.Unlock()
 	act, err := sleep(ctx, d)
 	h.mu.Lock()
-	if pull {
+	switch {
+	case pull:
 		h.pullSim += d
 		h.pullAct += act
-	} else {
+	case h.inHealth:
+		// Accounted by healthStep; the last latency is kept for a probe.
+		h.lastOpSim, h.lastOpAct = d, act
+	default:
 		h.sim += d
 		h.act += act
 	}
@@ -177,15 +200,41 @@ func (h *simHost) lbDone(kind string, sim, wait, act time.Duration) {
 	}
 }
 
+// healthStep is told by the executor's events when a health step starts and
+// ends on the host. While it runs, the host's operations stay off its path;
+// when it ends, the ideal check goes on instead: boot + Threshold probes (the
+// latencies of the passing probes in a row) + (Threshold-1) x Interval, the
+// waits the user configured between passes. What the executor spent beyond
+// that (probes refused while booting, the delay before noticing the app is
+// up, its container checks, its own timers' slack) is its overhead.
+func (h *simHost) healthStep(done bool, took time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !done {
+		h.inHealth, h.passSim, h.passAct = true, 0, 0
+		return
+	}
+	h.inHealth = false
+	configured := time.Duration(max(0, h.w.health.Threshold-1)) * h.w.health.Interval
+	ideal := h.lastBoot + h.passSim + configured
+	h.sim += ideal
+	h.act += h.lastBoot + h.passAct + configured
+	h.healthIdeal += ideal
+	h.healthWall += took
+	h.healthChecks++
+}
+
 // hostTotals is what one host's fakes recorded.
 type hostTotals struct {
 	pullSim, pullAct, sim, act, queue time.Duration
+	healthIdeal, healthWall           time.Duration
+	healthChecks                      int
 }
 
 func (h *simHost) totals() hostTotals {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return hostTotals{h.pullSim, h.pullAct, h.sim, h.act, h.queue}
+	return hostTotals{h.pullSim, h.pullAct, h.sim, h.act, h.queue, h.healthIdeal, h.healthWall, h.healthChecks}
 }
 
 // find returns the container with that id or name; callers hold h.mu.
@@ -264,7 +313,9 @@ func (h *simHost) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("no such container: %s", id)
 	}
 	if !c.running {
-		c.running, c.probed = true, false
+		c.boot = h.w.draw(h.rng, h.w.lat.Boot)
+		c.running, c.readyAt = true, time.Now().Add(c.boot)
+		h.lastBoot = c.boot
 	}
 	return nil
 }
@@ -318,24 +369,28 @@ func (h *simHost) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// ProbeHTTP answers 200 once the running container has been probed once
-// since it started (the app boots), connection refused before.
+// ProbeHTTP answers 200 when the probe reaches a running container whose app
+// has booted (Latencies.Boot after it started), connection refused before.
 func (h *simHost) ProbeHTTP(ctx context.Context, addr, _ string, _ time.Duration) (int, error) {
+	arrived := time.Now()
+	h.mu.Lock()
+	up := false
+	for _, c := range h.ctrs {
+		up = up || (c.running && !arrived.Before(c.readyAt))
+	}
+	h.mu.Unlock()
 	if err := h.op(ctx, h.w.lat.Probe, false); err != nil {
 		return 0, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, c := range h.ctrs {
-		if c.running {
-			if !c.probed {
-				c.probed = true
-				return 0, fmt.Errorf("dial %s: connection refused", addr)
-			}
-			return 200, nil
-		}
+	if !up {
+		h.passSim, h.passAct = 0, 0
+		return 0, fmt.Errorf("dial %s: connection refused", addr)
 	}
-	return 0, fmt.Errorf("dial %s: connection refused", addr)
+	h.passSim += h.lastOpSim
+	h.passAct += h.lastOpAct
+	return 200, nil
 }
 
 // simBalancer tracks drained hosts per service. Like the nginx balancer it
@@ -369,12 +424,18 @@ func (b *simBalancer) Restore(ctx context.Context, service, host string) error {
 	return b.set(ctx, "restore", service, host, false)
 }
 
+// Switch (start-first) costs what a drain costs: a reload, then the wait
+// for the workers that may still proxy to the old address.
+func (b *simBalancer) Switch(ctx context.Context, service, host, _ string) error {
+	return b.set(ctx, "drain", service, host, false)
+}
+
 func (b *simBalancer) set(ctx context.Context, kind, service, host string, down bool) error {
 	b.w.lbOps.inc()
 	defer b.w.lbOps.dec()
 	start := time.Now()
 	base, locked := b.w.lat.Restore, b.w.lat.Restore
-	if down {
+	if kind == "drain" {
 		base, locked = b.w.lat.Drain, min(b.w.lat.Reload, b.w.lat.Drain)
 	}
 	b.rngMu.Lock()
