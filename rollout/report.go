@@ -276,7 +276,7 @@ func (r *Report) Summary() Summary {
 }
 
 // phaseOrder is the order phases are shown in.
-var phaseOrder = []string{"pull", "create", "drain", "stop", "start", "health", "restore", "cleanup", "revert"}
+var phaseOrder = []string{"pull", "create", "drain", "stop", "start", "health", "switch", "restore", "cleanup", "revert"}
 
 // phaseTotals renders the median time of each phase over the hosts that ran it.
 func (r *Report) phaseTotals() string {
