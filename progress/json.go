@@ -67,7 +67,11 @@ type planEvent struct {
 }
 
 func planEventOf(h header, env string, p rollout.Plan) planEvent {
-	ev := planEvent{header: h, Kind: kindOf(&p), Env: env, Service: p.Target.Service, Version: p.Target.Tag, Image: p.Target.Image,
+	kind := p.Kind
+	if kind == "" {
+		kind = "deploy"
+	}
+	ev := planEvent{header: h, Kind: kind, Env: env, Service: p.Target.Service, Version: p.Target.Tag, Image: p.Target.Image,
 		Pull: []string{}, Batches: [][]planHost{}, Skipped: []skippedHost{}}
 	for _, host := range p.Pull {
 		ev.Pull = append(ev.Pull, host.Name)
@@ -132,8 +136,8 @@ const (
 	OutcomePlanned = "planned" // a dry run
 )
 
-func summaryEventOf(h header, env string, p *rollout.Plan, f Final, redact func(string) string) summaryEvent {
-	ev := summaryEvent{header: h, Kind: kindOf(p), Env: env, OK: f.ExitCode == 0, ExitCode: f.ExitCode, DryRun: f.DryRun}
+func summaryEventOf(h header, env, kind string, f Final, redact func(string) string) summaryEvent {
+	ev := summaryEvent{header: h, Kind: kind, Env: env, OK: f.ExitCode == 0, ExitCode: f.ExitCode, DryRun: f.DryRun}
 	if f.Err != nil {
 		ev.Error = redact(f.Err.Error())
 	}

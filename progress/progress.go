@@ -47,6 +47,9 @@ type Options struct {
 	Verbosity Verbosity
 	// Env is the environment the run changes, for headlines and events.
 	Env string
+	// Kind is "deploy" or "rollback": what the summary says ran when the
+	// run ended before it had a plan (default deploy).
+	Kind string
 	// Secrets are values never to be written (registry password, webhook
 	// URLs): each is replaced by "***".
 	Secrets []string
@@ -189,7 +192,7 @@ func (v *View) Finish(f Final) {
 		v.live = nil
 	}
 	if v.opts.Mode == JSON {
-		v.writeJSON(summaryEventOf(v.header("summary"), v.opts.Env, v.plan, f, v.redact))
+		v.writeJSON(summaryEventOf(v.header("summary"), v.opts.Env, v.kind(), f, v.redact))
 		return
 	}
 	rep := f.Report
@@ -199,7 +202,7 @@ func (v *View) Finish(f Final) {
 	if v.opts.Verbosity == Quiet && rep.OK() {
 		med, _ := rep.OutOfRotation()
 		fmt.Fprintf(v.out, "%s: %s of %s@%s: %d hosts in %s, out of rotation per host %s (median)\n",
-			rep.Outcome(f.Interrupted), kindOf(v.plan), rep.Target.Service, rep.Target.Tag, startedHosts(rep), secs(rep.Total), secs(med))
+			rep.Outcome(f.Interrupted), v.kind(), rep.Target.Service, rep.Target.Tag, startedHosts(rep), secs(rep.Total), secs(med))
 		return
 	}
 	io.WriteString(v.out, "\n"+v.redact(rep.String()))
@@ -208,11 +211,14 @@ func (v *View) Finish(f Final) {
 	}
 }
 
-func kindOf(p *rollout.Plan) string {
-	if p == nil || p.Kind == "" {
-		return "deploy"
+func (v *View) kind() string {
+	switch {
+	case v.plan != nil && v.plan.Kind != "":
+		return v.plan.Kind
+	case v.opts.Kind != "":
+		return v.opts.Kind
 	}
-	return p.Kind
+	return "deploy"
 }
 
 func startedHosts(rep *rollout.Report) int {

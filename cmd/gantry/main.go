@@ -190,7 +190,10 @@ func outputFlags() []cli.Flag {
 // newView makes the view of a run from the output flags: JSON with
 // --json, the live view when stdout is a terminal, else plain lines.
 func newView(c *cli.Context, cfg *config.Config, env string) (*progress.View, error) {
-	o := progress.Options{Out: os.Stdout, Env: env, Secrets: cfg.Secrets()}
+	o := progress.Options{Out: os.Stdout, Env: env, Secrets: cfg.Secrets(), Kind: "deploy"}
+	if c.Command.Name == "rollback" {
+		o.Kind = "rollback"
+	}
 	if c.Bool("quiet") && c.Bool("verbose") {
 		return nil, fmt.Errorf("--quiet and --verbose: give one or the other")
 	}
