@@ -66,6 +66,13 @@ func CheckConfig(ctx context.Context, o CheckOptions) error {
 			fmt.Fprintf(o.Out, "  lb   %-12s ok      ssh + %s\n", n.Name, n.TestCommand)
 		}
 		conns.Close()
+		// Webhooks are not called (that would notify people), but one whose
+		// URL variable is unset would silently never be: say so.
+		for i, w := range env.Notify.Webhooks {
+			if w.Endpoint() == "" {
+				fmt.Fprintf(o.Out, "  warning: notify.webhooks[%d]: $%s is empty or unset here: that webhook would not be notified\n", i, w.URLEnv)
+			}
+		}
 	}
 	if bad > 0 {
 		return fmt.Errorf("%w: %d machine(s) failed the check", ErrUnreachable, bad)
