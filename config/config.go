@@ -700,6 +700,9 @@ func (c *Config) validate() []error {
 		if !filepath.IsAbs(env.Lock.Dir) {
 			bad("environments."+en+".lock.dir", "%q must be an absolute path", env.Lock.Dir)
 		}
+		if env.Hooks.Timeout < 0 {
+			bad("environments."+en+".hooks.timeout", "must be positive")
+		}
 		for i, w := range env.Notify.Webhooks {
 			wk := fmt.Sprintf("environments.%s.notify.webhooks[%d]", en, i)
 			switch {
@@ -712,6 +715,9 @@ func (c *Config) validate() []error {
 					// Not echoed: the URL is a secret.
 					bad(wk+".url", "not an http(s) URL")
 				}
+			}
+			if w.Timeout < 0 {
+				bad(wk+".timeout", "must be positive")
 			}
 			for j, ev := range w.Events {
 				if !slices.Contains(WebhookEvents, ev) {

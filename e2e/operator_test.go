@@ -255,7 +255,9 @@ func TestFailingPreHookChangesNothing(t *testing.T) {
 	v2 := l.publish(t)
 	t.Setenv("E2E_REGISTRY_PASSWORD", secretToken("regpw"))
 	receiver := newWebhookReceiver(t, secretToken("hooktoken"))
-	cfg := l.operatorConfig(t, receiver, deadWebhook(t, "x"), filepath.Join(t.TempDir(), "log"), `echo smoke tests failed; exit 7`)
+	// The hook's command names the webhook URL (a secret): the error that
+	// quotes the command must not show it.
+	cfg := l.operatorConfig(t, receiver, deadWebhook(t, "x"), filepath.Join(t.TempDir(), "log"), `echo smoke tests failed; exit 7; curl -d x `+receiver.url)
 	before := l.snapshot(t)
 	w := l.watchDrains()
 	r := l.runWith(t, cfg, "deploy", v2, "--env", "lab")
@@ -268,6 +270,17 @@ func TestFailingPreHookChangesNothing(t *testing.T) {
 	}
 	if got, _ := receiver.take(); len(got) != 0 {
 		t.Errorf("webhook received %v although the deploy never started", eventNames(got))
+	}
+	if strings.Contains(r.stdout+r.stderr, receiver.url) || !strings.Contains(r.stderr, "***") {
+		t.Errorf("the failing hook's error shows the webhook URL instead of ***:\n%s", r.stderr)
+	}
+
+	// Refused before the run's view exists (a bad flag value): the --json
+	// stream is still one summary event, and nothing else is on stdout.
+	r = l.runWith(t, cfg, "deploy", v2, "--env", "lab", "--lock-wait", "soon", "--json")
+	events, err := eventschema.ValidateStream([]byte(r.stdout))
+	if err != nil || r.code != 2 || len(events) != 1 || events[0]["outcome"] != "refused" || events[0]["exit_code"] != 2.0 {
+		t.Errorf("a bad flag with --json: exit %d, events %v (%v); want exit 2 and one summary event, refused", r.code, events, err)
 	}
 	l.assertUnchanged(t, before)
 	l.assertAllOn(t, v1)

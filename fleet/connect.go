@@ -49,12 +49,16 @@ func (h *Host) ServesHealthy(ctx context.Context, host inventory.Host, svc confi
 
 // ServingPort is the port svc's container on the host serves on, as
 // recorded on it (start-first services alternate between two), or the
-// service's port.
-func (h *Host) ServingPort(ctx context.Context, svc config.Service) int {
-	if c, ok, err := h.Inspect(ctx, svc.ContainerName); err == nil && ok {
-		return c.Port(svc.Port)
+// service's port; known is false when the host could not be asked.
+func (h *Host) ServingPort(ctx context.Context, svc config.Service) (port int, known bool) {
+	c, ok, err := h.Inspect(ctx, svc.ContainerName)
+	switch {
+	case err != nil:
+		return svc.Port, false
+	case ok:
+		return c.Port(svc.Port), true
 	}
-	return svc.Port
+	return svc.Port, true
 }
 
 // Close closes every connection.

@@ -127,10 +127,18 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 				continue
 			}
 			others++
-			if hc, ok := conns.Hosts[h.Name]; ok {
-				if hc.ServesHealthy(ctx, h, svc, hc.ServingPort(ctx, svc)) {
-					healthy++
-				}
+			hc, ok := conns.Hosts[h.Name]
+			port, known := 0, false
+			if ok {
+				port, known = hc.ServingPort(ctx, svc)
+			}
+			if !known && svc.StartFirst() {
+				// Its upstream entry is rewritten below: with the wrong one
+				// of the two ports it would point at nothing.
+				refusals = append(refusals, fmt.Sprintf("cannot tell which port %s serves %s on (unreachable), so its load balancer entries cannot be rewritten safely", h.Name, svcName))
+			}
+			if ok && hc.ServesHealthy(ctx, h, svc, port) {
+				healthy++
 			}
 		}
 		min := 1
@@ -160,7 +168,7 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 			if _, out := gone[h.Name]; !out {
 				members = append(members, h)
 				if hc, ok := conns.Hosts[h.Name]; ok {
-					ports[h.Name] = hc.ServingPort(ctx, svc)
+					ports[h.Name], _ = hc.ServingPort(ctx, svc)
 				}
 			}
 		}

@@ -200,13 +200,21 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if run.Kind == "rollback" {
 		pre, post = env.Hooks.PreRollback, env.Hooks.PostRollback
 	}
+	if len(plan.Batches) == 0 {
+		// Nothing to change: no hooks, no notifications.
+		pre, post = "", ""
+	}
 	if pre != "" {
 		fmt.Fprintf(o.Out, "running the pre_%s hook\n", run.Kind)
 		if err := notify.RunHook(ctx, "pre_"+run.Kind, pre, run, env.Hooks.Timeout.D(), o.Out); err != nil {
 			return nil, fmt.Errorf("%w: %w (environments.%s.hooks.pre_%s in %s); nothing was changed", rollout.ErrPreflight, err, o.Env, run.Kind, cfg.Path)
 		}
 	}
-	notifier := &notify.Notifier{Webhooks: webhooksOf(env, o.Env, o.Out), Warn: func(s string) { fmt.Fprintln(o.Out, "warning: "+s) }}
+	var hooks []notify.Webhook
+	if len(plan.Batches) > 0 {
+		hooks = webhooksOf(env, o.Env, o.Out)
+	}
+	notifier := &notify.Notifier{Webhooks: hooks, Warn: func(s string) { fmt.Fprintln(o.Out, "warning: "+s) }}
 	defer notifier.Wait()
 	notifier.Notify(ctx, run)
 
@@ -233,6 +241,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	rep := exec.Run(ctx, plan)
 	recordHistory(ctx, conns, cfg, env, o, plan, rep)
 	run.Event, run.Duration, run.FailedHosts = rep.Outcome(ctx.Err() != nil), rep.Total, rep.FailedHosts()
+	notifier.Wait() // "started" arrives before how it ended
 	notifier.Notify(ctx, run)
 	if post != "" {
 		// Runs after an interrupt too: the hook may be what pages someone.

@@ -249,8 +249,12 @@ func RunHook(ctx context.Context, what, command string, run Run, timeout time.Du
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", command)
 	cmd.Env = append(os.Environ(), HookEnv(run)...)
-	cmd.Stdout = out
-	cmd.Stderr = out
+	// Whole lines only, and the last one ended: out may be shared with
+	// other writers (notes, warnings) that must not run into the hook's.
+	lines := &lineBuffer{w: out}
+	defer lines.flush()
+	cmd.Stdout = lines
+	cmd.Stderr = lines
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
@@ -259,4 +263,33 @@ func RunHook(ctx context.Context, what, command string, run Run, timeout time.Du
 		return fmt.Errorf("%s hook %q: %w", what, command, err)
 	}
 	return nil
+}
+
+// lineBuffer passes on whole lines; flush ends and passes on the rest.
+type lineBuffer struct {
+	w   io.Writer
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *lineBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if i := bytes.LastIndexByte(l.buf, '\n'); i >= 0 {
+		if _, err := l.w.Write(l.buf[:i+1]); err != nil {
+			return 0, err
+		}
+		l.buf = append(l.buf[:0], l.buf[i+1:]...)
+	}
+	return len(p), nil
+}
+
+func (l *lineBuffer) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 {
+		_, _ = l.w.Write(append(l.buf, '\n'))
+		l.buf = nil
+	}
 }

@@ -104,7 +104,7 @@ func TestHookGetsTheRunAndFailsOnNonZeroExit(t *testing.T) {
 	dir := t.TempDir()
 	envFile := filepath.Join(dir, "env")
 	var out bytes.Buffer
-	err := notify.RunHook(context.Background(), "post_deploy", `env | grep ^GANTRY_ | sort > `+envFile+`; echo hook says hi`, run, 10*time.Second, &out)
+	err := notify.RunHook(context.Background(), "post_deploy", `env | grep ^GANTRY_ | sort > `+envFile+`; echo hook says hi; printf ok`, run, 10*time.Second, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestHookGetsTheRunAndFailsOnNonZeroExit(t *testing.T) {
 			t.Errorf("hook environment lacks %s:\n%s", want, data)
 		}
 	}
-	if out.String() != "hook says hi\n" {
+	if out.String() != "hook says hi\nok\n" { // the last line ended, so nothing runs into it
 		t.Errorf("hook output %q", out.String())
 	}
 	if err := notify.RunHook(context.Background(), "pre_deploy", "exit 3", run, 10*time.Second, io.Discard); err == nil || !strings.Contains(err.Error(), "pre_deploy") {

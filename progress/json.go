@@ -136,7 +136,8 @@ const (
 	OutcomePlanned = "planned" // a dry run
 )
 
-func summaryEventOf(h header, env, kind string, f Final, redact func(string) string) summaryEvent {
+func summaryEventOf(h header, env, kind string, f Final, secrets []string) summaryEvent {
+	redact := func(s string) string { return Redact(s, secrets) }
 	ev := summaryEvent{header: h, Kind: kind, Env: env, OK: f.ExitCode == 0, ExitCode: f.ExitCode, DryRun: f.DryRun}
 	if f.Err != nil {
 		ev.Error = redact(f.Err.Error())
@@ -144,12 +145,7 @@ func summaryEventOf(h header, env, kind string, f Final, redact func(string) str
 	switch {
 	case f.Report != nil:
 		ev.Outcome = f.Report.Outcome(f.Interrupted)
-		s := f.Report.Summary()
-		s.Error = redact(s.Error)
-		for i := range s.Hosts {
-			s.Hosts[i].Error = redact(s.Hosts[i].Error)
-			s.Hosts[i].RevertError = redact(s.Hosts[i].RevertError)
-		}
+		s := RedactSummary(f.Report.Summary(), secrets)
 		ev.Report = &s
 	case f.Interrupted:
 		ev.Outcome = rollout.OutcomeInterrupted

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -93,13 +94,8 @@ func New(o Options) *View {
 	if o.Width <= 0 {
 		o.Width = 100
 	}
-	var secrets []string
-	for _, s := range o.Secrets {
-		if len(s) >= 4 { // shorter values would redact ordinary words
-			secrets = append(secrets, s)
-		}
-	}
-	o.Secrets = secrets
+	o.Secrets = usableSecrets(o.Secrets)
+	secrets := o.Secrets
 	v := &View{opts: o, start: o.Now(), batch: map[string]int{}}
 	v.out = &redactor{w: o.Out, secrets: secrets}
 	return v
@@ -192,7 +188,7 @@ func (v *View) Finish(f Final) {
 		v.live = nil
 	}
 	if v.opts.Mode == JSON {
-		v.writeJSON(summaryEventOf(v.header("summary"), v.opts.Env, v.kind(), f, v.redact))
+		v.writeJSON(summaryEventOf(v.header("summary"), v.opts.Env, v.kind(), f, v.opts.Secrets))
 		return
 	}
 	rep := f.Report
@@ -234,10 +230,50 @@ func startedHosts(rep *rollout.Report) int {
 func secs(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
 
 // redact replaces every secret in s.
-func (v *View) redact(s string) string {
-	for _, sec := range v.opts.Secrets {
+func (v *View) redact(s string) string { return Redact(s, v.opts.Secrets) }
+
+// usableSecrets drops values too short to redact without mangling
+// ordinary words, and orders the rest longest first, so that a secret
+// containing another is replaced whole.
+func usableSecrets(secrets []string) []string {
+	var out []string
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// Redact replaces every one of secrets in s by "***": for what gantry
+// prints outside a View (errors on stderr, the --report file).
+func Redact(s string, secrets []string) string {
+	for _, sec := range usableSecrets(secrets) {
 		s = strings.ReplaceAll(s, sec, "***")
 	}
+	return s
+}
+
+// RedactSummary returns s with every secret replaced in its free text
+// (errors and warnings), before it is encoded: encoding may escape a
+// secret's characters so that the encoded bytes no longer match it.
+func RedactSummary(s rollout.Summary, secrets []string) rollout.Summary {
+	s.Error = Redact(s.Error, secrets)
+	hosts := make([]rollout.HostSummary, len(s.Hosts))
+	for i, h := range s.Hosts {
+		h.Error = Redact(h.Error, secrets)
+		h.RevertError = Redact(h.RevertError, secrets)
+		if h.Warnings != nil {
+			ws := make([]string, len(h.Warnings))
+			for j, w := range h.Warnings {
+				ws[j] = Redact(w, secrets)
+			}
+			h.Warnings = ws
+		}
+		hosts[i] = h
+	}
+	s.Hosts = hosts
 	return s
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -159,7 +160,7 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 		return rep
 	}
 	pullStart := time.Now()
-	if err := e.pullAll(ctx, plan); err != nil {
+	if err := e.pullAll(ctx, plan, rep); err != nil {
 		rep.PullDuration = time.Since(pullStart)
 		rep.Err = fmt.Errorf("pull failed, nothing was changed: %w", err)
 		rep.Total = time.Since(start)
@@ -206,7 +207,7 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 
 // pullAll pulls the target on every host of the plan, bounded, collecting
 // every failure.
-func (e *Executor) pullAll(ctx context.Context, plan Plan) error {
+func (e *Executor) pullAll(ctx context.Context, plan Plan, rep *Report) error {
 	var g errgroup.Group
 	g.SetLimit(max(1, e.PullConcurrency))
 	var mu sync.Mutex
@@ -221,12 +222,14 @@ func (e *Executor) pullAll(ctx context.Context, plan Plan) error {
 			if err != nil {
 				mu.Lock()
 				errs = multierror.Append(errs, fmt.Errorf("%s: pull: %w", h.Name, err))
+				rep.PullFailed = append(rep.PullFailed, h.Name)
 				mu.Unlock()
 			}
 			return nil
 		})
 	}
 	_ = g.Wait()
+	sort.Strings(rep.PullFailed)
 	return errs.ErrorOrNil()
 }
 

@@ -64,7 +64,9 @@ type Report struct {
 	Target       Target
 	Hosts        []*HostResult
 	PullDuration time.Duration
-	Total        time.Duration
+	// PullFailed lists the hosts whose pull failed (then nothing changed).
+	PullFailed []string
+	Total      time.Duration
 	// Err aggregates every host's failure (a go-multierror) or nil.
 	Err error
 
@@ -310,13 +312,15 @@ const (
 // Outcome says in one word how the run ended; interrupted is whether the
 // user interrupted it.
 func (r *Report) Outcome(interrupted bool) string {
+	// An interrupt that came when every host was done changes nothing, and
+	// one that came while putting a host back failed must not hide it.
 	switch {
-	case r.OK() && !interrupted:
+	case r.OK():
 		return OutcomeSucceeded
-	case interrupted:
-		return OutcomeInterrupted
 	case r.RevertFailed():
 		return OutcomeRevertFailed
+	case interrupted:
+		return OutcomeInterrupted
 	}
 	for _, h := range r.Hosts {
 		if h.Deployed && !h.RolledBack && h.Ended == h.To && h.From != h.To {
@@ -326,9 +330,9 @@ func (r *Report) Outcome(interrupted bool) string {
 	return OutcomeReverted
 }
 
-// FailedHosts lists the hosts whose own swap failed.
+// FailedHosts lists the hosts whose own pull or swap failed.
 func (r *Report) FailedHosts() []string {
-	var out []string
+	out := append([]string(nil), r.PullFailed...)
 	for _, h := range r.Hosts {
 		if h.Err != nil {
 			out = append(out, h.Host)

@@ -62,9 +62,10 @@ type state struct {
 	mu   sync.Mutex
 	last map[string]rollout.Event
 
-	view   *progress.View
-	report *rollout.Report
-	dryRun bool
+	view    *progress.View
+	report  *rollout.Report
+	dryRun  bool
+	secrets []string // the config's secret values, kept out of all output
 }
 
 func (s *state) observe(ev rollout.Event) {
@@ -93,7 +94,7 @@ func (s *state) print(w io.Writer) {
 				status = "failed: " + ev.Err.Error()
 			}
 		}
-		fmt.Fprintf(w, "  %s: %s %s\n", h, ev.Step, status)
+		fmt.Fprintf(w, "  %s: %s %s\n", h, ev.Step, progress.Redact(status, s.secrets))
 	}
 }
 
@@ -111,18 +112,59 @@ func run(ctx context.Context, args []string, st *state) int {
 	app.Commands = append(app.Commands, decommissionCommands()...)
 	app.Commands = append(app.Commands, versionCommand(), configCommand())
 	app.EnableBashCompletion = true // gantry completion: --generate-bash-completion
+	runCmd, wantJSON := jsonRun(app, args)
+	if wantJSON {
+		// stdout carries JSON events only: usage text goes to stderr.
+		app.Writer = os.Stderr
+	}
 	err := app.RunContext(ctx, flagsFirst(app, args))
 	if err != nil && code == exitOK {
 		code = exitCode(ctx, err)
+	}
+	if st.view == nil && wantJSON {
+		// Refused before the run's view existed (flags, config): the JSON
+		// stream still ends with its summary.
+		kind := "deploy"
+		if runCmd == "rollback" {
+			kind = "rollback"
+		}
+		st.view = progress.New(progress.Options{Out: os.Stdout, Mode: progress.JSON, Kind: kind})
 	}
 	if st.view != nil {
 		// The last word of a run: the summary table, or the JSON summary.
 		st.view.Finish(progress.Final{Report: st.report, Err: err, ExitCode: code, Interrupted: ctx.Err() != nil, DryRun: st.dryRun})
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "gantry:", err)
+		fmt.Fprintln(os.Stderr, "gantry:", progress.Redact(err.Error(), st.secrets))
 	}
 	return code
+}
+
+// runCommands are the commands that show a run through a progress.View.
+var runCommands = map[string]bool{"deploy": true, "plan": true, "rollback": true, "promote": true}
+
+// jsonRun returns the run command args name, and whether --json was given
+// to it.
+func jsonRun(app *cli.App, args []string) (string, bool) {
+	name := ""
+	for _, a := range args[1:] {
+		if app.Command(a) != nil {
+			name = app.Command(a).Name
+			break
+		}
+	}
+	if !runCommands[name] {
+		return name, false
+	}
+	for _, a := range args[1:] {
+		if a == "--" {
+			break
+		}
+		if a == "--json" || a == "--json=true" {
+			return name, true
+		}
+	}
+	return name, false
 }
 
 // exitCode classifies an error that ended a command before or without a
@@ -207,7 +249,7 @@ func newView(c *cli.Context, cfg *config.Config, env string) (*progress.View, er
 	switch {
 	case c.Bool("json"):
 		o.Mode = progress.JSON
-	case term.IsTerminal(fd) && os.Getenv("TERM") != "dumb" && o.Verbosity != progress.Verbose:
+	case term.IsTerminal(fd) && os.Getenv("TERM") != "dumb" && o.Verbosity == progress.Normal:
 		o.Mode = progress.Live
 		if w, _, err := term.GetSize(fd); err == nil && w > 20 {
 			o.Width = w
@@ -267,6 +309,7 @@ func runOptions(c *cli.Context, cfg *config.Config, st *state, env string) (flee
 		ForceLock: c.Bool("force"),
 		OnEvent:   st.observe,
 	}
+	st.secrets = cfg.Secrets()
 	view, err := newView(c, cfg, o.Env)
 	if err != nil {
 		return o, err
@@ -283,7 +326,7 @@ func finish(c *cli.Context, code *int, st *state, what string, rep *rollout.Repo
 		return err
 	}
 	if path := c.String("report"); path != "" && rep != nil {
-		data, _ := json.MarshalIndent(rep.Summary(), "", "  ")
+		data, _ := json.MarshalIndent(progress.RedactSummary(rep.Summary(), st.secrets), "", "  ")
 		if werr := os.WriteFile(path, append(data, '\n'), 0o644); werr != nil {
 			fmt.Fprintln(os.Stderr, "gantry: writing --report:", werr)
 		}
@@ -292,12 +335,14 @@ func finish(c *cli.Context, code *int, st *state, what string, rep *rollout.Repo
 		return nil
 	}
 	switch {
+	case rep.RevertFailed():
+		// Before the interrupt: a host that could not be put back is what
+		// the operator must hear about, interrupted or not.
+		*code = exitRevertFailed
+		return fmt.Errorf("%s failed AND putting hosts back failed; see REVERT-FAILED above:\n%v", what, rep.Err)
 	case c.Context.Err() != nil:
 		*code = exitInterrupted
 		return fmt.Errorf("%s interrupted; every host above is serving and in every load balancer unless marked otherwise:\n%v", what, rep.Err)
-	case rep.RevertFailed():
-		*code = exitRevertFailed
-		return fmt.Errorf("%s failed AND putting hosts back failed; see REVERT-FAILED above:\n%v", what, rep.Err)
 	}
 	*code = exitFailed
 	return fmt.Errorf("%s failed; %s:\n%v", what, rep.Verdict(), rep.Err)
