@@ -255,29 +255,13 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 	begin := time.Now()
 	defer func() { res.Duration = time.Since(begin) }()
 	port, fromPort := e.ports(hp)
-	oldName := svc.ContainerName + "-gantry-old"
-	newName := svc.ContainerName + "-gantry-new"
+	oldName := e.oldName()
 	var sw swap
 
 	// Create the new container while the host still serves: creating binds
 	// no port, and it keeps the time out of rotation short.
 	err := e.step(name, "create", func() (string, error) {
-		old, err := e.findCurrent(ctx, host, oldName)
-		if err != nil {
-			return "", err
-		}
-		sw.old = old
-		if left, ok, err := host.Inspect(ctx, newName); err != nil {
-			return "", err
-		} else if ok {
-			// Left by a run that was cut off before it started it.
-			if err := host.Remove(ctx, left.ID); err != nil {
-				return "", err
-			}
-		}
-		id, err := host.Create(ctx, e.containerSpec(target, hp.Host, newName, old, port))
-		sw.newID = id
-		return target.Tag, err
+		return target.Tag, e.createNew(ctx, host, target, hp, port, &sw, false)
 	})
 	if err != nil {
 		e.failHost(ctx, hp, res, &sw, fmt.Errorf("create: %w", err), time.Time{})
@@ -399,6 +383,39 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 		}
 		_ = g.Wait()
 	}
+}
+
+// oldName and newName are what a swap calls the old and the new container
+// while both exist.
+func (e *Executor) oldName() string { return e.Service.ContainerName + "-gantry-old" }
+func (e *Executor) newName() string { return e.Service.ContainerName + "-gantry-new" }
+
+// createNew finds the service's current container on the host (sw.old)
+// and creates the new one, not started, under the -gantry-new name
+// (sw.newID). A leftover of that name from a run cut off before it started
+// it is removed; with refuseRunning, one that runs is refused instead
+// (start-first: the load balancers may be sending it traffic).
+func (e *Executor) createNew(ctx context.Context, host Host, target Target, hp HostPlan, port int, sw *swap, refuseRunning bool) error {
+	svc := e.Service
+	newName := e.newName()
+	old, err := e.findCurrent(ctx, host, e.oldName())
+	if err != nil {
+		return err
+	}
+	sw.old = old
+	if left, ok, err := host.Inspect(ctx, newName); err != nil {
+		return err
+	} else if ok {
+		if refuseRunning && left.Running {
+			return fmt.Errorf("%s is running, left by an earlier deploy that was cut off: it may be serving; check with gantry inventory and remove it or rename it to %s by hand", newName, svc.ContainerName)
+		}
+		if err := host.Remove(ctx, left.ID); err != nil {
+			return err
+		}
+	}
+	id, err := host.Create(ctx, e.containerSpec(target, hp.Host, newName, old, port))
+	sw.newID = id
+	return err
 }
 
 // findCurrent returns the service's container on the host: the one with

@@ -25,34 +25,14 @@ func (e *Executor) swapStartFirst(ctx context.Context, target Target, hp HostPla
 	begin := time.Now()
 	defer func() { res.Duration = time.Since(begin) }()
 	port, fromPort := e.ports(hp)
-	oldName := svc.ContainerName + "-gantry-old"
-	newName := svc.ContainerName + "-gantry-new"
+	oldName, newName := e.oldName(), e.newName()
 	var sw swap
 
 	err := e.step(name, string(StepCreate), func() (string, error) {
 		if err := ctx.Err(); err != nil {
 			return "", fmt.Errorf("interrupted before creating %s: %w", target.Tag, err)
 		}
-		old, err := e.findCurrent(ctx, host, oldName)
-		if err != nil {
-			return "", err
-		}
-		sw.old = old
-		if left, ok, err := host.Inspect(ctx, newName); err != nil {
-			return "", err
-		} else if ok {
-			if left.Running {
-				// Left by a run cut off hard: it may be what the load
-				// balancers send this host's traffic to.
-				return "", fmt.Errorf("%s is running, left by an earlier deploy that was cut off: it may be serving; check with gantry inventory and remove it or rename it to %s by hand", newName, svc.ContainerName)
-			}
-			if err := host.Remove(ctx, left.ID); err != nil {
-				return "", err
-			}
-		}
-		id, err := host.Create(ctx, e.containerSpec(target, hp.Host, newName, old, port))
-		sw.newID = id
-		return fmt.Sprintf("%s on port %d", target.Tag, port), err
+		return fmt.Sprintf("%s on port %d", target.Tag, port), e.createNew(ctx, host, target, hp, port, &sw, true)
 	})
 	if err == nil {
 		err = e.step(name, string(StepStart), func() (string, error) {
