@@ -267,16 +267,18 @@ func (l *lab) configLine(t *testing.T, parts ...string) string {
 	return found[0]
 }
 
-// drainWatch polls every upstream file every 10 ms and records each
-// content seen with a host down: proof that a host was drained.
-type drainWatch struct {
-	stop chan struct{}
-	done chan struct{}
-	seen []string
+// upstreamWatch polls every upstream file every 10 ms and records each
+// content in which its check finds a problem (at most 5).
+type upstreamWatch struct {
+	stop, done chan struct{}
+	seen       []string
+	polls      int
 }
 
-func (l *lab) watchDrains() *drainWatch {
-	w := &drainWatch{stop: make(chan struct{}), done: make(chan struct{})}
+// watchUpstreams starts an upstreamWatch; problem returns "" for a content
+// that is fine, else what is wrong with it.
+func (l *lab) watchUpstreams(problem func(content string) string) *upstreamWatch {
+	w := &upstreamWatch{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		tick := time.NewTicker(10 * time.Millisecond)
@@ -284,8 +286,12 @@ func (l *lab) watchDrains() *drainWatch {
 		for {
 			for _, dir := range l.lbs {
 				data, err := os.ReadFile(filepath.Join(dir, "www.conf"))
-				if err == nil && bytes.Contains(data, []byte(" down;")) && len(w.seen) < 5 {
-					w.seen = append(w.seen, fmt.Sprintf("%s at %s:\n%s", dir, time.Now().Format("15:04:05.000"), data))
+				if err != nil {
+					continue // between gantry's write and rename
+				}
+				w.polls++
+				if prob := problem(string(data)); prob != "" && len(w.seen) < 5 {
+					w.seen = append(w.seen, fmt.Sprintf("%s at %s, %s:\n%s", dir, time.Now().Format("15:04:05.000"), prob, data))
 				}
 			}
 			select {
@@ -298,12 +304,28 @@ func (l *lab) watchDrains() *drainWatch {
 	return w
 }
 
-// assertNeverDrained stops the watcher and fails the test if any host was
-// ever marked down in any load balancer.
-func (w *drainWatch) assertNeverDrained(t *testing.T) {
-	t.Helper()
+// halt stops the watcher and waits for it.
+func (w *upstreamWatch) halt() {
 	close(w.stop)
 	<-w.done
+}
+
+// watchDrains records every content with a host down: proof that a host
+// was drained.
+func (l *lab) watchDrains() *upstreamWatch {
+	return l.watchUpstreams(func(content string) string {
+		if strings.Contains(content, " down;") {
+			return "a host down"
+		}
+		return ""
+	})
+}
+
+// assertNeverDrained stops the watcher and fails the test if any host was
+// ever marked down in any load balancer.
+func (w *upstreamWatch) assertNeverDrained(t *testing.T) {
+	t.Helper()
+	w.halt()
 	if len(w.seen) > 0 {
 		t.Errorf("a host was drained although the deploy should have changed nothing; first seen %s", w.seen[0])
 	}

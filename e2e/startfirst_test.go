@@ -3,12 +3,9 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // startFirstEdits turn the lab's www into a start-first service
@@ -18,48 +15,24 @@ var startFirstEdits = []string{
 	`LISTEN: "${host.address}:8080"`, `LISTEN: "${host.address}:${port}"`,
 }
 
-// rotationWatch polls every upstream file every 10 ms and records each
-// content where some host is marked down or has no entry at all.
-type rotationWatch struct {
-	stop, done chan struct{}
-	seen       []string
-	polls      int
-}
-
-func (l *lab) watchRotation() *rotationWatch {
-	w := &rotationWatch{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			for _, dir := range l.lbs {
-				data, err := os.ReadFile(filepath.Join(dir, "www.conf"))
-				if err != nil {
-					continue // between gantry's write and rename
-				}
-				w.polls++
-				for _, h := range l.hosts {
-					line := serverLine(string(data), h.Name)
-					if (line == "" || strings.Contains(line, " down")) && len(w.seen) < 5 {
-						w.seen = append(w.seen, fmt.Sprintf("%s at %s, %s out:\n%s", dir, time.Now().Format("15:04:05.000"), h.Name, data))
-					}
-				}
-			}
-			select {
-			case <-w.stop:
-				return
-			case <-tick.C:
+// watchRotation records every content where some host is marked down or
+// has no entry at all.
+func (l *lab) watchRotation() *upstreamWatch {
+	return l.watchUpstreams(func(content string) string {
+		for _, h := range l.hosts {
+			if line := serverLine(content, h.Name); line == "" || strings.Contains(line, " down") {
+				return h.Name + " out"
 			}
 		}
-	}()
-	return w
+		return ""
+	})
 }
 
-func (w *rotationWatch) assertAlwaysInRotation(t *testing.T) {
+// assertAlwaysInRotation stops the watcher and fails the test if a host
+// was ever out of any load balancer.
+func (w *upstreamWatch) assertAlwaysInRotation(t *testing.T) {
 	t.Helper()
-	close(w.stop)
-	<-w.done
+	w.halt()
 	if len(w.seen) > 0 {
 		t.Errorf("a host left rotation during a start-first deploy; first seen %s", w.seen[0])
 	}
