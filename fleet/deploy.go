@@ -194,7 +194,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		return nil, nil
 	}
 
-	run := notify.Run{Kind: kindOf(plan), Event: "started", Env: o.Env, Service: svcName, Version: versionsOf(plan),
+	run := notify.Run{Kind: plan.RunKind(), Event: "started", Env: o.Env, Service: svcName, Version: versionsOf(plan),
 		Image: plan.Target.Image, Who: lock.Whoami(), Hosts: hostsOf(plan), Message: o.Message}
 	pre, post := env.Hooks.PreDeploy, env.Hooks.PostDeploy
 	if run.Kind == "rollback" {
@@ -338,14 +338,6 @@ func serviceSpec(name string, s config.Service) rollout.ServiceSpec {
 		LogMaxSize:  s.Log.MaxSize,
 		LogMaxFile:  s.Log.MaxFile,
 	}
-}
-
-// kindOf is "deploy" or "rollback".
-func kindOf(plan rollout.Plan) string {
-	if plan.Kind == "" {
-		return "deploy"
-	}
-	return plan.Kind
 }
 
 // versionsOf names the versions the plan moves hosts to: the target's tag,

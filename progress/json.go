@@ -67,11 +67,7 @@ type planEvent struct {
 }
 
 func planEventOf(h header, env string, p rollout.Plan) planEvent {
-	kind := p.Kind
-	if kind == "" {
-		kind = "deploy"
-	}
-	ev := planEvent{header: h, Kind: kind, Env: env, Service: p.Target.Service, Version: p.Target.Tag, Image: p.Target.Image,
+	ev := planEvent{header: h, Kind: p.RunKind(), Env: env, Service: p.Target.Service, Version: p.Target.Tag, Image: p.Target.Image,
 		Pull: []string{}, Batches: [][]planHost{}, Skipped: []skippedHost{}}
 	for _, host := range p.Pull {
 		ev.Pull = append(ev.Pull, host.Name)

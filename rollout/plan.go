@@ -80,6 +80,14 @@ type Plan struct {
 	Skipped []HostPlan
 }
 
+// RunKind is the plan's Kind, "deploy" when unset (a plan built by hand).
+func (p Plan) RunKind() string {
+	if p.Kind == "" {
+		return "deploy"
+	}
+	return p.Kind
+}
+
 // PlanDeploy plans moving every snapshot host to target, batchSize hosts at
 // a time, hosts in name order, no batch taking a whole zone while the hosts
 // span several. Hosts already running the target version are skipped.
