@@ -76,33 +76,24 @@ func newLiveView(v *View) *liveView {
 	// terminal's size); nothing it draws holds a secret, and the lines
 	// printed above the bars are redacted first.
 	lv.p = mpb.New(mpb.WithOutput(v.opts.Out), mpb.WithWidth(v.opts.Width), mpb.WithAutoRefresh(), mpb.WithRefreshRate(120*time.Millisecond))
-	var hosts []*hostState
+	var batches [][]*hostState
+	nameW := 4
 	if v.plan != nil {
 		for bi, b := range v.plan.Batches {
+			var members []*hostState
 			for _, hp := range b.Hosts {
-				hosts = append(hosts, &hostState{name: hp.Host.Name, zone: hp.Host.Zone, batch: bi + 1, status: "waiting"})
-			}
-		}
-	}
-	nBatches := 0
-	if v.plan != nil {
-		nBatches = len(v.plan.Batches)
-	}
-	perBatch := len(hosts) > MaxHostRows
-	nameW := 4
-	for _, h := range hosts {
-		lv.hosts[h.name] = h
-		nameW = max(nameW, len(h.name))
-	}
-	for bi := 0; bi < nBatches; bi++ {
-		var members []*hostState
-		for _, h := range hosts {
-			if h.batch == bi+1 {
+				h := &hostState{name: hp.Host.Name, zone: hp.Host.Zone, batch: bi + 1, status: "waiting"}
+				lv.hosts[h.name] = h
+				nameW = max(nameW, len(h.name))
 				members = append(members, h)
 			}
+			batches = append(batches, members)
 		}
+	}
+	perBatch := len(lv.hosts) > MaxHostRows
+	for bi, members := range batches {
 		if perBatch {
-			lv.addRow(&row{hosts: members, label: fmt.Sprintf("batch %d/%d", bi+1, nBatches)}, 12, int64(len(members)))
+			lv.addRow(&row{hosts: members, label: fmt.Sprintf("batch %d/%d", bi+1, len(batches))}, 12, int64(len(members)))
 			continue
 		}
 		for _, h := range members {
@@ -110,7 +101,7 @@ func newLiveView(v *View) *liveView {
 			lv.addRow(&row{hosts: []*hostState{h}, label: label}, nameW+9, hostSteps)
 		}
 	}
-	lv.total = lv.p.New(int64(max(1, len(hosts))),
+	lv.total = lv.p.New(int64(max(1, len(lv.hosts))),
 		mpb.BarStyle().Lbound("[").Filler("=").Tip(">").Padding(" ").Rbound("]"),
 		mpb.BarWidth(30),
 		mpb.PrependDecorators(

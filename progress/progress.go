@@ -207,10 +207,12 @@ func (v *View) Finish(f Final) {
 	}
 }
 
+// kind is what ran: the plan's kind, or before there was one the kind the
+// CLI said.
 func (v *View) kind() string {
 	switch {
-	case v.plan != nil && v.plan.Kind != "":
-		return v.plan.Kind
+	case v.plan != nil:
+		return v.plan.RunKind()
 	case v.opts.Kind != "":
 		return v.opts.Kind
 	}
