@@ -57,6 +57,10 @@ type DeployOptions struct {
 	Progress Progress
 	// OnEvent, if set, also receives every progress event.
 	OnEvent func(rollout.Event)
+
+	// resumesRollback: the run is a rollback to each host's previous
+	// version, which resumes one recorded by a run cut off midway.
+	resumesRollback bool
 }
 
 // Progress is what a run shows while it happens.
@@ -89,14 +93,14 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	return execute(ctx, o, svcName, svc, func(snap []rollout.HostSnapshot) (rollout.Plan, error) {
+	return execute(ctx, o, svcName, svc, func(snap []rollout.HostSnapshot, _ map[string]string) (rollout.Plan, error) {
 		return rollout.PlanDeployWith(target, snap, rollout.SpreadRules{BatchSize: svc.BatchSize, MinInService: svc.MinInServiceOf(len(snap)), Serving: len(snap)})
 	})
 }
 
 // execute is what deploy and rollback share: connect, lock, snapshot, plan,
 // pre-flight, run, report. o.Target names what the lock records.
-func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Service, makePlan func([]rollout.HostSnapshot) (rollout.Plan, error)) (*rollout.Report, error) {
+func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Service, makePlan func(snap []rollout.HostSnapshot, resume map[string]string) (rollout.Plan, error)) (*rollout.Report, error) {
 	cfg := o.Config
 	if o.OnFailure != "" && o.OnFailure != rollout.OnFailureRevert && o.OnFailure != rollout.OnFailureHalt {
 		return nil, fmt.Errorf("%w: --on-failure %q: use revert or halt", ErrRefused, o.OnFailure)
@@ -145,33 +149,42 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		}()
 	}
 
-	snap, err := snapshot(ctx, conns, hosts, svc.ContainerName)
+	observed, err := snapshot(ctx, conns, hosts, svc.ContainerName)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
-	// A host whose container does not run (first deploy, stopped by hand,
-	// back from decommission) stays out of the load balancers until it is
-	// deployed and healthy.
-	var notRunning []string
-	for _, h := range snap {
-		if h.Current == nil || !h.Current.Running {
-			notRunning = append(notRunning, h.Host.Name)
-		}
+	balancers := newNginxes(env, conns, o.Out)
+	if err := observeEntries(ctx, balancers, svcName, observed); err != nil {
+		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
-	ports := map[string]int{} // each host's upstream entry: the port it serves on
-	for _, h := range snap {
-		if h.Current != nil {
-			ports[h.Host.Name] = h.Current.Port(svc.Port)
-		}
-	}
-	balancers := nginxBalancers(env, conns, svcName, svc.Port, ports, hosts, notRunning, o.Out)
+	// Each load balancer's view starts as what it lists now: a host is
+	// only put (back) in by a step that checked its container first.
+	modelUpstreams(balancers, svcName, svc.Port, observed)
+	// What a run cut off earlier left behind is repaired first; the rest
+	// is planned from the state the repairs leave.
+	repairs, snap := rollout.PlanRepairs(observed, svc.ContainerName, svc.Port)
 	if why := rollout.FootprintOf(snap).SinglePointOfFailure(svc.MinZones); why != "" {
 		if env.Production && !svc.AllowSinglePointOfFailure {
 			return nil, fmt.Errorf("%w: %s is a production environment and %s: add hosts in other zones, or set services.%s.allow_single_point_of_failure: true in %s", rollout.ErrPreflight, o.Env, why, svcName, cfg.Path)
 		}
 		fmt.Fprintf(o.Out, "warning: single point of failure: %s\n", why)
 	}
-	plan, err := makePlan(snap)
+	lockRunner, err := conns.lockMachine(ctx, cfg, env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	}
+	var resume map[string]string
+	if o.resumesRollback {
+		in, err := readIntent(ctx, lockRunner, env.Lock.Dir, o.Env, svcName)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+		}
+		if in != nil {
+			fmt.Fprintf(o.Out, "resuming the rollback %s started at %s, which was cut off: each host goes to the version recorded then\n", in.RunBy, in.Since.Format(time.RFC3339))
+			resume = in.Hosts
+		}
+	}
+	plan, err := makePlan(snap, resume)
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
 	}
@@ -180,6 +193,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		order.Ports = [2]int{svc.Ports[0], svc.Ports[1]}
 	}
 	plan = plan.WithOrder(order)
+	plan.Repairs = repairs
 	show := o.Progress
 	if show == nil {
 		show = planPrinter{o.Out}
@@ -238,7 +252,17 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	for _, b := range balancers {
 		exec.Balancers = append(exec.Balancers, b)
 	}
+	if plan.Kind == "rollback" {
+		if err := writeIntent(ctx, lockRunner, env.Lock.Dir, o.Env, svcName, lock.Whoami(), plan); err != nil {
+			return nil, fmt.Errorf("%w: %w; nothing was changed", rollout.ErrPreflight, err)
+		}
+	}
 	rep := exec.Run(ctx, plan)
+	// The run ended (however): a rollback recorded earlier is done with.
+	if err := clearIntent(context.WithoutCancel(ctx), lockRunner, env.Lock.Dir, o.Env, svcName); err != nil {
+		fmt.Fprintf(o.Out, "warning: %v\n", err)
+	}
+	observeOutcome(ctx, conns, balancers, svcName, svc, hosts, rep)
 	recordHistory(ctx, conns, cfg, env, o, plan, rep)
 	run.Event, run.Duration, run.FailedHosts = rep.Outcome(ctx.Err() != nil), rep.Total, rep.FailedHosts()
 	notifier.Wait() // "started" arrives before how it ended
@@ -272,9 +296,19 @@ func nginxBalancers(env config.Environment, conns *Connections, service string, 
 		}
 		servers[i] = lb.Server{Host: h.Name, Addr: config.HostPort(h.Address, p)}
 	}
+	list := newNginxes(env, conns, out)
+	for _, n := range list {
+		n.SetUpstream(service, servers, down...)
+	}
+	return list
+}
+
+// newNginxes returns the environment's load balancers, with no upstream
+// declared yet.
+func newNginxes(env config.Environment, conns *Connections, out io.Writer) []*lb.Nginx {
 	var list []*lb.Nginx
 	for _, lc := range env.LoadBalancers {
-		n := &lb.Nginx{
+		list = append(list, &lb.Nginx{
 			Name:          lc.Name,
 			Runner:        conns.LBs[lc.Name],
 			UpstreamsDir:  lc.UpstreamsDir,
@@ -283,14 +317,77 @@ func nginxBalancers(env config.Environment, conns *Connections, service string, 
 			PidFile:       lc.PidFile,
 			DrainTimeout:  lc.DrainTimeout.D(),
 			Warn:          func(s string) { fmt.Fprintln(out, "warning: "+s) },
-		}
-		n.SetUpstream(service, servers, down...)
-		list = append(list, n)
+		})
 	}
 	return list
 }
 
-// snapshot inspects the service's container on every host.
+// observeEntries reads how every load balancer lists each host of the
+// service now, into the snapshots. A load balancer whose file lists no host
+// the way gantry writes it (never written by gantry) is left out.
+func observeEntries(ctx context.Context, balancers []*lb.Nginx, service string, snap []rollout.HostSnapshot) error {
+	found := make([]map[string]lb.Entry, len(balancers))
+	var g errgroup.Group
+	errs := make([]error, len(balancers))
+	for i, n := range balancers {
+		g.Go(func() error {
+			found[i], errs[i] = n.Entries(ctx, service)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := multierror.Append(nil, errs...).ErrorOrNil(); err != nil {
+		return err
+	}
+	for i := range snap {
+		snap[i].Entries = map[string]rollout.Entry{}
+	}
+	for i, n := range balancers {
+		if len(found[i]) == 0 {
+			continue
+		}
+		for j := range snap {
+			if e, ok := found[i][snap[j].Host.Name]; ok {
+				snap[j].Entries[n.Name] = rollout.Entry{Addr: e.Addr, Down: e.Down}
+			}
+		}
+	}
+	return nil
+}
+
+// modelUpstreams declares the service's upstream on every balancer as it
+// is now: each host on the address and in the state the balancer lists it
+// with; a host it does not list, on the port its container serves on, down
+// unless that container runs.
+func modelUpstreams(balancers []*lb.Nginx, service string, port int, snap []rollout.HostSnapshot) {
+	for _, n := range balancers {
+		servers := make([]lb.Server, len(snap))
+		var down []string
+		for i, h := range snap {
+			p := port
+			if h.Current != nil {
+				p = h.Current.Port(port)
+			}
+			servers[i] = lb.Server{Host: h.Host.Name, Addr: config.HostPort(h.Host.Address, p)}
+			e, listed := h.Entries[n.Name]
+			switch {
+			case listed:
+				servers[i].Addr = e.Addr
+				if e.Down {
+					down = append(down, h.Host.Name)
+				}
+			case h.Current == nil || !h.Current.Running:
+				// First deploy, stopped by hand, back from decommission:
+				// out until deployed and healthy.
+				down = append(down, h.Host.Name)
+			}
+		}
+		n.SetUpstream(service, servers, down...)
+	}
+}
+
+// snapshot inspects the service's container on every host, and the
+// -gantry-old/-gantry-new containers a cut-off run may have left.
 func snapshot(ctx context.Context, conns *Connections, hosts []inventory.Host, container string) ([]rollout.HostSnapshot, error) {
 	snap := make([]rollout.HostSnapshot, len(hosts))
 	errs := make([]error, len(hosts))
@@ -299,11 +396,18 @@ func snapshot(ctx context.Context, conns *Connections, hosts []inventory.Host, c
 	for i, h := range hosts {
 		g.Go(func() error {
 			snap[i].Host = h
-			c, ok, err := conns.Hosts[h.Name].Inspect(ctx, container)
-			if err != nil {
-				errs[i] = err
-			} else if ok {
-				snap[i].Current = &c
+			for _, f := range []struct {
+				name string
+				into **inventory.Container
+			}{{container, &snap[i].Current}, {container + "-gantry-old", &snap[i].Old}, {container + "-gantry-new", &snap[i].New}} {
+				c, ok, err := conns.Hosts[h.Name].Inspect(ctx, f.name)
+				if err != nil {
+					errs[i] = err
+					return nil
+				}
+				if ok {
+					*f.into = &c
+				}
 			}
 			return nil
 		})
@@ -446,4 +550,113 @@ func serviceHosts(ctx context.Context, cfg *config.Config, env config.Environmen
 		return nil, nil, fmt.Errorf("%w: every host of service %s in %s is decommissioned", rollout.ErrPreflight, svcName, envName)
 	}
 	return keep, lockConn, nil
+}
+
+// observeOutcome re-observes every host of the report once the run is
+// over, and makes the report say what is true rather than what the run
+// meant to do: which version runs, whether it answers its health check,
+// and whether every load balancer lists the host up on its port. A host is
+// in service only when all three hold. A difference from what the run
+// believed becomes a warning on the host.
+func observeOutcome(ctx context.Context, conns *Connections, balancers []*lb.Nginx, svcName string, svc config.Service, hosts []inventory.Host, rep *rollout.Report) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	byName := map[string]inventory.Host{}
+	for _, h := range hosts {
+		byName[h.Name] = h
+	}
+	entries := make([]map[string]lb.Entry, len(balancers))
+	lbErrs := make([]error, len(balancers))
+	var g errgroup.Group
+	g.SetLimit(DialConcurrency)
+	for i, n := range balancers {
+		g.Go(func() error {
+			entries[i], lbErrs[i] = n.Entries(ctx, svcName)
+			return nil
+		})
+	}
+	type seen struct {
+		c       *inventory.Container
+		err     error
+		healthy bool
+	}
+	found := make([]seen, len(rep.Hosts))
+	for i, r := range rep.Hosts {
+		h, ok := conns.Hosts[r.Host]
+		if !ok {
+			continue
+		}
+		g.Go(func() error {
+			c, ok, err := h.Inspect(ctx, svc.ContainerName)
+			if err != nil {
+				found[i].err = err
+				return nil
+			}
+			if !ok {
+				return nil
+			}
+			found[i].c = &c
+			if c.Running {
+				// A single failed probe is not proof: ask up to three times.
+				for try := 0; try < 3 && !found[i].healthy && ctx.Err() == nil; try++ {
+					found[i].healthy = h.ServesHealthy(ctx, byName[r.Host], svc, c.Port(svc.Port))
+				}
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for i, r := range rep.Hosts {
+		f := found[i]
+		var why []string
+		ended, port := "", svc.Port
+		switch {
+		case f.err != nil:
+			ended = "?"
+			why = append(why, "could not be re-observed: "+f.err.Error())
+		case f.c != nil && f.c.Running:
+			ended, port = f.c.Version(), f.c.Port(svc.Port)
+			if !f.healthy {
+				why = append(why, f.c.Version()+" does not pass its health check")
+			}
+		case f.c != nil:
+			why = append(why, f.c.Version()+" is not running")
+		default:
+			why = append(why, "no "+svc.ContainerName+" container")
+		}
+		addr := config.HostPort(byName[r.Host].Address, port)
+		for j, n := range balancers {
+			e, listed := entries[j][r.Host]
+			switch {
+			case lbErrs[j] != nil:
+				why = append(why, n.Name+" could not be read")
+			case !listed:
+				why = append(why, "missing from "+n.Name)
+			case e.Down:
+				why = append(why, "down in "+n.Name)
+			case e.Addr != addr:
+				why = append(why, fmt.Sprintf("%s sends its requests to %s, not %s", n.Name, e.Addr, addr))
+			}
+		}
+		inService := len(why) == 0
+		if ended != r.Ended || inService != r.InService {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("observed after the run: runs %s, %s (the run expected %s, in service: %t)",
+				orDash(ended), inServiceWords(inService, why), orDash(r.Ended), r.InService))
+		}
+		r.Ended, r.InService = ended, inService
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func inServiceWords(in bool, why []string) string {
+	if in {
+		return "healthy and up in every load balancer"
+	}
+	return "NOT in service: " + strings.Join(why, ", ")
 }

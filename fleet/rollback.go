@@ -40,8 +40,10 @@ func Rollback(ctx context.Context, o RollbackOptions) (*rollout.Report, error) {
 		ro.To = t
 	}
 	o.DeployOptions.Target = o.Service + "@" + orPrevious(o.To) + " (rollback)"
-	return execute(ctx, o.DeployOptions, o.Service, svc, func(snap []rollout.HostSnapshot) (rollout.Plan, error) {
+	o.DeployOptions.resumesRollback = o.To == ""
+	return execute(ctx, o.DeployOptions, o.Service, svc, func(snap []rollout.HostSnapshot, resume map[string]string) (rollout.Plan, error) {
 		ro.MinInService = svc.MinInServiceOf(len(snap))
+		ro.Resume = resume
 		return rollback.Plan(snap, ro)
 	})
 }

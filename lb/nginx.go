@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/hurry"
 	"github.com/gantry-dev/gantry/internal/shell"
 )
 
@@ -117,17 +118,59 @@ func (n *Nginx) Remove(ctx context.Context, service, host string) error {
 // Upstream reads service's upstream file on the load balancer and returns
 // each listed host's state: "up" or "down".
 func (n *Nginx) Upstream(ctx context.Context, service string) (map[string]string, error) {
+	entries, err := n.Entries(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	states := make(map[string]string, len(entries))
+	for h, e := range entries {
+		states[h] = e.State()
+	}
+	return states, nil
+}
+
+// Entries reads service's upstream file on the load balancer and returns
+// each listed host's entry, as it is on the machine now. A missing file
+// lists no host.
+func (n *Nginx) Entries(ctx context.Context, service string) (map[string]Entry, error) {
 	f := path.Join(n.UpstreamsDir, service+".conf")
-	out, err := n.Runner.Run(ctx, "cat "+shell.Quote(f), nil)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := n.Runner.Run(rctx, fmt.Sprintf("[ -e %s ] || exit 0; cat %s", shell.Quote(f), shell.Quote(f)), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading %s: %w", n.Name, f, err)
 	}
-	return ParseUpstream(string(out)), nil
+	return ParseEntries(string(out)), nil
+}
+
+// Entry is one host's line in an upstream file.
+type Entry struct {
+	// Addr is the host:port the line sends requests to.
+	Addr string
+	// Down is true when the line is marked down (drained).
+	Down bool
+}
+
+// State is "up" or "down".
+func (e Entry) State() string {
+	if e.Down {
+		return "down"
+	}
+	return "up"
 }
 
 // ParseUpstream reads an upstream file gantry wrote: "server ADDR [down]; # host".
 func ParseUpstream(content string) map[string]string {
 	states := map[string]string{}
+	for h, e := range ParseEntries(content) {
+		states[h] = e.State()
+	}
+	return states
+}
+
+// ParseEntries reads an upstream file gantry wrote, by host.
+func ParseEntries(content string) map[string]Entry {
+	entries := map[string]Entry{}
 	for _, line := range strings.Split(content, "\n") {
 		line = strings.TrimSpace(line)
 		if !strings.HasPrefix(line, "server ") {
@@ -138,13 +181,17 @@ func ParseUpstream(content string) map[string]string {
 		if !ok || host == "" {
 			continue
 		}
-		state := "up"
-		if strings.Contains(decl, " down") {
-			state = "down"
+		fields := strings.Fields(strings.TrimSuffix(strings.TrimSpace(decl), ";"))
+		var e Entry
+		if len(fields) > 1 {
+			e.Addr = strings.TrimSuffix(fields[1], ";")
 		}
-		states[host] = state
+		for _, f := range fields[2:] {
+			e.Down = e.Down || strings.TrimSuffix(f, ";") == "down"
+		}
+		entries[host] = e
 	}
-	return states
+	return entries
 }
 
 // Drain marks host down in service's upstream, reloads nginx and waits for
@@ -330,8 +377,17 @@ func (n *Nginx) waitWorkers(ctx context.Context, pids string) error {
 	secs := int((n.DrainTimeout + time.Second - 1) / time.Second)
 	rctx, cancel := context.WithTimeout(ctx, n.DrainTimeout+30*time.Second)
 	defer cancel()
+	// A second interrupt cuts the wait short: the host goes back at once.
+	rctx, stop := hurry.Wait(rctx)
+	defer stop()
 	out, err := n.Runner.Run(rctx, waitScript(pids, secs), nil)
 	if err == nil {
+		return nil
+	}
+	if hurry.Now(ctx) {
+		if n.Warn != nil {
+			n.Warn(fmt.Sprintf("%s: stopped waiting for requests in flight (old nginx workers %s): interrupted twice", n.Name, pids))
+		}
 		return nil
 	}
 	if shell.ExitStatus(err) == exitDrainTimout {

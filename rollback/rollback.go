@@ -28,6 +28,9 @@ type Options struct {
 	MinInService int
 	// Emergency uses EmergencyBatches instead of BatchSize.
 	Emergency bool
+	// Resume is the image each host goes to, by host name, recorded by a
+	// rollback that was cut off midway: it wins over the previous version.
+	Resume map[string]string
 }
 
 // Plan returns the rollback plan, or one error per host that cannot be
@@ -45,6 +48,9 @@ func Plan(hosts []rollout.HostSnapshot, o Options) (rollout.Plan, error) {
 			continue
 		}
 		to := o.To
+		if img, ok := o.Resume[h.Host.Name]; ok && to.Image == "" {
+			to = rollout.Target{Service: o.Service, Tag: tagOf(img), Image: img}
+		}
 		if to.Image == "" {
 			prev := cur.Labels[inventory.LabelPreviousImage]
 			if prev == "" {

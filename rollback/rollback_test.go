@@ -131,3 +131,25 @@ func TestEmergencyBatches(t *testing.T) {
 		})
 	}
 }
+
+func TestPlanResumesARollbackCutOffMidway(t *testing.T) {
+	// host1 was already moved back to aaa1111 (its previous is now
+	// bbb2222); host2 was not reached. Both go to the recorded aaa1111.
+	hosts := []rollout.HostSnapshot{
+		snap("host1", "a", "aaa1111", "bbb2222"),
+		snap("host2", "b", "bbb2222", "aaa1111"),
+	}
+	resume := map[string]string{"host1": repo + ":aaa1111", "host2": repo + ":aaa1111"}
+	p, err := Plan(hosts, Options{Service: "www", BatchSize: 1, Resume: resume})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `rollback www: 1 host(s) in 1 batch(es)
+batch 1:
+  host2 [b]: bbb2222 -> aaa1111: create, drain, stop, start, health, restore, cleanup
+skip host1: already runs aaa1111
+`
+	if got := p.String(); got != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+	}
+}

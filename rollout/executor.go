@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/gantry-dev/gantry/internal/hurry"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -155,6 +156,15 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 		e.report = nil
 		e.mu.Unlock()
 	}()
+	if len(plan.Repairs) > 0 {
+		// What a cut-off run left is put right first; a host that cannot
+		// be is a failure, and nothing else changes until it is.
+		if err := e.repairAll(ctx, plan, rep); err != nil {
+			rep.Err = fmt.Errorf("repairing what a cut-off run left (nothing else was changed): %w", err)
+			rep.Total = time.Since(start)
+			return rep
+		}
+	}
 	if len(plan.Batches) == 0 {
 		rep.Total = time.Since(start)
 		return rep
@@ -387,8 +397,8 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 
 // oldName and newName are what a swap calls the old and the new container
 // while both exist.
-func (e *Executor) oldName() string { return e.Service.ContainerName + "-gantry-old" }
-func (e *Executor) newName() string { return e.Service.ContainerName + "-gantry-new" }
+func (e *Executor) oldName() string { return oldNameOf(e.Service.ContainerName) }
+func (e *Executor) newName() string { return newNameOf(e.Service.ContainerName) }
 
 // createNew finds the service's current container on the host (sw.old)
 // and creates the new one, not started, under the -gantry-new name
@@ -548,6 +558,14 @@ func (e *Executor) failHost(ctx context.Context, hp HostPlan, res *HostResult, s
 	if drainStart.IsZero() {
 		return // never drained: still in every load balancer
 	}
+	res.OutOfRotation = time.Since(drainStart)
+	if revertErr != nil || res.Ended == "" {
+		// Only a container that serves goes back into the load
+		// balancers: with nothing running (or a revert that failed) the
+		// host stays out, and the report says so.
+		res.InService = false
+		return
+	}
 	res.InService = e.restore(cctx, name) == nil
 	res.OutOfRotation = time.Since(drainStart)
 }
@@ -641,7 +659,8 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 		default:
 			passes++
 		}
-		if passes >= hc.Threshold {
+		if passes >= hc.Threshold || (passes > 0 && hurry.Now(ctx)) {
+			// Interrupted twice: one pass puts the host back at once.
 			return fmt.Sprintf("%d/%d passes after %d probes", passes, hc.Threshold, probes), nil
 		}
 		// Passes are spaced by the interval from one answer to the next

@@ -36,6 +36,13 @@ type HostSnapshot struct {
 	Host inventory.Host
 	// Current is the service's container on the host, if it has one.
 	Current *inventory.Container
+	// Old and New are the -gantry-old and -gantry-new containers a run
+	// cut off mid-swap left behind, if any.
+	Old, New *inventory.Container
+	// Entries are the host's lines in each load balancer's upstream, by
+	// load balancer name (nil: not observed; a load balancer that does not
+	// list the host has no entry).
+	Entries map[string]Entry
 }
 
 // HostPlan is what will happen on one host.
@@ -78,6 +85,10 @@ type Plan struct {
 	Batches []Batch
 	// Skipped are hosts already on the target version.
 	Skipped []HostPlan
+	// Repairs put hosts a cut-off run left unclean back into a clean
+	// state; they run first, and the batches are planned from the state
+	// they leave.
+	Repairs []Repair
 }
 
 // RunKind is the plan's Kind, "deploy" when unset (a plan built by hand).
@@ -250,6 +261,7 @@ func (p Plan) String() string {
 		}
 		fmt.Fprintf(&b, "pull first, on every host: %s\n", strings.Join(names, " "))
 	}
+	b.WriteString(RepairsString(p.Repairs))
 	for i, bt := range p.Batches {
 		fmt.Fprintf(&b, "batch %d:\n", i+1)
 		for _, hp := range bt.Hosts {

@@ -35,6 +35,9 @@ type HostResult struct {
 	// Phases is the time spent in each step (pull, create, drain, ...).
 	Phases   map[string]time.Duration
 	Warnings []string
+	// Repaired says what a run cut off earlier had left on the host and
+	// was repaired before this run's own steps.
+	Repaired []string
 }
 
 // Outcome is a one-word summary of the host's result.
@@ -193,6 +196,9 @@ func (r *Report) String() string {
 	for _, h := range r.Hosts {
 		for _, w := range h.Warnings {
 			fmt.Fprintf(&b, "warning: %s: %s\n", h.Host, w)
+		}
+		for _, r := range h.Repaired {
+			fmt.Fprintf(&b, "repaired %s: %s\n", h.Host, r)
 		}
 		if h.RevertErr != nil {
 			fmt.Fprintf(&b, "REVERT FAILED on %s: %v\n", h.Host, h.RevertErr)

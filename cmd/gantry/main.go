@@ -20,6 +20,7 @@ import (
 
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
+	"github.com/gantry-dev/gantry/internal/hurry"
 	"github.com/gantry-dev/gantry/lock"
 	"github.com/gantry-dev/gantry/progress"
 	"github.com/gantry-dev/gantry/rollout"
@@ -40,14 +41,23 @@ func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	st := &state{}
-	// First SIGINT/SIGTERM: cancel, so gantry stops starting new steps and
-	// puts the host in progress back. Second: print the state and exit now.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// First SIGINT/SIGTERM/SIGHUP: cancel, so gantry stops starting new
+	// steps and puts the host in progress back. Second: cut the waits of
+	// that work short (requests in flight, more health-check passes), so
+	// the host is back at once, but never abandon it mid-swap. Third: print
+	// the state and exit now. (CI systems send SIGINT, then SIGTERM a few
+	// seconds later, then SIGKILL; a dropped terminal sends SIGHUP.)
+	sigs := make(chan os.Signal, 3)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	hurried := make(chan struct{})
+	ctx = hurry.With(ctx, hurried)
 	go func() {
-		<-sigs
-		fmt.Fprintln(os.Stderr, "gantry: interrupted: finishing the current step so every host serves, then stopping (interrupt again to abort at once)")
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "gantry: %s: finishing the current step so every host serves, then stopping (again to cut waits short, a third time to abort)\n", s)
 		cancel()
+		s = <-sigs
+		fmt.Fprintf(os.Stderr, "gantry: %s again: putting the host in progress back now, without waiting for requests in flight (again to abort at once)\n", s)
+		close(hurried)
 		<-sigs
 		fmt.Fprintln(os.Stderr, "gantry: aborted; last known state of each host:")
 		st.print(os.Stderr)
