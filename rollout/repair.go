@@ -151,6 +151,10 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 		if c == nil || c == keep {
 			return
 		}
+		if c.Running {
+			// Gracefully: it may still finish requests it was sent.
+			add(RepairStep{Kind: StepStop, Container: c, Reason: reason})
+		}
 		add(RepairStep{Kind: StepRemove, Container: c, Reason: reason})
 		why = append(why, "leftover "+c.Name)
 	}
@@ -173,12 +177,7 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 		// old container goes and the new one takes the service's name.
 		add(RepairStep{Kind: StepHealth, Container: nw, Port: keepPort, Reason: "health-checked before it gets all the traffic"})
 		add(RepairStep{Kind: StepSwitch, Port: keepPort, Reason: "every load balancer to " + nw.Version()})
-		if cur != nil {
-			if cur.Running {
-				add(RepairStep{Kind: StepStop, Container: cur, Reason: "no load balancer sends it requests any more"})
-			}
-			remove(cur, "replaced by "+nw.Version())
-		}
+		remove(cur, "replaced by "+nw.Version())
 		remove(old, "a leftover of the cut-off run")
 		add(RepairStep{Kind: StepRename, Container: nw, Name: container, Reason: "the service's name"})
 		if running(cur) {
@@ -192,12 +191,7 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 		if nw != nil {
 			remove(nw, "never started by the cut-off run")
 		}
-		if cur != nil {
-			if cur.Running {
-				add(RepairStep{Kind: StepStop, Container: cur, Reason: "started by the cut-off run, never put in service"})
-			}
-			remove(cur, "started by the cut-off run, never put in service")
-		}
+		remove(cur, "started by the cut-off run, never put in service")
 		add(RepairStep{Kind: StepRename, Container: old, Name: container, Reason: "the service's name back"})
 		if !old.Running {
 			add(RepairStep{Kind: StepStart, Container: old, Reason: "it served before the cut-off swap"})
@@ -208,13 +202,20 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 		// keep is cur (or nothing runs): leftovers go, and a running
 		// container that is not in every load balancer is checked and put
 		// back. The old one goes last: it is the way back if the check fails.
-		if nw != nil {
-			if nw.Running {
-				add(RepairStep{Kind: StepStop, Container: nw, Reason: "no load balancer sends it requests"})
-			}
-			remove(nw, "never put in service by the cut-off run")
+		remove(nw, "never put in service by the cut-off run")
+		drained := false
+		for _, e := range h.Entries {
+			drained = drained || e.Down
 		}
-		if running(cur) && (!inLBs || old != nil) {
+		if cur != nil && !cur.Running && nw != nil && drained {
+			// A stop-first swap cut off after stopping it, before the
+			// rename: it is what served.
+			why = append(why, cur.Name+" was stopped by a cut-off swap")
+			add(RepairStep{Kind: StepStart, Container: cur, Reason: "it served before the cut-off swap"})
+			add(RepairStep{Kind: StepHealth, Container: cur, Port: keepPort, Reason: "traffic only after the health check passes"})
+			add(RepairStep{Kind: StepSwitch, Port: keepPort, Reason: "back into every load balancer"})
+			cur.Running = true // for the snapshot the plan is made from
+		} else if running(cur) && (!inLBs || old != nil) {
 			if !inLBs {
 				why = append(why, "out of some load balancer")
 			}

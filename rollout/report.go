@@ -266,6 +266,9 @@ func (r *Report) Summary() Summary {
 			InService: h.InService, OutOfRotationS: h.OutOfRotation.Seconds(), DurationS: h.Duration.Seconds(),
 			Warnings: h.Warnings,
 		}
+		for _, r := range h.Repaired {
+			hs.Warnings = append(hs.Warnings, "repaired: "+r)
+		}
 		if h.Err != nil {
 			hs.Error = h.Err.Error()
 		}
