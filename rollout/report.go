@@ -264,7 +264,7 @@ func (r *Report) Summary() Summary {
 		hs := HostSummary{
 			Host: h.Host, Zone: h.Zone, From: h.From, To: h.To, Ended: h.Ended, Outcome: h.Outcome(),
 			InService: h.InService, OutOfRotationS: h.OutOfRotation.Seconds(), DurationS: h.Duration.Seconds(),
-			Warnings: h.Warnings,
+			Warnings: append([]string(nil), h.Warnings...),
 		}
 		for _, r := range h.Repaired {
 			hs.Warnings = append(hs.Warnings, "repaired: "+r)
