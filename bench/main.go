@@ -1,6 +1,7 @@
 // Command bench measures a gantry deploy on the lab against the
 // bare-operations floor (bench/floor.sh), both under the same load through
-// both load balancer frontends, and prints the figures: pull time, per-host
+// both load balancer frontends (loadgen.DefaultSlow: 10% of the requests
+// take 1 to 2 s, so every drain has requests in flight), and prints the figures: pull time, per-host
 // time out of rotation (median, max), total deploy time, the floor's
 // per-host swap time and total, the ratios, and the load counts. It writes
 // the same figures to bench/results/latest.json. Run it with `make bench`

@@ -9,6 +9,8 @@
 //
 // GET / answers 200 with the first line "<VERSION> <HOST_NAME>".
 // GET /healthz answers 200 "ok" (or 500 when BROKEN=1).
+// GET /slow?ms=N answers like / after N milliseconds (at most 60000): a slow
+// request, in flight while a host is drained.
 // On SIGTERM or SIGINT it stops accepting connections, lets in-flight
 // requests finish (at most 10 s) and exits 0.
 package main
@@ -21,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -50,6 +53,21 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+		if err != nil || ms < 0 || ms > 60000 {
+			http.Error(w, "ms must be 0..60000", http.StatusBadRequest)
+			return
+		}
+		// A shutdown waits for this request (srv.Shutdown), as for any
+		// in-flight request; only the client going away cuts it short.
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprintf(w, "%s %s\n", version, hostName)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s\n", version, hostName)
