@@ -283,14 +283,15 @@ func (l *Locker) fill(h *Holder) *Holder {
 }
 
 // takeover says why the holder's lock may be taken over, and on what
-// condition the swap happens; "" when it may not.
+// condition the swap happens; "" when it may not. A lock taken by hand
+// outlives the command that took it, so its PID says nothing.
 func (l *Locker) takeover(h Holder, force bool) (string, *Takeover) {
 	switch {
 	case h.Expired():
 		// The lock machine checks the expiry again at the swap: a renewal
 		// in between keeps the lock its holder's.
 		return fmt.Sprintf("it expired: last renewed %s ago, TTL %s", h.Age.Round(time.Second), h.TTL), &Takeover{ID: h.ID, IfExpired: h.TTL}
-	case h.PID != 0 && h.Process.SameMachine(l.self()) && h.PID != l.self().PID && l.gone(h.Process):
+	case !h.Manual && h.PID != 0 && h.Process.SameMachine(l.self()) && h.PID != l.self().PID && l.gone(h.Process):
 		return fmt.Sprintf("its process %d on this machine is gone", h.PID), &Takeover{ID: h.ID}
 	case force && h.Manual:
 		return "--force: it was taken by hand", &Takeover{ID: h.ID}

@@ -368,7 +368,8 @@ func TestManualLock(t *testing.T) {
 		t.Errorf("hand lock = %+v, want manual with TTL %s", hand.Holder, DefaultManualTTL)
 	}
 	f.elapse(3 * time.Hour)
-	d := f.locker("ci-1", 200)
+	// `gantry lock acquire` has exited: its PID is gone, the lock stays.
+	d := f.locker("laptop", 200, 100)
 	_, err = d.Acquire(ctx, Request{Name: "n", Target: "www@bbb2222"})
 	if !errors.Is(err, ErrHeld) || !strings.Contains(err.Error(), "taken by hand") || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("deploy during a 3h-old hand lock: %v, want refused, naming the hand lock and --force", err)
