@@ -133,3 +133,40 @@ func TestDeadHolderTakenOver(t *testing.T) {
 	}
 	l.assertAllOn(t, v1)
 }
+
+// TestLostLockStopsDeploy: a deploy whose lock is taken from it (here
+// released with --force while it runs) notices at its next renewal, starts
+// no new host, puts the host in progress back, and exits 1 saying it lost
+// the lock; every host serves one of the two versions, in both load
+// balancers, and the lock is free.
+func TestLostLockStopsDeploy(t *testing.T) {
+	l := needLab(t)
+	l.fresh(t)
+	v1 := l.onBaseline(t)
+	l.requireLockCommand(t)
+	t.Cleanup(func() { l.quiet("lock", "release", "www", "--env", "lab", "--force") })
+	slow := l.publish(t, "--boot-delay", "3s") // several renewals per host
+
+	a := l.start(t, l.config, "deploy", slow, "--env", "lab")
+	first := regexp.MustCompile(`^\S+Z\s+` + regexp.QuoteMeta(l.hosts[0].Name) + `\s+restore\s+ok\b`)
+	if line, ok := a.waitLine(first, 2*time.Minute); ok {
+		t.Logf("releasing the deploy's lock after %q", line)
+		if r := l.run(t, "lock", "release", "www", "--env", "lab", "--force"); r.code != 0 {
+			t.Errorf("lock release --force exited %d", r.code)
+		}
+	} else {
+		t.Errorf("the deploy never restored %s", l.hosts[0].Name)
+	}
+	r := a.wait(3 * time.Minute)
+	if r.code != 1 {
+		t.Errorf("the deploy that lost its lock exited %d, want 1", r.code)
+	}
+	out := r.stdout + r.stderr
+	if !lineWith(out, "deploy lock lost", "released by someone else") {
+		t.Errorf("the deploy's output does not say it lost its lock")
+	}
+	if strings.Contains(r.stdout, "REVERT-FAILED") {
+		t.Errorf("a host could not be put back")
+	}
+	l.assertAllOn(t, v1, slow)
+}

@@ -72,6 +72,9 @@ func (h Holder) String() string {
 	if h.Message != "" {
 		s += fmt.Sprintf(", message %q", h.Message)
 	}
+	if h.Manual {
+		return s + fmt.Sprintf(", expires in %s", max(h.TTL-h.Age, 0).Round(time.Second))
+	}
 	return s + fmt.Sprintf(", last renewed %s ago (TTL %s)", h.Age.Round(time.Second), h.TTL)
 }
 
@@ -302,7 +305,7 @@ func (l *Locker) takeover(h Holder, force bool) (string, *Takeover) {
 // hint says what someone refused the lock held by h can do.
 func (l *Locker) hint(h Holder, force bool) string {
 	if h.Manual {
-		return fmt.Sprintf("it was taken by hand and expires %s after it was taken; wait for it, release it with gantry lock release, or pass --force to take it over", h.TTL)
+		return "it was taken by hand: wait for it (--lock-wait), have it released (gantry lock release --id RUN_ID), or pass --force to take it over"
 	}
 	s := fmt.Sprintf("its holder renews it while it runs; it expires %s after its last renewal, and is then taken over by itself", h.TTL)
 	if force {
