@@ -45,7 +45,8 @@ const (
 	DefaultDockerCallTimeout = 30 * time.Second
 	DefaultMinFreeDisk       = 1 << 30
 	DefaultLockDir           = "/var/lib/gantry/locks"
-	DefaultLockTTL           = time.Hour
+	DefaultLockTTL           = time.Minute
+	MinLockTTL               = 10 * time.Second
 	DefaultWebhookTimeout    = 5 * time.Second
 	DefaultHookTimeout       = 5 * time.Minute
 	DefaultKeepVersions      = 3
@@ -171,7 +172,10 @@ type Lock struct {
 	Host string `yaml:"host"`
 	// Dir is the directory on that machine (default /var/lib/gantry/locks).
 	Dir string `yaml:"dir"`
-	// TTL is the age after which a lock may be broken with --force.
+	// TTL is the lease of a deploy's lock (default 1m, at least 10s): its
+	// holder renews it every few seconds while it runs; a lock not renewed
+	// within its TTL, by the lock machine's clock, has expired and the next
+	// deployer takes it over.
 	TTL Duration `yaml:"ttl"`
 }
 
@@ -699,6 +703,9 @@ func (c *Config) validate() []error {
 		}
 		if !filepath.IsAbs(env.Lock.Dir) {
 			bad("environments."+en+".lock.dir", "%q must be an absolute path", env.Lock.Dir)
+		}
+		if env.Lock.TTL.D() < MinLockTTL {
+			bad("environments."+en+".lock.ttl", "%s is too short: at least %s (the lock is renewed every few seconds)", env.Lock.TTL.D(), MinLockTTL)
 		}
 		if env.Hooks.Timeout < 0 {
 			bad("environments."+en+".hooks.timeout", "must be positive")

@@ -124,6 +124,7 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 		{"www.log.max_size", svc.Log.MaxSize, DefaultLogMaxSize},
 		{"www.log.max_file", svc.Log.MaxFile, DefaultLogMaxFile},
 		{"www.batch_size", svc.BatchSize, DefaultBatchSize},
+		{"lock.ttl", env.Lock.TTL.D(), DefaultLockTTL},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.key, tc.got, tc.want)
@@ -188,6 +189,12 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 			old:  "  address: 127.0.0.1:5000\n",
 			new:  "  address: 127.0.0.1:5000\n  username: bot\n",
 			want: []string{"registry.password_env", "required with registry.username"},
+		},
+		{
+			name: "lock ttl too short to renew",
+			old:  "  lab:\n    hosts:\n",
+			new:  "  lab:\n    lock:\n      ttl: 2s\n    hosts:\n",
+			want: []string{"environments.lab.lock.ttl", "at least 10s"},
 		},
 		{
 			name: "webhook with both url and url_env",

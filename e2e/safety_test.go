@@ -268,7 +268,7 @@ func TestInterruptMidDeploy(t *testing.T) {
 
 // TestConcurrentDeploysLocked: a second deploy while one runs is refused
 // with exit 4 naming the holder; a lock taken by hand refuses deploys
-// (also after --lock-wait) until released.
+// (also after --lock-wait) until released with its run ID.
 func TestConcurrentDeploysLocked(t *testing.T) {
 	l := needLab(t)
 	l.fresh(t)
@@ -301,9 +301,14 @@ func TestConcurrentDeploysLocked(t *testing.T) {
 	}
 	l.assertAllOn(t, slow)
 
-	// A lock taken by hand, for maintenance.
-	if r := l.run(t, "lock", "acquire", "www", "--env", "lab", "--message", "maintenance"); r.code != 0 {
+	// A lock taken by hand, for maintenance: it prints its run ID.
+	r := l.run(t, "lock", "acquire", "www", "--env", "lab", "--message", "maintenance")
+	if r.code != 0 {
 		t.Fatalf("lock acquire exited %d", r.code)
+	}
+	m := regexp.MustCompile(`--id ([0-9a-f]+)`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("lock acquire did not print how to release it with --id:\n%s", r.stdout)
 	}
 	if r := l.run(t, "lock", "status", "www", "--env", "lab"); r.code != 0 || !strings.Contains(r.stdout, "maintenance") || strings.Contains(r.stdout, "free") {
 		t.Errorf("lock status exited %d; want the holder with message \"maintenance\", not \"free\":\n%s", r.code, r.stdout)
@@ -312,7 +317,7 @@ func TestConcurrentDeploysLocked(t *testing.T) {
 		t.Errorf("deploy while locked for maintenance exited %d, want 4 with \"maintenance\" in stderr:\n%s", r.code, r.stderr)
 	}
 	start := time.Now()
-	r := l.run(t, "deploy", v1, "--env", "lab", "--lock-wait", "1s")
+	r = l.run(t, "deploy", v1, "--env", "lab", "--lock-wait", "1s")
 	waited := time.Since(start)
 	if r.code != 4 || !strings.Contains(r.stderr, "maintenance") {
 		t.Errorf("deploy --lock-wait 1s while locked exited %d, want 4 with \"maintenance\" in stderr:\n%s", r.code, r.stderr)
@@ -320,8 +325,16 @@ func TestConcurrentDeploysLocked(t *testing.T) {
 	if waited < time.Second || waited > 20*time.Second {
 		t.Errorf("deploy --lock-wait 1s gave up after %s, want about 1s", waited.Round(time.Millisecond))
 	}
-	if r := l.run(t, "lock", "release", "www", "--env", "lab"); r.code != 0 {
-		t.Errorf("lock release exited %d, want 0", r.code)
+	// Being the same user on the same machine is not enough to release it
+	// (two CI jobs can share that): its run ID is.
+	if r := l.run(t, "lock", "release", "www", "--env", "lab"); r.code != 4 || !strings.Contains(r.stderr, "--id") {
+		t.Errorf("lock release without --id exited %d, want 4 pointing at --id:\n%s", r.code, r.stderr)
+	}
+	if r := l.run(t, "lock", "status", "www", "--env", "lab"); !strings.Contains(r.stdout, "maintenance") {
+		t.Errorf("lock release without --id released the lock:\n%s", r.stdout)
+	}
+	if r := l.run(t, "lock", "release", "www", "--env", "lab", "--id", m[1]); r.code != 0 {
+		t.Errorf("lock release --id %s exited %d, want 0", m[1], r.code)
 	}
 	if r := l.run(t, "lock", "status", "www", "--env", "lab"); !strings.Contains(r.stdout, "free") {
 		t.Errorf("lock status after release does not say free:\n%s", r.stdout)

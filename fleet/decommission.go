@@ -109,7 +109,13 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 		if err != nil {
 			return err
 		}
+		if held.TookOver != nil {
+			fmt.Fprintf(o.Out, "warning: took over deploy lock %s (%s): it was held by %s\n", held.Name, held.Why, held.TookOver)
+		}
+		var stopLease func()
+		ctx, stopLease = holdLease(ctx, locker, held, o.Out)
 		defer func() {
+			stopLease()
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			_ = locker.Release(rctx, held)

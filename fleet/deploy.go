@@ -128,7 +128,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	}
 	lockName := lock.Name(o.Env, svcName)
 	if o.DryRun {
-		if holder, ok, err := locker.Store.Read(ctx, lockName); err == nil && ok {
+		if holder, err := locker.Read(ctx, lockName); err == nil && holder != nil {
 			fmt.Fprintf(o.Out, "note: deploy lock %s is held by %s\n", lockName, holder)
 		}
 	} else {
@@ -136,15 +136,19 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		if err != nil {
 			return nil, err
 		}
-		if held.Broke != nil {
-			fmt.Fprintf(o.Out, "warning: broke the stale deploy lock held by %s\n", held.Broke)
+		if held.TookOver != nil {
+			fmt.Fprintf(o.Out, "warning: took over deploy lock %s (%s): it was held by %s\n", lockName, held.Why, held.TookOver)
 		}
-		// Released on every path, interrupts included.
+		var stopLease func()
+		ctx, stopLease = holdLease(ctx, locker, held, o.Out)
+		// Released on every path, interrupts included, once renewals stop
+		// (a lock taken by someone else meanwhile is left alone).
 		defer func() {
+			stopLease()
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			if err := locker.Release(rctx, held); err != nil {
-				fmt.Fprintf(o.Out, "warning: could not release deploy lock %s: %v (release it with: gantry lock release %s --env %s --force)\n", lockName, err, svcName, o.Env)
+				fmt.Fprintf(o.Out, "warning: could not release deploy lock %s: %v (it expires %s after its last renewal; or release it with: gantry lock release %s --env %s --id %s)\n", lockName, err, held.Holder.TTL, svcName, o.Env, held.Holder.ID)
 			}
 		}()
 	}
@@ -258,8 +262,12 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		}
 	}
 	rep := exec.Run(ctx, plan)
-	// The run ended (however): a rollback recorded earlier is done with.
-	if err := clearIntent(context.WithoutCancel(ctx), lockRunner, env.Lock.Dir, o.Env, svcName); err != nil {
+	lost := errors.Is(context.Cause(ctx), lock.ErrLost)
+	if lost {
+		rep.Err = multierror.Append(rep.Err, context.Cause(ctx))
+	} else if err := clearIntent(context.WithoutCancel(ctx), lockRunner, env.Lock.Dir, o.Env, svcName); err != nil {
+		// The run ended (however): a rollback recorded earlier is done
+		// with, unless the lock is someone else's now.
 		fmt.Fprintf(o.Out, "warning: %v\n", err)
 	}
 	observeOutcome(ctx, conns, balancers, svcName, svc, hosts, rep)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/history"
@@ -19,7 +20,13 @@ func (c *Connections) Locker(ctx context.Context, cfg *config.Config, env config
 	if err != nil {
 		return nil, err
 	}
-	return &lock.Locker{Store: lock.DirStore{Runner: runner, Dir: env.Lock.Dir}, TTL: env.Lock.TTL.D()}, nil
+	return newLocker(runner, env), nil
+}
+
+// newLocker is the environment's locker over a connection to its lock
+// machine.
+func newLocker(runner lock.Runner, env config.Environment) *lock.Locker {
+	return &lock.Locker{Store: lock.DirStore{Runner: runner, Dir: env.Lock.Dir, Host: env.Lock.Host}, TTL: env.Lock.TTL.D()}
 }
 
 // lockMachine is the connection to the machine keeping the environment's
@@ -53,14 +60,49 @@ func dialMachine(ctx context.Context, cfg *config.Config, env config.Environment
 	return remote.Dial(ctx, sshConfig(cfg, env), remote.Endpoint{Name: name, Addr: config.HostPort(addr, port)})
 }
 
+// holdLease keeps a held lock renewed until stop is called (call it before
+// releasing the lock). The lock is a lease: when it is lost — not renewed
+// in time, or taken from its holder — the returned context is cancelled
+// with the loss (lock.ErrLost) as its cause, so the run starts no new step
+// and puts the host in progress back, as on an interrupt.
+func holdLease(ctx context.Context, locker *lock.Locker, held *lock.Lock, out io.Writer) (context.Context, func()) {
+	renewer := *locker // its own Warn, whatever else uses locker
+	renewer.Warn = func(s string) { fmt.Fprintln(out, "warning: "+s) }
+	lease := renewer.KeepAlive(ctx, held)
+	run, cancel := context.WithCancelCause(ctx)
+	stop, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-lease.Lost():
+			fmt.Fprintf(out, "warning: %v; stopping: no new steps, the host in progress is put back\n", lease.Err())
+			cancel(lease.Err())
+		case <-stop:
+		}
+	}()
+	return run, func() {
+		close(stop)
+		<-watched
+		lease.Stop()
+		cancel(nil)
+	}
+}
+
 // LockOptions select one deploy lock.
 type LockOptions struct {
 	Config  *config.Config
 	Env     string
 	Service string
 	Message string
-	Force   bool
-	Out     io.Writer
+	// Force: acquire takes over a lock held by hand; release frees the lock
+	// whoever holds it.
+	Force bool
+	// ID is the run ID of the lock to release (printed by LockAcquire).
+	ID string
+	// TTL is how long a lock taken by hand lasts unless released (0:
+	// lock.DefaultManualTTL).
+	TTL time.Duration
+	Out io.Writer
 }
 
 // openLocker connects to the machine holding the environment's locks.
@@ -76,8 +118,7 @@ func openLocker(ctx context.Context, o LockOptions) (*lock.Locker, string, func(
 	if err != nil {
 		return nil, "", nil, err
 	}
-	l := &lock.Locker{Store: lock.DirStore{Runner: conn, Dir: env.Lock.Dir}, TTL: env.Lock.TTL.D()}
-	return l, lock.Name(o.Env, o.Service), func() { conn.Close() }, nil
+	return newLocker(conn, env), lock.Name(o.Env, o.Service), func() { conn.Close() }, nil
 }
 
 // LockStatus prints who holds the deploy lock, or that it is free.
@@ -87,43 +128,52 @@ func LockStatus(ctx context.Context, o LockOptions) error {
 		return err
 	}
 	defer done()
-	holder, ok, err := l.Store.Read(ctx, name)
+	holder, err := l.Read(ctx, name)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if holder == nil {
 		fmt.Fprintf(o.Out, "deploy lock %s: free\n", name)
 		return nil
 	}
 	fmt.Fprintf(o.Out, "deploy lock %s: held by %s\n", name, holder)
+	if holder.Expired() {
+		fmt.Fprintf(o.Out, "it has expired: the next deploy takes it over\n")
+	}
 	return nil
 }
 
-// LockAcquire takes the deploy lock by hand (e.g. during maintenance); it
-// stays held until `gantry lock release`.
+// LockAcquire takes the deploy lock by hand (e.g. during maintenance). No
+// process renews it: it stays held until released with its run ID, or
+// until its own TTL (o.TTL, default a day) runs out.
 func LockAcquire(ctx context.Context, o LockOptions) error {
 	l, name, done, err := openLocker(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer done()
-	held, err := l.Acquire(ctx, lock.Request{Name: name, Message: o.Message, Force: o.Force})
+	held, err := l.Acquire(ctx, lock.Request{Name: name, Message: o.Message, Force: o.Force, Manual: true, TTL: o.TTL})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Out, "deploy lock %s: acquired by %s; release it with: gantry lock release %s --env %s\n", name, held.Info, o.Service, o.Env)
+	if held.TookOver != nil {
+		fmt.Fprintf(o.Out, "took over deploy lock %s (%s): it was held by %s\n", name, held.Why, held.TookOver)
+	}
+	fmt.Fprintf(o.Out, "deploy lock %s: acquired by hand, run ID %s; it expires in %s unless released with:\n  gantry lock release %s --env %s --id %s\n",
+		name, held.Holder.ID, held.Holder.TTL, o.Service, o.Env, held.Holder.ID)
 	return nil
 }
 
-// LockRelease frees the deploy lock. Someone else's lock is only released
-// with Force.
+// LockRelease frees the deploy lock with run ID o.ID, or with o.Force
+// whoever holds it. Being the same user on the same machine is not enough:
+// two CI jobs can share that identity.
 func LockRelease(ctx context.Context, o LockOptions) error {
 	l, name, done, err := openLocker(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer done()
-	holder, err := l.ReleaseOther(ctx, name, o.Force || o.heldByMe(ctx, l, name))
+	holder, err := l.ReleaseOther(ctx, name, o.ID, o.Force)
 	if err != nil {
 		return err
 	}
@@ -132,14 +182,10 @@ func LockRelease(ctx context.Context, o LockOptions) error {
 		return nil
 	}
 	fmt.Fprintf(o.Out, "deploy lock %s: released (was held by %s)\n", name, holder)
+	if !holder.Manual && !holder.Expired() {
+		fmt.Fprintf(o.Out, "warning: it was a running deploy's lock: that deploy stops at its next renewal, putting the host in progress back\n")
+	}
 	return nil
-}
-
-// heldByMe reports whether the lock was taken by this user on this machine
-// (a lock acquired by hand is released by the same person without --force).
-func (o LockOptions) heldByMe(ctx context.Context, l *lock.Locker, name string) bool {
-	holder, ok, err := l.Store.Read(ctx, name)
-	return err == nil && ok && holder.Who == lock.Whoami()
 }
 
 // HistoryOptions select a service's deploy history.

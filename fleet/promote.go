@@ -75,7 +75,7 @@ func runningVersion(ctx context.Context, o PromoteOptions, svc config.Service, f
 		return "", nil, err
 	}
 	defer lockConn.Close()
-	if holder, held, err := (lock.DirStore{Runner: lockConn, Dir: from.Lock.Dir}).Read(ctx, lock.Name(o.From, o.Service)); err == nil && held {
+	if holder, err := newLocker(lockConn, from).Read(ctx, lock.Name(o.From, o.Service)); err == nil && holder != nil {
 		fmt.Fprintf(o.Out, "note: the deploy lock of %s in %s is held by %s: its version may be changing\n", o.Service, o.From, holder)
 	}
 	// Reading versions needs the hosts only: the load balancers of the

@@ -1,11 +1,15 @@
 package lock
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gantry-dev/gantry/internal/shell"
 )
@@ -15,74 +19,211 @@ type Runner interface {
 	Run(ctx context.Context, command string, stdin []byte) ([]byte, error)
 }
 
-// DirStore keeps each lock as a directory <Dir>/<name>.lock holding
-// info.json, on the machine Runner reaches. mkdir is atomic, so of two
-// deployers creating the same lock at once exactly one succeeds.
+// DirStore keeps each lock as a directory <Dir>/<name>.lock on the machine
+// Runner reaches, holding the holder's record (info.json) and the lock
+// machine's own times (since, renewed: seconds since the epoch, written by
+// that machine's date). Every change happens in one shell script holding
+// flock(1) on <Dir>/<name>.flock, which compares the current record's run
+// ID before replacing or removing it: that is the compare-and-swap. Readers
+// take the same flock, so a record being written is never seen half done.
 type DirStore struct {
 	Runner Runner
 	Dir    string
+	// Host names the lock machine in errors.
+	Host string
 }
 
+// Exit codes of the lock script.
 const (
-	exitExists = 43
-	exitNoLock = 44
+	exitHeld    = 43 // someone else holds it (the record follows)
+	exitFree    = 44 // no lock
+	exitWrite   = 46 // the lock directory or record could not be written
+	exitNoFlock = 47 // flock(1) is missing
+	exitBusy    = 48 // flock timed out
 )
+
+// flockWait bounds how long the script waits for another script changing
+// the same lock (each runs for milliseconds).
+const flockWait = 20
+
+// lockScript is the body every operation runs. Variables set before it:
+// dir, d (the lock directory), f (the flock file), op, id (the caller's run
+// ID, or the ID to remove), want and replace (Take's compare-and-swap) and
+// ttl (seconds; >0: replace only if not renewed within it). @NAME@ are the
+// exit codes and the flock wait.
+const lockScript = `
+curid() { sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$d/info.json" 2>/dev/null; }
+stamps() {
+	now=$(date +%s)
+	since=$(cat "$d/since" 2>/dev/null) && [ -n "$since" ] || since=$(stat -c %Y "$d" 2>/dev/null) || since=$now
+	renewed=$(cat "$d/renewed" 2>/dev/null) && [ -n "$renewed" ] || renewed=$since
+}
+show() { stamps; echo "$now $since $renewed"; cat "$d/info.json" 2>/dev/null; echo; }
+write() { # the record from stdin into files with suffix $1
+	now=$(date +%s)
+	cat >"$d/info.json$1" && echo "$now" >"$d/since$1" && echo "$now" >"$d/renewed$1"
+}
+locked() {
+	flock "$1" -w @WAIT@ 9 || { echo "timed out waiting for $f" >&2; exit @BUSY@; }
+	case $op in
+	read)
+		[ -d "$d" ] || exit @FREE@
+		show; exit 0 ;;
+	take)
+		if [ ! -d "$d" ]; then
+			mkdir "$d" || exit @WRITE@
+			write "" || { rm -rf "$d"; exit @WRITE@; }
+			show; exit 0
+		fi
+		if [ "$replace" = 1 ] && [ "$(curid)" = "$want" ]; then
+			stamps
+			if [ "$ttl" -gt 0 ] && [ $((now - renewed)) -le "$ttl" ]; then show; exit @HELD@; fi
+			if ! write .new; then rm -f "$d/info.json.new" "$d/since.new" "$d/renewed.new"; exit @WRITE@; fi
+			mv "$d/info.json.new" "$d/info.json" && mv "$d/since.new" "$d/since" && mv "$d/renewed.new" "$d/renewed" || exit @WRITE@
+			show; exit 0
+		fi
+		show; exit @HELD@ ;;
+	renew)
+		[ -d "$d" ] || exit @FREE@
+		[ "$(curid)" = "$id" ] || { show; exit @HELD@; }
+		{ date +%s >"$d/renewed.new" && mv "$d/renewed.new" "$d/renewed"; } || exit @WRITE@
+		show; exit 0 ;;
+	remove)
+		[ -d "$d" ] || exit @FREE@
+		show
+		[ "$(curid)" = "$id" ] || exit @HELD@
+		rm -rf "$d" || exit @WRITE@
+		exit 0 ;;
+	esac
+}
+command -v flock >/dev/null 2>&1 || { echo "flock (util-linux) is not installed" >&2; exit @NOFLOCK@; }
+case $op in
+take) mkdir -p "$dir" || exit @WRITE@ ;;
+*) [ -d "$d" ] || exit @FREE@ ;;
+esac
+if [ "$op" = read ] && ! true 2>/dev/null 9>>"$f"; then
+	# A read-only lock directory can still be read.
+	show; exit 0
+fi
+true 9>>"$f" || exit @WRITE@
+mode=-x; [ "$op" = read ] && mode=-s
+locked $mode 9>>"$f"
+`
+
+var script = strings.NewReplacer(
+	"@WAIT@", strconv.Itoa(flockWait), "@BUSY@", strconv.Itoa(exitBusy), "@FREE@", strconv.Itoa(exitFree),
+	"@WRITE@", strconv.Itoa(exitWrite), "@HELD@", strconv.Itoa(exitHeld), "@NOFLOCK@", strconv.Itoa(exitNoFlock),
+).Replace(lockScript)
 
 func (s DirStore) lockDir(name string) string { return path.Join(s.Dir, name+".lock") }
 
-// Create makes the lock directory and writes info into it.
-func (s DirStore) Create(ctx context.Context, name string, info Info) (bool, Info, error) {
-	data, err := json.Marshal(info)
-	if err != nil {
-		return false, Info{}, err
+// run runs one operation of the lock script and returns the record it
+// printed (nil when none) and its exit status (0, exitHeld or exitFree).
+func (s DirStore) run(ctx context.Context, name, op, id string, replace *Takeover, stdin []byte) (*Holder, int, error) {
+	vars := map[string]string{
+		"dir": s.Dir, "d": s.lockDir(name), "f": path.Join(s.Dir, name+".flock"),
+		"op": op, "id": id, "want": "", "replace": "0", "ttl": "0",
 	}
-	d := shell.Quote(s.lockDir(name))
-	script := fmt.Sprintf(`mkdir -p %s || exit 1
-if mkdir %s 2>/dev/null; then cat > %s/info.json.tmp && mv %s/info.json.tmp %s/info.json && exit 0; exit 1; fi
-cat %s/info.json 2>/dev/null; exit %d`, shell.Quote(s.Dir), d, d, d, d, d, exitExists)
-	out, err := s.Runner.Run(ctx, script, data)
-	if err == nil {
-		return true, info, nil
-	}
-	if shell.ExitStatus(err) != exitExists {
-		return false, Info{}, err
-	}
-	var holder Info
-	if jerr := json.Unmarshal(out, &holder); jerr != nil {
-		// Created this instant by someone whose record is not written yet.
-		holder = Info{Who: "another deployer (record being written)"}
-	}
-	return false, holder, nil
-}
-
-// Read returns the current holder.
-func (s DirStore) Read(ctx context.Context, name string) (Info, bool, error) {
-	d := shell.Quote(s.lockDir(name))
-	out, err := s.Runner.Run(ctx, fmt.Sprintf(`[ -d %s ] || exit %d; cat %s/info.json 2>/dev/null; exit 0`, d, exitNoLock, d), nil)
-	if shell.ExitStatus(err) == exitNoLock {
-		return Info{}, false, nil
-	}
-	if err != nil {
-		return Info{}, false, err
-	}
-	var holder Info
-	if len(strings.TrimSpace(string(out))) > 0 {
-		if err := json.Unmarshal(out, &holder); err != nil {
-			return Info{}, false, fmt.Errorf("lock record %s/info.json is damaged: %w", s.lockDir(name), err)
+	if replace != nil {
+		vars["want"], vars["replace"] = replace.ID, "1"
+		if replace.IfExpired > 0 {
+			// Whole seconds, rounded up: expired means strictly older.
+			vars["ttl"] = strconv.FormatInt(int64((replace.IfExpired+time.Second-1)/time.Second), 10)
 		}
 	}
-	return holder, true, nil
+	var b strings.Builder
+	for _, k := range []string{"dir", "d", "f", "op", "id", "want", "replace", "ttl"} {
+		fmt.Fprintf(&b, "%s=%s\n", k, shell.Quote(vars[k]))
+	}
+	out, err := s.Runner.Run(ctx, b.String()+script, stdin)
+	code := shell.ExitStatus(err)
+	switch {
+	case err == nil, code == exitHeld:
+		h, perr := parseHolder(out)
+		if perr != nil {
+			return nil, 0, fmt.Errorf("lock record %s on %s: %w", s.lockDir(name), s.Host, perr)
+		}
+		if err == nil {
+			code = 0
+		}
+		return h, code, nil
+	case code == exitFree:
+		return nil, exitFree, nil
+	case code == exitWrite:
+		return nil, 0, fmt.Errorf("cannot write the lock directory %s on %s (permissions, read-only or full disk?): %w", s.lockDir(name), s.Host, err)
+	case code == exitNoFlock:
+		return nil, 0, fmt.Errorf("cannot keep deploy locks on %s: flock (util-linux) is not installed there: %w", s.Host, err)
+	case code == exitBusy:
+		return nil, 0, fmt.Errorf("deploy lock %s on %s stayed busy for %ds: %w", s.lockDir(name), s.Host, flockWait, err)
+	}
+	return nil, 0, fmt.Errorf("deploy lock %s on %s: %w", s.lockDir(name), s.Host, err)
 }
 
-// Remove deletes the lock when it holds id ("" removes it whoever holds it).
-func (s DirStore) Remove(ctx context.Context, name, id string) error {
-	d := shell.Quote(s.lockDir(name))
-	script := fmt.Sprintf(`[ -d %s ] || exit 0; rm -rf %s`, d, d)
-	if id != "" {
-		// Only the holder's own ID releases; a lock broken and taken by
-		// someone else in the meantime is left alone.
-		script = fmt.Sprintf(`[ -d %s ] || exit 0; grep -q %s %s/info.json 2>/dev/null || exit 0; rm -rf %s`, d, shell.Quote(`"id":"`+id+`"`), d, d)
+// parseHolder reads the script's "now since renewed" line and the record.
+func parseHolder(out []byte) (*Holder, error) {
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	if !sc.Scan() {
+		return nil, fmt.Errorf("no record in %q", out)
 	}
-	_, err := s.Runner.Run(ctx, script, nil)
-	return err
+	f := strings.Fields(sc.Text())
+	if len(f) != 3 {
+		return nil, fmt.Errorf("bad times line %q", sc.Text())
+	}
+	var t [3]int64
+	for i := range f {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bad times line %q: %w", sc.Text(), err)
+		}
+		t[i] = n
+	}
+	now, since, renewed := t[0], t[1], t[2]
+	h := &Holder{Since: time.Unix(since, 0), Renewed: time.Unix(renewed, 0), Age: time.Duration(now-renewed) * time.Second}
+	rest := bytes.TrimSpace(out[len(sc.Bytes())+1:])
+	if len(rest) == 0 {
+		// A directory with no record: made by an older gantry that was
+		// killed, or is writing it this instant. Its age is its own.
+		h.Who = "unknown (a lock directory with no record)"
+		return h, nil
+	}
+	if err := json.Unmarshal(rest, &h.Info); err != nil {
+		return nil, fmt.Errorf("damaged record: %w", err)
+	}
+	return h, nil
+}
+
+// Take writes info as the lock's record when free, or over the holder
+// named by replace.
+func (s DirStore) Take(ctx context.Context, name string, info Info, replace *Takeover) (*Holder, bool, error) {
+	data, err := json.Marshal(info)
+	if err != nil {
+		return nil, false, err
+	}
+	h, code, err := s.run(ctx, name, "take", "", replace, data)
+	if err != nil {
+		return nil, false, err
+	}
+	if h == nil {
+		return nil, false, fmt.Errorf("deploy lock %s on %s: no record after taking it", s.lockDir(name), s.Host)
+	}
+	return h, code == 0, nil
+}
+
+// Renew restamps the renewal time if id holds the lock.
+func (s DirStore) Renew(ctx context.Context, name, id string) (*Holder, bool, error) {
+	h, code, err := s.run(ctx, name, "renew", id, nil, nil)
+	return h, err == nil && code == 0, err
+}
+
+// Read returns the current holder, nil when the lock is free.
+func (s DirStore) Read(ctx context.Context, name string) (*Holder, error) {
+	h, _, err := s.run(ctx, name, "read", "", nil, nil)
+	return h, err
+}
+
+// Remove deletes the lock when id holds it.
+func (s DirStore) Remove(ctx context.Context, name, id string) (*Holder, bool, error) {
+	h, code, err := s.run(ctx, name, "remove", id, nil, nil)
+	return h, err == nil && code == 0 && h != nil, err
 }

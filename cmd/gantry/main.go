@@ -225,7 +225,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "on-failure", Value: rollout.OnFailureRevert, Usage: "when a host fails: revert (move the hosts already changed back too) or halt (leave them)"},
 		&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to this long for a deploy lock someone else holds"},
 		&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "recorded with the deploy lock"},
-		&cli.BoolFlag{Name: "force", Usage: "break a deploy lock older than its TTL"},
+		&cli.BoolFlag{Name: "force", Usage: "take over a deploy lock taken by hand (gantry lock acquire); an expired one is taken over anyway"},
 		&cli.StringFlag{Name: "report", Usage: "also write the final report as JSON to `FILE`"},
 	}
 }
@@ -563,7 +563,7 @@ func lockCommand(code *int) *cli.Command {
 			}
 			return fn(c.Context, fleet.LockOptions{
 				Config: cfg, Env: c.String("env"), Service: c.Args().First(),
-				Message: c.String("message"), Force: c.Bool("force"), Out: os.Stdout,
+				Message: c.String("message"), Force: c.Bool("force"), ID: c.String("id"), TTL: c.Duration("ttl"), Out: os.Stdout,
 			})
 		}
 	}
@@ -571,21 +571,29 @@ func lockCommand(code *int) *cli.Command {
 		Name:  "lock",
 		Usage: "show, take or release the deploy lock of a service in an environment",
 		Description: `The lock lives on the fleet (environments.ENV.lock in gantry.yml), so every
-deployer sees it. Deploys take and release it by themselves.
+deployer sees it. Deploys take it by themselves and renew it every few
+seconds while they run; a lock not renewed within its TTL (lock.ttl, default
+1m) has expired and the next deploy takes it over. A lock taken by hand is
+not renewed: it lasts until released, or until its own --ttl runs out.
 
 Examples:
    gantry lock status www --env production
-   gantry lock acquire www --env production --message "db migration until 15:00"
-   gantry lock release www --env production`,
+   gantry lock acquire www --env production --message "db migration until 15:00" --ttl 4h
+   gantry lock release www --env production --id RUN_ID   # the run ID acquire printed
+   gantry lock release www --env production --force       # whoever holds it`,
 		Subcommands: []*cli.Command{
 			{Name: "status", Usage: "who holds the lock", ArgsUsage: "SERVICE", Flags: flags, Action: action(fleet.LockStatus)},
-			{Name: "acquire", Usage: "take the lock until released", ArgsUsage: "SERVICE", Action: action(fleet.LockAcquire),
+			{Name: "acquire", Usage: "take the lock by hand until released (or its --ttl runs out)", ArgsUsage: "SERVICE", Action: action(fleet.LockAcquire),
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "why"},
-					&cli.BoolFlag{Name: "force", Usage: "break a lock older than its TTL"},
+					&cli.DurationFlag{Name: "ttl", Value: lock.DefaultManualTTL, Usage: "the lock expires this long after it is taken unless released"},
+					&cli.BoolFlag{Name: "force", Usage: "take over a lock someone else took by hand"},
 				}, flags...)},
-			{Name: "release", Usage: "release the lock (someone else's only with --force)", ArgsUsage: "SERVICE", Action: action(fleet.LockRelease),
-				Flags: append([]cli.Flag{&cli.BoolFlag{Name: "force", Usage: "release a lock someone else holds"}}, flags...)},
+			{Name: "release", Usage: "release the lock with the run ID acquire printed (--id), or whoever holds it (--force)", ArgsUsage: "SERVICE", Action: action(fleet.LockRelease),
+				Flags: append([]cli.Flag{
+					&cli.StringFlag{Name: "id", Usage: "run ID of the lock to release, as printed by lock acquire and lock status"},
+					&cli.BoolFlag{Name: "force", Usage: "release the lock whoever holds it (a running deploy then stops, putting its host back)"},
+				}, flags...)},
 		},
 	}
 }
