@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -156,9 +157,10 @@ func (c *Conn) connect(ctx context.Context) error {
 	}
 	client, err := dialSSH(ctx, c.cfg, c.auth, c.cfg.User, c.Endpoint, via)
 	if err != nil {
-		// A jump connection that could not carry the dial is not trusted
-		// with the next attempt.
-		if jump != nil && !errors.Is(err, ErrHostKey) {
+		// A jump connection that could not carry the dial (rather than
+		// the target refusing it) is not trusted with the next attempt.
+		var refused *ssh.OpenChannelError
+		if jump != nil && !errors.Is(err, ErrHostKey) && !errors.As(err, &refused) {
 			jump.kill(fmt.Errorf("dialling %s through it failed: %w", c.Endpoint.Addr, err))
 		}
 		return err
@@ -279,6 +281,7 @@ func (c *Conn) OnRedial(f func()) {
 type peer struct {
 	client *ssh.Client
 	done   chan struct{} // closed once the transport has ended
+	killed atomic.Bool   // set (before done closes) when gantry closes it
 	once   sync.Once
 	mu     sync.Mutex
 	why    error // why it ended
@@ -377,10 +380,15 @@ func (p *peer) kill(why error) {
 		p.why = why
 	}
 	p.mu.Unlock()
+	p.killed.Store(true)
 	p.once.Do(func() { p.client.Close() })
 }
 
+// dead reports whether the connection has ended or is being closed.
 func (p *peer) dead() bool {
+	if p.killed.Load() {
+		return true
+	}
 	select {
 	case <-p.done:
 		return true
