@@ -68,6 +68,11 @@ func (d *Docker) wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Most likely a stopped or overloaded daemon: say which bound.
+		return fmt.Errorf("docker %s on %s: no answer in time (each call is bounded by ssh.docker_call_timeout, %s; pulls by registry.pull_timeout): %w",
+			op, d.conn.Endpoint.Name, d.CallTimeout, err)
+	}
 	return fmt.Errorf("docker %s on %s: %w", op, d.conn.Endpoint.Name, err)
 }
 
