@@ -19,14 +19,13 @@ import (
 )
 
 // sshdSessions returns the pids of the processes serving connections to
-// host i's sshd (0-based): every descendant of its listener, never the
-// listener itself.
-func (l *lab) sshdSessions(t *testing.T, i int) []int {
+// the sshd whose pid file is rel ("host2/sshd.pid"): every descendant of
+// the listener, never the listener itself.
+func (l *lab) sshdSessions(t *testing.T, rel string) []int {
 	t.Helper()
-	rel := fmt.Sprintf("host%d/sshd.pid", i+1)
 	listener, ok := l.livePid(rel, "sshd_config")
 	if !ok {
-		t.Fatalf("sshd of %s is not running (pid file %s)", l.hosts[i].Name, rel)
+		t.Fatalf("sshd %s is not running", rel)
 	}
 	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
@@ -60,14 +59,14 @@ func (l *lab) sshdSessions(t *testing.T, i int) []int {
 	return out
 }
 
-// newSessions waits until host i's sshd serves a connection that was not
-// among before (gantry's), and returns its processes.
-func (l *lab) newSessions(t *testing.T, i int, before []int) []int {
+// newSessions waits until the sshd of pid file rel serves a connection
+// that was not among before (gantry's), and returns its processes.
+func (l *lab) newSessions(t *testing.T, rel string, before []int) []int {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var fresh []int
-		for _, pid := range l.sshdSessions(t, i) {
+		for _, pid := range l.sshdSessions(t, rel) {
 			if !slices.Contains(before, pid) {
 				fresh = append(fresh, pid)
 			}
@@ -76,7 +75,7 @@ func (l *lab) newSessions(t *testing.T, i int, before []int) []int {
 			return fresh
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gantry opened no connection to %s's sshd", l.hosts[i].Name)
+			t.Fatalf("gantry opened no connection to sshd %s", rel)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -99,32 +98,38 @@ func stepStarted(host, step string) *regexp.Regexp {
 
 // blipDuringDeploy deploys a new version under load and, when the second
 // host starts step, hits the sshd processes serving gantry's connection to
-// it with sig (the listener stays up). The deploy must end with exit 0,
-// every host on the new version and in every load balancer, no failed
-// request.
-func blipDuringDeploy(t *testing.T, step string, sig syscall.Signal) {
+// it with sig (the listener stays up); with viaBastion, the connections
+// through the lab's jump host are the ones hit, every one of them. The
+// deploy must end with exit 0, every host on the new version and in every
+// load balancer, no failed request.
+func blipDuringDeploy(t *testing.T, step string, sig syscall.Signal, viaBastion bool) {
 	l := needLab(t)
 	l.fresh(t)
 	l.onBaseline(t)
 	v2 := l.publish(t)
 	victim := 1
-	before := l.sshdSessions(t, victim)
+	conf, sshd := l.config, fmt.Sprintf("host%d/sshd.pid", victim+1)
+	if viaBastion {
+		conf = l.configEdits(t, "  connect_timeout: 5s\n", "  connect_timeout: 5s\n  jump_host: root@127.0.4.1:2222\n")
+		sshd = "bastion/sshd.pid"
+	}
+	before := l.sshdSessions(t, sshd)
 
 	load := startLoad()
-	run := l.start(t, l.config, "deploy", v2, "--env", "lab", "--json")
+	run := l.start(t, conf, "deploy", v2, "--env", "lab", "--json")
 	if _, ok := run.waitLine(stepStarted(l.hosts[victim].Name, step), 3*time.Minute); !ok {
 		run.wait(time.Minute)
 		load()
 		t.Fatalf("never saw %s's %s step start", l.hosts[victim].Name, step)
 	}
-	pids := l.newSessions(t, victim, before)
+	pids := l.newSessions(t, sshd, before)
 	if sig == syscall.SIGSTOP {
 		// Whatever happens, the stopped processes go on: they exit once
 		// they see gantry has hung up.
 		t.Cleanup(func() { signalAll(t, pids, syscall.SIGCONT) })
 	}
 	signalAll(t, pids, sig)
-	t.Logf("sent signal %d to the sshd processes %v serving gantry's connection to %s during %s", sig, pids, l.hosts[victim].Name, step)
+	t.Logf("sent signal %d to the processes %v of sshd %s serving gantry during %s of %s", sig, pids, sshd, step, l.hosts[victim].Name)
 
 	started := time.Now()
 	r := run.wait(4 * time.Minute)
@@ -134,7 +139,7 @@ func blipDuringDeploy(t *testing.T, step string, sig syscall.Signal) {
 		t.Fatalf("deploy exited %d after the connection to %s was hit during %s, want 0:\n%s", r.code, l.hosts[victim].Name, step, r.stderr)
 	}
 	l.assertAllOn(t, v2)
-	if after := l.sshdSessions(t, victim); sig == syscall.SIGKILL && slices.ContainsFunc(pids, func(p int) bool { return slices.Contains(after, p) }) {
+	if after := l.sshdSessions(t, sshd); sig == syscall.SIGKILL && slices.ContainsFunc(pids, func(p int) bool { return slices.Contains(after, p) }) {
 		t.Errorf("a killed sshd process is still there: %v of %v", after, pids)
 	}
 }
@@ -144,19 +149,27 @@ func blipDuringDeploy(t *testing.T, step string, sig syscall.Signal) {
 // created; the keepalive finds the connection dead within seconds, gantry
 // redials it and the deploy finishes.
 func TestFrozenConnectionIsRedialled(t *testing.T) {
-	blipDuringDeploy(t, "create", syscall.SIGSTOP)
+	blipDuringDeploy(t, "create", syscall.SIGSTOP, false)
+}
+
+// TestFrozenJumpHostIsRedialled: every connection through the lab's
+// bastion freezes (its sshd processes serving gantry are stopped) while a
+// host is created: each one is found dead by its keepalive and redialled,
+// jump connection included, and the deploy finishes.
+func TestFrozenJumpHostIsRedialled(t *testing.T) {
+	blipDuringDeploy(t, "create", syscall.SIGSTOP, true)
 }
 
 // TestConnectionCutDuringCreate: the sshd processes serving gantry's
 // connection to one host are killed while it is created.
 func TestConnectionCutDuringCreate(t *testing.T) {
-	blipDuringDeploy(t, "create", syscall.SIGKILL)
+	blipDuringDeploy(t, "create", syscall.SIGKILL, false)
 }
 
 // TestConnectionCutDuringHealth: the same while the new container is
 // health-checked (probes go through that connection).
 func TestConnectionCutDuringHealth(t *testing.T) {
-	blipDuringDeploy(t, "health", syscall.SIGKILL)
+	blipDuringDeploy(t, "health", syscall.SIGKILL, false)
 }
 
 // TestFrozenDaemonFailsWithinCallTimeout: with one host's dockerd stopped
