@@ -43,6 +43,10 @@ const (
 	DefaultPullTimeout       = 5 * time.Minute
 	DefaultPullConcurrency   = 8
 	DefaultDockerCallTimeout = 30 * time.Second
+	DefaultKeepaliveInterval = 3 * time.Second
+	DefaultKeepaliveCountMax = 3
+	DefaultRedialAttempts    = 4
+	DefaultRedialBackoff     = 500 * time.Millisecond
 	DefaultMinFreeDisk       = 1 << 30
 	DefaultLockDir           = "/var/lib/gantry/locks"
 	DefaultLockTTL           = time.Minute
@@ -87,6 +91,18 @@ type SSH struct {
 	ConnectTimeout Duration `yaml:"connect_timeout"`
 	// JumpHost is an optional bastion, "[user@]host[:port]".
 	JumpHost string `yaml:"jump_host"`
+	// KeepaliveInterval is how often gantry asks each connection for a
+	// sign of life; one that stays silent for KeepaliveCountMax intervals
+	// is closed and redialled.
+	KeepaliveInterval Duration `yaml:"keepalive_interval"`
+	KeepaliveCountMax int      `yaml:"keepalive_count_max"`
+	// RedialAttempts bounds the dials that replace a broken connection,
+	// RedialBackoff is the first pause between them (doubled each time).
+	RedialAttempts int      `yaml:"redial_attempts"`
+	RedialBackoff  Duration `yaml:"redial_backoff"`
+	// DockerCallTimeout bounds each Docker API call on a host, session
+	// set-up included (pulls are bounded by registry.pull_timeout).
+	DockerCallTimeout Duration `yaml:"docker_call_timeout"`
 }
 
 // Environment is one fleet: its hosts and its load balancers.
@@ -506,6 +522,21 @@ func (c *Config) applyDefaults() {
 	if c.SSH.KnownHosts == "" {
 		c.SSH.KnownHosts = "~/.ssh/known_hosts"
 	}
+	if c.SSH.KeepaliveInterval == 0 {
+		c.SSH.KeepaliveInterval = Duration(DefaultKeepaliveInterval)
+	}
+	if c.SSH.KeepaliveCountMax == 0 {
+		c.SSH.KeepaliveCountMax = DefaultKeepaliveCountMax
+	}
+	if c.SSH.RedialAttempts == 0 {
+		c.SSH.RedialAttempts = DefaultRedialAttempts
+	}
+	if c.SSH.RedialBackoff == 0 {
+		c.SSH.RedialBackoff = Duration(DefaultRedialBackoff)
+	}
+	if c.SSH.DockerCallTimeout == 0 {
+		c.SSH.DockerCallTimeout = Duration(DefaultDockerCallTimeout)
+	}
 	c.SSH.IdentityFile = abs(c.SSH.IdentityFile)
 	c.SSH.KnownHosts = abs(c.SSH.KnownHosts)
 	for name, env := range c.Environments {
@@ -643,6 +674,17 @@ func (c *Config) validate() []error {
 	}
 	if c.SSH.Port < 1 || c.SSH.Port > 65535 {
 		bad("ssh.port", "%d is not a TCP port", c.SSH.Port)
+	}
+	if c.SSH.KeepaliveCountMax < 1 {
+		bad("ssh.keepalive_count_max", "must be at least 1 (keepalive intervals a connection may stay silent)")
+	}
+	if c.SSH.RedialAttempts < 1 {
+		bad("ssh.redial_attempts", "must be at least 1")
+	} else if c.SSH.RedialAttempts > 20 {
+		bad("ssh.redial_attempts", "%d is too many: an unreachable host would hold the run for minutes (at most 20)", c.SSH.RedialAttempts)
+	}
+	if w := c.SSH.KeepaliveInterval.D() * time.Duration(max(c.SSH.KeepaliveCountMax, 1)); w >= c.SSH.DockerCallTimeout.D() {
+		bad("ssh.keepalive_interval", "a connection is declared dead only after %s of silence (keepalive_interval × keepalive_count_max), not less than ssh.docker_call_timeout %s: a frozen connection would fail calls instead of being redialled", w, c.SSH.DockerCallTimeout.D())
 	}
 	if len(c.Environments) == 0 {
 		bad("environments", "required: at least one environment with hosts")

@@ -103,6 +103,11 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 		{"registry.pull_concurrency", c.Registry.PullConcurrency, DefaultPullConcurrency},
 		{"ssh.port (set)", c.SSH.Port, 2222},
 		{"ssh.connect_timeout", c.SSH.ConnectTimeout.D(), DefaultConnectTimeout},
+		{"ssh.keepalive_interval", c.SSH.KeepaliveInterval.D(), DefaultKeepaliveInterval},
+		{"ssh.keepalive_count_max", c.SSH.KeepaliveCountMax, DefaultKeepaliveCountMax},
+		{"ssh.redial_attempts", c.SSH.RedialAttempts, DefaultRedialAttempts},
+		{"ssh.redial_backoff", c.SSH.RedialBackoff.D(), DefaultRedialBackoff},
+		{"ssh.docker_call_timeout", c.SSH.DockerCallTimeout.D(), DefaultDockerCallTimeout},
 		{"hosts[0].ssh_port (inherits ssh.port)", h1.SSHPort, 2222},
 		{"hosts[0].docker_socket", h1.DockerSocket, DefaultDockerSocket},
 		{"hosts[1].ssh_port (set)", h2.SSHPort, 22},
@@ -387,6 +392,36 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 			old:  "    port: 8080\n",
 			new:  "    port: 8080\n    order: blue-green\n",
 			want: []string{"services.www.order", `"blue-green"`},
+		},
+		{
+			name: "negative keepalive count",
+			old:  "  identity_file: /keys/id\n",
+			new:  "  identity_file: /keys/id\n  keepalive_count_max: -1\n",
+			want: []string{"ssh.keepalive_count_max", "at least 1"},
+		},
+		{
+			name: "negative redial attempts",
+			old:  "  identity_file: /keys/id\n",
+			new:  "  identity_file: /keys/id\n  redial_attempts: -2\n",
+			want: []string{"ssh.redial_attempts", "at least 1"},
+		},
+		{
+			name: "too many redial attempts",
+			old:  "  identity_file: /keys/id\n",
+			new:  "  identity_file: /keys/id\n  redial_attempts: 50\n",
+			want: []string{"ssh.redial_attempts", "at most 20"},
+		},
+		{
+			name: "negative redial backoff",
+			old:  "  identity_file: /keys/id\n",
+			new:  "  identity_file: /keys/id\n  redial_backoff: -1s\n",
+			want: []string{"redial_backoff", "must not be negative"},
+		},
+		{
+			name: "keepalive window not below the docker call timeout",
+			old:  "  identity_file: /keys/id\n",
+			new:  "  identity_file: /keys/id\n  keepalive_interval: 5s\n  keepalive_count_max: 4\n  docker_call_timeout: 20s\n",
+			want: []string{"ssh.keepalive_interval", "20s", "ssh.docker_call_timeout"},
 		},
 	}
 	for _, tc := range tests {

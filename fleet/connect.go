@@ -84,6 +84,11 @@ func sshConfig(cfg *config.Config, env config.Environment) remote.SSHConfig {
 		ConnectTimeout: cfg.SSH.ConnectTimeout.D(),
 		JumpHost:       cfg.JumpHostFor(env),
 		JumpPort:       cfg.SSH.Port,
+
+		KeepaliveInterval: cfg.SSH.KeepaliveInterval.D(),
+		KeepaliveCountMax: cfg.SSH.KeepaliveCountMax,
+		RedialAttempts:    cfg.SSH.RedialAttempts,
+		RedialBackoff:     cfg.SSH.RedialBackoff.D(),
 	}
 }
 
@@ -138,7 +143,7 @@ func ConnectEach(ctx context.Context, cfg *config.Config, env config.Environment
 				fail(err)
 				return nil
 			}
-			d, err := remote.NewDocker(conn, h.DockerSocket, config.DefaultDockerCallTimeout)
+			d, err := remote.NewDocker(conn, h.DockerSocket, cfg.SSH.DockerCallTimeout.D())
 			if err == nil {
 				err = d.Ping(ctx)
 			}

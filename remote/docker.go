@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/registry"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/jsonmessage"
@@ -49,10 +50,14 @@ func NewDocker(conn *Conn, socket string, callTimeout time.Duration) (*Docker, e
 	if err != nil {
 		return nil, fmt.Errorf("%s: docker client: %w", conn.Endpoint.Name, err)
 	}
+	// Pooled connections went through the old SSH connection's tunnels:
+	// after a redial, new requests must dial through the new one.
+	conn.OnRedial(func() { api.Close() })
 	return &Docker{conn: conn, api: api, socket: socket, CallTimeout: callTimeout}, nil
 }
 
 // Close releases the client's idle connections (the SSH connection stays).
+// The client stays usable.
 func (d *Docker) Close() error { return d.api.Close() }
 
 func (d *Docker) call(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -62,6 +67,11 @@ func (d *Docker) call(ctx context.Context) (context.Context, context.CancelFunc)
 func (d *Docker) wrap(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Most likely a stopped or overloaded daemon: say which bound.
+		return fmt.Errorf("docker %s on %s: no answer in time (each call is bounded by ssh.docker_call_timeout, %s; pulls by registry.pull_timeout): %w",
+			op, d.conn.Endpoint.Name, d.CallTimeout, err)
 	}
 	return fmt.Errorf("docker %s on %s: %w", op, d.conn.Endpoint.Name, err)
 }
@@ -101,7 +111,7 @@ func (d *Docker) Pull(ctx context.Context, ref string, auth RegistryAuth) error 
 func (d *Docker) HasImage(ctx context.Context, ref string) (bool, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	_, err := d.api.ImageInspect(ctx, ref)
+	err := retry(ctx, func() error { _, err := d.api.ImageInspect(ctx, ref); return err })
 	if errdefs.IsNotFound(err) {
 		return false, nil
 	}
@@ -147,23 +157,54 @@ func (d *Docker) Inspect(ctx context.Context, name string) (c inventory.Containe
 
 // Create creates (does not start) a container from spec, on the host
 // network, restarting unless stopped, with json-file log rotation.
+//
+// Creating is not idempotent: when the connection breaks during the call,
+// the daemon may or may not have created the container. Create then looks
+// (by name) before trying again, and takes a container made from the same
+// image with the same labels as its own.
 func (d *Docker) Create(ctx context.Context, spec inventory.ContainerSpec) (string, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	stop := int(spec.StopTimeout / time.Second)
-	resp, err := d.api.ContainerCreate(ctx,
-		&container.Config{Image: spec.Image, Env: spec.Env, Labels: spec.Labels, StopTimeout: &stop},
-		&container.HostConfig{
-			NetworkMode:   "host",
-			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-			LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{
-				"max-size": spec.LogMaxSize, "max-file": fmt.Sprint(spec.LogMaxFile),
-			}},
-		}, nil, nil, spec.Name)
+	var id string
+	err := retryReobserving(ctx, func() error {
+		resp, err := d.api.ContainerCreate(ctx,
+			&container.Config{Image: spec.Image, Env: spec.Env, Labels: spec.Labels, StopTimeout: &stop},
+			&container.HostConfig{
+				NetworkMode:   "host",
+				RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+				LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{
+					"max-size": spec.LogMaxSize, "max-file": fmt.Sprint(spec.LogMaxFile),
+				}},
+			}, nil, nil, spec.Name)
+		id = resp.ID
+		return err
+	}, func() (bool, error) {
+		c, ok, err := d.Inspect(ctx, spec.Name)
+		if err != nil || !ok || !createdFrom(c, spec) {
+			return false, err
+		}
+		id = c.ID
+		return true, nil
+	})
 	if err != nil {
 		return "", d.wrap("create "+spec.Name, err)
 	}
-	return resp.ID, nil
+	return id, nil
+}
+
+// createdFrom reports whether c is what creating spec makes: the same
+// image and every label of spec (they name the version and the run).
+func createdFrom(c inventory.Container, spec inventory.ContainerSpec) bool {
+	if c.Image != spec.Image {
+		return false
+	}
+	for k, v := range spec.Labels {
+		if c.Labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // Start starts a created container.
@@ -181,11 +222,17 @@ func (d *Docker) Stop(ctx context.Context, id string, timeout time.Duration) err
 	return d.wrap("stop "+short(id), retry(ctx, func() error { return d.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}) }))
 }
 
-// Rename renames a container.
+// Rename renames a container. When the connection breaks during the call,
+// Rename looks whether the container already has the new name before
+// trying again (renaming is not idempotent: a second try would fail).
 func (d *Docker) Rename(ctx context.Context, id, name string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	return d.wrap("rename "+short(id)+" to "+name, d.api.ContainerRename(ctx, id, name))
+	err := retryReobserving(ctx, func() error { return d.api.ContainerRename(ctx, id, name) }, func() (bool, error) {
+		c, ok, err := d.Inspect(ctx, id)
+		return ok && c.Name == name, err
+	})
+	return d.wrap("rename "+short(id)+" to "+name, err)
 }
 
 // Remove removes a container (forcefully if still running); its image stays
@@ -291,12 +338,13 @@ func short(id string) string {
 func (d *Docker) FreeDisk(ctx context.Context) (root string, free int64, err error) {
 	cctx, cancel := d.call(ctx)
 	defer cancel()
-	info, err := d.api.Info(cctx)
+	var info system.Info
+	err = retry(cctx, func() (err error) { info, err = d.api.Info(cctx); return err })
 	if err != nil {
 		return "", 0, d.wrap("info", err)
 	}
 	root = info.DockerRootDir
-	out, err := d.conn.Run(cctx, "df -Pk "+Quote(root)+" | tail -n 1", nil)
+	out, err := d.conn.RunIdempotent(cctx, "df -Pk "+Quote(root)+" | tail -n 1", nil)
 	if err != nil {
 		return root, 0, fmt.Errorf("%s: df %s: %w", d.conn.Endpoint.Name, root, err)
 	}
@@ -320,7 +368,7 @@ func (d *Docker) ImageInRegistry(ctx context.Context, ref string, auth RegistryA
 	if err != nil {
 		return err
 	}
-	_, err = d.api.DistributionInspect(cctx, ref, enc)
+	err = retry(cctx, func() error { _, err := d.api.DistributionInspect(cctx, ref, enc); return err })
 	switch {
 	case err == nil:
 		return nil
@@ -401,7 +449,10 @@ func (d *Docker) ListImageVersions(ctx context.Context, repo string) ([]ImageVer
 func (d *Docker) RemoveImage(ctx context.Context, ref string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	_, err := d.api.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+	err := retry(ctx, func() error {
+		_, err := d.api.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+		return err
+	})
 	if errdefs.IsNotFound(err) {
 		return nil
 	}

@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"syscall"
@@ -40,6 +41,36 @@ func retry(ctx context.Context, fn func() error) error {
 	}
 }
 
+// retryReobserving is retry for a call that is not idempotent (create,
+// rename). After a transient failure the request may have reached the
+// daemon before the connection broke, so took looks at the host (through a
+// redialled connection if need be) to tell whether the call took effect;
+// only if it did not is the call made again.
+func retryReobserving(ctx context.Context, fn func() error, took func() (bool, error)) error {
+	pause := retryFirst
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || !Transient(err) || attempt == retryAttempts || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		pause *= 4
+		done, oerr := took()
+		if oerr != nil {
+			return fmt.Errorf("%w; then looking whether it took effect failed: %w", err, oerr)
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
 // transientMessages are daemon answers known to go away on a retry: races
 // inside dockerd and connections cut under load.
 var transientMessages = []string{
@@ -61,7 +92,7 @@ var transientMessages = []string{
 // tried again. Deadlines and cancellations are not transient: they are the
 // caller's decision.
 func Transient(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnreachable) {
 		return false
 	}
 	if errdefs.IsNotFound(err) || errdefs.IsConflict(err) || errdefs.IsInvalidParameter(err) ||
@@ -69,7 +100,7 @@ func Transient(err error) bool {
 		return false
 	}
 	if errdefs.IsUnavailable(err) || client.IsErrConnectionFailed(err) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) {
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return true
 	}
 	msg := strings.ToLower(err.Error())

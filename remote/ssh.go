@@ -5,9 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -21,6 +25,18 @@ import (
 // from the one in known_hosts.
 var ErrHostKey = errors.New("host key verification failed")
 
+// ErrUnreachable is returned (wrapped) when a connection broke and every
+// redial failed: the host stays unreachable.
+var ErrUnreachable = errors.New("host unreachable")
+
+// Defaults for the keepalive and redial settings of SSHConfig left at zero.
+const (
+	DefaultKeepaliveInterval = 3 * time.Second
+	DefaultKeepaliveCountMax = 3
+	DefaultRedialAttempts    = 4
+	DefaultRedialBackoff     = 500 * time.Millisecond
+)
+
 // SSHConfig says how to log in to hosts.
 type SSHConfig struct {
 	User           string
@@ -32,6 +48,35 @@ type SSHConfig struct {
 	JumpHost string
 	// JumpPort is the default port of the jump host.
 	JumpPort int
+	// KeepaliveInterval is how often a keepalive@openssh.com request is
+	// sent on every connection (the jump host's too); KeepaliveCountMax is
+	// how many intervals one may go unanswered before the connection
+	// counts as dead and is closed, so that everything using it fails at
+	// once instead of hanging.
+	KeepaliveInterval time.Duration
+	KeepaliveCountMax int
+	// RedialAttempts bounds the dials made to replace a broken connection;
+	// RedialBackoff is the pause after the first failed one, doubled after
+	// each next one.
+	RedialAttempts int
+	RedialBackoff  time.Duration
+}
+
+// withDefaults fills the keepalive and redial settings left at zero.
+func (cfg SSHConfig) withDefaults() SSHConfig {
+	if cfg.KeepaliveInterval <= 0 {
+		cfg.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if cfg.KeepaliveCountMax <= 0 {
+		cfg.KeepaliveCountMax = DefaultKeepaliveCountMax
+	}
+	if cfg.RedialAttempts <= 0 {
+		cfg.RedialAttempts = DefaultRedialAttempts
+	}
+	if cfg.RedialBackoff <= 0 {
+		cfg.RedialBackoff = DefaultRedialBackoff
+	}
+	return cfg
 }
 
 // Endpoint is one machine to reach: a name for messages and host:port.
@@ -41,10 +86,28 @@ type Endpoint struct {
 }
 
 // Conn is one SSH connection to one host, reused for everything on it.
+// When the connection breaks (the peer closed it, or it stopped answering
+// keepalives) its next use redials it, through the jump host if there is
+// one, verifying the host key again; concurrent users share that redial.
 type Conn struct {
 	Endpoint Endpoint
-	client   *ssh.Client
-	jump     *ssh.Client
+	cfg      SSHConfig
+	auth     []ssh.AuthMethod
+	jumpEP   Endpoint // zero without a jump host
+	jumpUser string
+
+	mu       sync.Mutex
+	target   *peer
+	jump     *peer
+	redial   *redialCall
+	closed   bool
+	onRedial []func()
+}
+
+// redialCall is one redial in flight; waiters read err once done is closed.
+type redialCall struct {
+	done chan struct{}
+	err  error
 }
 
 // Dial opens an SSH connection to ep, verifying its host key against the
@@ -54,17 +117,17 @@ func Dial(ctx context.Context, cfg SSHConfig, ep Endpoint) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	c := &Conn{Endpoint: ep, cfg: cfg.withDefaults(), auth: auth}
 	if cfg.JumpHost != "" {
-		return dialViaJump(ctx, cfg, auth, ep)
+		c.jumpUser, c.jumpEP = jumpEndpoint(cfg)
 	}
-	client, err := dialSSH(ctx, cfg, auth, cfg.User, ep, nil)
-	if err != nil {
+	if err := c.connect(ctx); err != nil {
 		return nil, err
 	}
-	return &Conn{Endpoint: ep, client: client}, nil
+	return c, nil
 }
 
-func dialViaJump(ctx context.Context, cfg SSHConfig, auth []ssh.AuthMethod, ep Endpoint) (*Conn, error) {
+func jumpEndpoint(cfg SSHConfig) (string, Endpoint) {
 	user, hostport := cfg.User, cfg.JumpHost
 	if u, h, ok := strings.Cut(hostport, "@"); ok {
 		user, hostport = u, h
@@ -72,16 +135,276 @@ func dialViaJump(ctx context.Context, cfg SSHConfig, auth []ssh.AuthMethod, ep E
 	if _, _, err := net.SplitHostPort(hostport); err != nil {
 		hostport = net.JoinHostPort(hostport, fmt.Sprint(cfg.JumpPort))
 	}
-	jump, err := dialSSH(ctx, cfg, auth, user, Endpoint{Name: "jump host " + hostport, Addr: hostport}, nil)
-	if err != nil {
-		return nil, err
+	return user, Endpoint{Name: "jump host " + hostport, Addr: hostport}
+}
+
+// connect dials the host (and the jump host, unless its connection is
+// still alive) and makes the result the connection in use.
+func (c *Conn) connect(ctx context.Context) error {
+	c.mu.Lock()
+	jump := c.jump
+	c.mu.Unlock()
+	var via *ssh.Client
+	if c.jumpEP.Addr != "" {
+		if jump == nil || jump.dead() {
+			client, err := dialSSH(ctx, c.cfg, c.auth, c.jumpUser, c.jumpEP, nil)
+			if err != nil {
+				return err
+			}
+			jump = newPeer(client, c.cfg)
+		}
+		via = jump.client
 	}
-	client, err := dialSSH(ctx, cfg, auth, cfg.User, ep, jump)
+	client, err := dialSSH(ctx, c.cfg, c.auth, c.cfg.User, c.Endpoint, via)
 	if err != nil {
-		jump.Close()
-		return nil, err
+		// A jump connection that could not carry the dial (rather than
+		// the target refusing it) is not trusted with the next attempt.
+		var refused *ssh.OpenChannelError
+		if jump != nil && !errors.Is(err, ErrHostKey) && !errors.As(err, &refused) {
+			jump.kill(fmt.Errorf("dialling %s through it failed: %w", c.Endpoint.Addr, err))
+		}
+		return err
 	}
-	return &Conn{Endpoint: ep, client: client, jump: jump}, nil
+	target := newPeer(client, c.cfg)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		target.kill(net.ErrClosed)
+		if jump != nil {
+			jump.kill(net.ErrClosed)
+		}
+		return fmt.Errorf("%s: ssh connection closed", c.Endpoint.Name)
+	}
+	if old := c.jump; old != nil && old != jump {
+		old.kill(errors.New("replaced"))
+	}
+	c.target, c.jump = target, jump
+	return nil
+}
+
+// current returns the live connection, redialling it first if it broke.
+func (c *Conn) current(ctx context.Context) (*peer, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("%s: ssh connection closed", c.Endpoint.Name)
+		}
+		if t := c.target; t != nil && !t.dead() {
+			c.mu.Unlock()
+			return t, nil
+		}
+		call := c.redial
+		mine := call == nil
+		if mine {
+			call = &redialCall{done: make(chan struct{})}
+			c.redial = call
+		}
+		c.mu.Unlock()
+		if mine {
+			call.err = c.redialWithBackoff(ctx)
+			c.mu.Lock()
+			c.redial = nil
+			hooks := slices.Clone(c.onRedial)
+			c.mu.Unlock()
+			close(call.done)
+			if call.err != nil {
+				return nil, call.err
+			}
+			for _, f := range hooks {
+				f()
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: waiting for the ssh connection to be redialled: %w", c.Endpoint.Name, ctx.Err())
+		case <-call.done:
+		}
+		// A redial that ended because its caller's context did says
+		// nothing about the host: try again under our own context.
+		if call.err != nil && !errors.Is(call.err, context.Canceled) && !errors.Is(call.err, context.DeadlineExceeded) {
+			return nil, call.err
+		}
+	}
+}
+
+// redialWithBackoff replaces a broken connection: up to RedialAttempts
+// dials, pausing RedialBackoff after the first failure and twice as long
+// after each next one. A host key problem is not retried.
+func (c *Conn) redialWithBackoff(ctx context.Context) error {
+	c.mu.Lock()
+	why := "connection lost"
+	if c.target != nil {
+		why = c.target.reason()
+	}
+	c.mu.Unlock()
+	pause := c.cfg.RedialBackoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = c.connect(ctx)
+		if err == nil || errors.Is(err, ErrHostKey) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: redialling ssh (%s): %w", c.Endpoint.Name, why, ctx.Err())
+		}
+		if attempt == c.cfg.RedialAttempts {
+			break
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: redialling ssh (%s): %w", c.Endpoint.Name, why, ctx.Err())
+		case <-t.C:
+		}
+		pause *= 2
+	}
+	via := ""
+	if c.jumpEP.Addr != "" {
+		via = " via " + c.jumpEP.Name
+	}
+	return fmt.Errorf("%w: %s: ssh connection to %s lost (%s), %d redials%s failed, the last: %w",
+		ErrUnreachable, c.Endpoint.Name, c.Endpoint.Addr, why, c.cfg.RedialAttempts, via, err)
+}
+
+// OnRedial registers f to be called after each successful redial, e.g. to
+// drop pooled connections that went through the old one.
+func (c *Conn) OnRedial(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onRedial = append(c.onRedial, f)
+}
+
+// peer is one SSH client connection with its keepalive watch.
+type peer struct {
+	client *ssh.Client
+	done   chan struct{} // closed once the transport has ended
+	killed atomic.Bool   // set (before done closes) when gantry closes it
+	once   sync.Once
+	mu     sync.Mutex
+	why    error // why it ended
+	cfg    SSHConfig
+}
+
+func newPeer(client *ssh.Client, cfg SSHConfig) *peer {
+	p := &peer{client: client, done: make(chan struct{}), cfg: cfg}
+	go func() {
+		err := client.Wait()
+		p.mu.Lock()
+		if p.why == nil {
+			if err == nil {
+				err = io.EOF
+			}
+			p.why = fmt.Errorf("closed by the peer: %w", err)
+		}
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	go p.keepalive()
+	return p
+}
+
+// keepalive sends a keepalive@openssh.com request every interval and
+// closes the connection when one goes unanswered for KeepaliveCountMax
+// intervals (or fails), so that every user of it fails fast.
+func (p *peer) keepalive() {
+	interval, window := p.cfg.KeepaliveInterval, time.Duration(p.cfg.KeepaliveCountMax)*p.cfg.KeepaliveInterval
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var replies chan error
+	var sentAt time.Time
+	for {
+		select {
+		case <-p.done:
+			return
+		case err := <-replies:
+			replies = nil
+			if err != nil {
+				p.kill(fmt.Errorf("keepalive failed: %w", err))
+				return
+			}
+		case now := <-tick.C:
+			if replies == nil {
+				replies = p.ping()
+				sentAt = now
+			} else if waited := now.Sub(sentAt); waited >= window {
+				p.kill(fmt.Errorf("no answer to keepalives for %s", waited.Round(time.Second)))
+				return
+			}
+		}
+	}
+}
+
+// ping sends one keepalive request; the channel gets its outcome.
+func (p *peer) ping() chan error {
+	r := make(chan error, 1)
+	go func() {
+		// The server answers with success or failure; either is a sign of
+		// life. Only a closed transport errs.
+		_, _, err := p.client.SendRequest("keepalive@openssh.com", true, nil)
+		r <- err
+	}()
+	return r
+}
+
+// alive asks the peer for a sign of life after an operation failed in a
+// way that may mean the transport broke, waiting at most the keepalive
+// window (or until ctx ends). A peer that does not answer is closed.
+func (p *peer) alive(ctx context.Context) bool {
+	if p.dead() {
+		return false
+	}
+	t := time.NewTimer(time.Duration(p.cfg.KeepaliveCountMax) * p.cfg.KeepaliveInterval)
+	defer t.Stop()
+	select {
+	case err := <-p.ping():
+		if err != nil {
+			p.kill(fmt.Errorf("keepalive failed: %w", err))
+			return false
+		}
+		return true
+	case <-t.C:
+		p.kill(errors.New("no answer to a keepalive after a failed operation"))
+		return false
+	case <-ctx.Done():
+		return !p.dead()
+	}
+}
+
+// kill closes the connection, recording why.
+func (p *peer) kill(why error) {
+	p.mu.Lock()
+	if p.why == nil {
+		p.why = why
+	}
+	p.mu.Unlock()
+	p.killed.Store(true)
+	p.once.Do(func() { p.client.Close() })
+}
+
+// dead reports whether the connection has ended or is being closed.
+func (p *peer) dead() bool {
+	if p.killed.Load() {
+		return true
+	}
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// reason says why the connection ended.
+func (p *peer) reason() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.why == nil {
+		return "connection lost"
+	}
+	return p.why.Error()
 }
 
 func dialSSH(ctx context.Context, cfg SSHConfig, auth []ssh.AuthMethod, user string, ep Endpoint, via *ssh.Client) (*ssh.Client, error) {
@@ -214,16 +537,106 @@ func (throwawayKey) Type() string                        { return "gantry-probe"
 func (throwawayKey) Marshal() []byte                     { return []byte("gantry-probe") }
 func (throwawayKey) Verify([]byte, *ssh.Signature) error { return errors.New("not a key") }
 
-// Run runs a shell command on the host, feeding it stdin (may be nil), and
-// returns its stdout. The command
-// is given to the remote shell as is: callers quote every argument with
-// Quote. A non-zero exit is an error carrying the command's stderr.
-func (c *Conn) Run(ctx context.Context, command string, stdin []byte) ([]byte, error) {
-	sess, err := c.client.NewSession()
-	if err != nil {
-		return nil, fmt.Errorf("%s: ssh session: %w", c.Endpoint.Name, err)
+// openAttempts bounds how often a channel is opened again after the
+// connection broke under it (each time on a redialled connection).
+const openAttempts = 3
+
+// openChannel opens a channel (a session, a forwarded connection) on the
+// live connection, bounded by ctx even when the connection is frozen. When
+// the open fails because the transport broke, rather than because the
+// server refused it, nothing ran on the host: the connection is redialled
+// and the open tried again.
+func openChannel[T io.Closer](ctx context.Context, c *Conn, what string, open func(*ssh.Client) (T, error)) (*peer, T, error) {
+	var zero T
+	for attempt := 1; ; attempt++ {
+		p, err := c.current(ctx)
+		if err != nil {
+			return nil, zero, err
+		}
+		v, err := boundedOpen(ctx, p, open)
+		if err == nil {
+			return p, v, nil
+		}
+		if ctx.Err() != nil {
+			return nil, zero, fmt.Errorf("%s: %s: %w", c.Endpoint.Name, what, ctx.Err())
+		}
+		var refused *ssh.OpenChannelError
+		if errors.As(err, &refused) || attempt == openAttempts || p.alive(ctx) {
+			return nil, zero, fmt.Errorf("%s: %s: %w", c.Endpoint.Name, what, err)
+		}
+		// p is closed now (alive closes a peer that does not answer), so
+		// the next round redials.
 	}
-	defer sess.Close()
+}
+
+// boundedOpen runs open but returns when ctx ends: x/crypto/ssh opens
+// channels without a context, and on a frozen connection that would wait
+// until the keepalive gave up. A channel that opens too late is closed.
+func boundedOpen[T io.Closer](ctx context.Context, p *peer, open func(*ssh.Client) (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := open(p.client)
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.err == nil {
+				r.v.Close()
+			}
+		}()
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// Run runs a shell command on the host, feeding it stdin (may be nil), and
+// returns its stdout. The command is given to the remote shell as is:
+// callers quote every argument with Quote. A non-zero exit is an error
+// carrying the command's stderr. The whole call, opening the session
+// included, ends when ctx does.
+//
+// Run starts the command at most once. If the connection broke before the
+// session opened, nothing ran: it is redialled and the command started on
+// the new connection. If it broke while the command ran, the command may
+// or may not have taken effect, and Run returns the error (the next call
+// redials); see RunIdempotent.
+func (c *Conn) Run(ctx context.Context, command string, stdin []byte) ([]byte, error) {
+	return c.run(ctx, command, stdin, false)
+}
+
+// RunIdempotent is Run for a command that is safe to run twice (a read, a
+// write of a whole file): if the connection breaks while it runs, the
+// connection is redialled and the command run again.
+func (c *Conn) RunIdempotent(ctx context.Context, command string, stdin []byte) ([]byte, error) {
+	return c.run(ctx, command, stdin, true)
+}
+
+func (c *Conn) run(ctx context.Context, command string, stdin []byte, idempotent bool) ([]byte, error) {
+	for attempt := 1; ; attempt++ {
+		p, sess, err := openChannel(ctx, c, "ssh session", func(cl *ssh.Client) (*ssh.Session, error) { return cl.NewSession() })
+		if err != nil {
+			return nil, err
+		}
+		out, err := c.runSession(ctx, sess, command, stdin)
+		if err == nil || !idempotent || attempt == openAttempts || ctx.Err() != nil {
+			return out, err
+		}
+		var exit *ssh.ExitError
+		if errors.As(err, &exit) || p.alive(ctx) {
+			// The command ran and failed: its answer stands.
+			return out, err
+		}
+	}
+}
+
+func (c *Conn) runSession(ctx context.Context, sess *ssh.Session, command string, stdin []byte) ([]byte, error) {
 	if stdin != nil {
 		sess.Stdin = bytes.NewReader(stdin)
 	}
@@ -232,11 +645,17 @@ func (c *Conn) Run(ctx context.Context, command string, stdin []byte) ([]byte, e
 	sess.Stderr = &stderr
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(command) }()
+	var err error
 	select {
 	case err = <-done:
-	case <-ctx.Done():
-		_ = sess.Signal(ssh.SIGTERM)
 		sess.Close()
+	case <-ctx.Done():
+		// Signal and Close write to the connection, which may be the
+		// frozen thing: do not wait for them.
+		go func() {
+			_ = sess.Signal(ssh.SIGTERM)
+			sess.Close()
+		}()
 		return nil, fmt.Errorf("%s: remote command interrupted: %w", c.Endpoint.Name, ctx.Err())
 	}
 	if err != nil {
@@ -251,18 +670,29 @@ func (c *Conn) Run(ctx context.Context, command string, stdin []byte) ([]byte, e
 }
 
 // DialContext opens a connection from the host's side: "tcp" to host:port
-// (direct-tcpip) or "unix" to a socket path (direct-streamlocal).
+// (direct-tcpip) or "unix" to a socket path (direct-streamlocal). If the
+// SSH connection broke, it is redialled first.
 func (c *Conn) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	return c.client.DialContext(ctx, network, addr)
+	_, nc, err := openChannel(ctx, c, "ssh dial "+network+" "+addr, func(cl *ssh.Client) (net.Conn, error) {
+		return cl.DialContext(ctx, network, addr)
+	})
+	return nc, err
 }
 
-// Close closes the connection (and the jump host connection, if any).
+// Close closes the connection (and the jump host connection, if any); a
+// closed Conn is not redialled.
 func (c *Conn) Close() error {
-	err := c.client.Close()
-	if c.jump != nil {
-		c.jump.Close()
+	c.mu.Lock()
+	c.closed = true
+	target, jump := c.target, c.jump
+	c.mu.Unlock()
+	if target != nil {
+		target.kill(net.ErrClosed)
 	}
-	return err
+	if jump != nil {
+		jump.kill(net.ErrClosed)
+	}
+	return nil
 }
 
 // Quote returns s quoted for a POSIX shell, safe to put in a remote command.
