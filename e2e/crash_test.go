@@ -375,6 +375,33 @@ func TestCrashMatrixRollback(t *testing.T) {
 	}
 }
 
+// longRequests sends n requests of d each through the frontends at once
+// (round robin over the hosts); the channel gets the first failure, or nil.
+func longRequests(n int, d time.Duration) chan error {
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			url := fmt.Sprintf("%sslow?ms=%d", frontends[i%len(frontends)], d.Milliseconds())
+			out, err := exec.Command("curl", "-fsS", "--max-time", "30", url).CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("%s: %w %s", url, err, out)
+			}
+			errs <- err
+		}()
+	}
+	res := make(chan error, 1)
+	go func() {
+		var first error
+		for range n {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		res <- first
+	}()
+	return res
+}
+
 // TestSignals: signals a CI system sends to a cancelled job, while a host
 // is mid-swap, leave every host serving (old or new version) and in every
 // load balancer, the lock free, no leftover container, no failed request,
@@ -388,14 +415,18 @@ func TestSignals(t *testing.T) {
 	v2 := l.publish(t, "--boot-delay", "3s")
 	victim := l.hosts[1]
 
+	// long: 5 s requests are in flight when the host is drained, so the
+	// drain is still waiting for them when the second signal comes.
 	cases := []struct {
 		name    string
 		step    string
+		long    bool
 		signals []syscall.Signal
 	}{
-		{"SIGINT then SIGTERM at health", "health", []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}},
-		{"SIGINT then SIGTERM at stop", "stop", []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}},
-		{"SIGHUP at health", "health", []syscall.Signal{syscall.SIGHUP}},
+		{"SIGINT then SIGTERM at health", "health", false, []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}},
+		{"SIGINT then SIGTERM at stop", "stop", false, []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}},
+		{"SIGINT then SIGTERM during a long drain", "drain", true, []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}},
+		{"SIGHUP at health", "health", false, []syscall.Signal{syscall.SIGHUP}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -403,6 +434,10 @@ func TestSignals(t *testing.T) {
 			l.deployOK(t, v1)
 			done := startLoad()
 			b := l.start(t, l.config, "deploy", v2, "--env", "lab", "--json")
+			var long chan error
+			if c.long && b.waitStep(victim.Name, "create", 3*time.Minute) {
+				long = longRequests(16, 5*time.Second)
+			}
 			if b.waitStep(victim.Name, c.step, 3*time.Minute) {
 				for i, sig := range c.signals {
 					if i > 0 {
@@ -418,6 +453,11 @@ func TestSignals(t *testing.T) {
 			}
 			r := b.wait(2 * time.Minute)
 			load := done()
+			if long != nil {
+				if err := <-long; err != nil {
+					t.Errorf("a 5 s request failed: %v", err)
+				}
+			}
 			if r.code != 130 {
 				t.Errorf("exit %d, want 130 (interrupted)", r.code)
 			}
