@@ -101,8 +101,16 @@ func (l *lab) crashAndRerun(t *testing.T, cfg string, c crashCase, want string, 
 		t.Errorf("the second %v exited %d, want 0: it must take over the dead run's lock and heal what it left\n%s", args, r.code, r.stderr)
 	}
 	l.assertServingTarget(t, want)
-	l.assertNoLeftovers(t)
 	assertNoFailedRequests(t, load)
+	if r.code == 4 {
+		// Until a dead holder's lock is taken over, tell apart what the
+		// healing alone does: release the lock by hand and run once more.
+		// Logged only; the test has failed already.
+		l.quiet("lock", "release", "www", "--env", "lab", "--force")
+		r := l.runWith(t, cfg, args...)
+		probs := l.targetProblems(t, want)
+		t.Logf("diagnostic: with the dead run's lock released by hand, the same command exits %d; end-state problems: %d %q", r.code, len(probs), probs)
+	}
 	if t.Failed() {
 		l.repair(t, cfg, want)
 	}
@@ -115,27 +123,45 @@ func (l *lab) crashAndRerun(t *testing.T, cfg string, c crashCase, want string, 
 // stop-first and start-first alike.
 func (l *lab) assertServingTarget(t *testing.T, want string) {
 	t.Helper()
+	for _, p := range l.targetProblems(t, want) {
+		t.Error(p)
+	}
+}
+
+// targetProblems lists what keeps the fleet from the end state
+// assertServingTarget demands.
+func (l *lab) targetProblems(t *testing.T, want string) []string {
+	t.Helper()
+	var probs []string
 	for _, h := range l.hosts {
 		out, err := docker(h, "inspect", "--format", `{{.State.Running}} {{index .Config.Labels "dev.gantry.version"}} {{index .Config.Labels "dev.gantry.port"}}`, "www")
 		f := strings.Fields(out)
 		if err != nil || len(f) != 3 || f[0] != "true" || f[1] != sha(want) {
-			t.Errorf("%s: container www is %q (%v), want running version %s", h.Name, out, err, sha(want))
+			probs = append(probs, fmt.Sprintf("%s: container www is %q (%v), want running version %s", h.Name, out, err, sha(want)))
 			continue
 		}
 		addr := h.Address + ":" + f[2]
 		if got, err := curl("http://" + addr + "/"); err != nil || !strings.HasPrefix(got, sha(want)+" ") {
-			t.Errorf("%s: the app on %s answers %q (%v), want %s", h.Name, addr, got, err, sha(want))
+			probs = append(probs, fmt.Sprintf("%s: the app on %s answers %q (%v), want %s", h.Name, addr, got, err, sha(want)))
 		}
 		if got, err := curl("http://" + addr + "/healthz"); err != nil || got != "ok" {
-			t.Errorf("%s: /healthz on %s answers %q (%v), want ok", h.Name, addr, got, err)
+			probs = append(probs, fmt.Sprintf("%s: /healthz on %s answers %q (%v), want ok", h.Name, addr, got, err))
 		}
 		for _, dir := range l.lbs {
 			if line, wantLine := serverLine(upstream(t, dir), h.Name), "server "+addr+"; # "+h.Name; line != wantLine {
-				t.Errorf("%s: %s has %q, want %q", dir, h.Name, line, wantLine)
+				probs = append(probs, fmt.Sprintf("%s: %s has %q, want %q", dir, h.Name, line, wantLine))
 			}
 		}
 	}
-	l.assertLockFree(t)
+	if r := l.quiet("lock", "status", "www", "--env", "lab"); r.code != 0 || !strings.Contains(r.stdout, "free") {
+		probs = append(probs, fmt.Sprintf("the deploy lock is not free: `gantry lock status` exited %d: %s", r.code, strings.TrimSpace(r.stdout+r.stderr)))
+	}
+	for _, h := range l.hosts {
+		if left := leftovers(h); len(left) > 0 {
+			probs = append(probs, fmt.Sprintf("%s: leftover containers %q", h.Name, left))
+		}
+	}
+	return probs
 }
 
 // leftovers lists the containers on h whose name says a swap was cut off.
@@ -171,7 +197,7 @@ func (l *lab) logFleet(t *testing.T, when string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "fleet %s:\n", when)
 	for _, h := range l.hosts {
-		out, _ := docker(h, "ps", "-a", "--format", "{{.Names}}={{.State}}:{{index .Labels \"dev.gantry.version\"}}")
+		out, _ := docker(h, "ps", "-a", "--format", `{{.Names}}={{.State}}:{{.Label "dev.gantry.version"}}`)
 		fmt.Fprintf(&b, "  %s: %s\n", h.Name, strings.ReplaceAll(out, "\n", " "))
 	}
 	for _, dir := range l.lbs {
@@ -218,8 +244,9 @@ func (l *lab) repair(t *testing.T, cfg, want string) {
 	}
 	// The started containers listen before they get traffic again.
 	for _, h := range l.hosts {
+		url := "http://" + h.Address + ":" + wwwPort(h) + "/healthz"
 		deadline := time.Now().Add(30 * time.Second)
-		for strings.HasPrefix(l.versionOn(t, h), "unreachable") && time.Now().Before(deadline) {
+		for _, err := curl(url); err != nil && time.Now().Before(deadline); _, err = curl(url) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
@@ -232,6 +259,15 @@ func (l *lab) repair(t *testing.T, cfg, want string) {
 	l.logFleet(t, "after the repair")
 }
 
+// wwwPort is the port h's www container records (8080 without one).
+func wwwPort(h labHost) string {
+	port, err := docker(h, "inspect", "--format", `{{index .Config.Labels "dev.gantry.port"}}`, "www")
+	if err != nil || !regexp.MustCompile(`^[0-9]+$`).MatchString(port) {
+		return "8080"
+	}
+	return port
+}
+
 // putBackInLBs rewrites every load balancer's upstream file with every host
 // up on the port its www container records (8080 without one) and reloads
 // nginx, as gantry would.
@@ -242,11 +278,7 @@ func (l *lab) putBackInLBs(t *testing.T) {
 		var b strings.Builder
 		fmt.Fprintf(&b, "# Managed by gantry (service www on %s). Do not edit: rewritten on every deploy.\n", lb.Name)
 		for _, h := range l.hosts {
-			port, err := docker(h, "inspect", "--format", `{{index .Config.Labels "dev.gantry.port"}}`, "www")
-			if err != nil || !regexp.MustCompile(`^[0-9]+$`).MatchString(port) {
-				port = "8080"
-			}
-			fmt.Fprintf(&b, "server %s:%s; # %s\n", h.Address, port, h.Name)
+			fmt.Fprintf(&b, "server %s:%s; # %s\n", h.Address, wwwPort(h), h.Name)
 		}
 		p := filepath.Join(lb.Dir, "www.conf")
 		if old, _ := os.ReadFile(p); string(old) == b.String() {
@@ -343,6 +375,33 @@ func TestCrashMatrixRollback(t *testing.T) {
 	}
 }
 
+// longRequests sends n requests of d each through the frontends at once
+// (round robin over the hosts); the channel gets the first failure, or nil.
+func longRequests(n int, d time.Duration) chan error {
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			url := fmt.Sprintf("%sslow?ms=%d", frontends[i%len(frontends)], d.Milliseconds())
+			out, err := exec.Command("curl", "-fsS", "--max-time", "30", url).CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("%s: %w %s", url, err, out)
+			}
+			errs <- err
+		}()
+	}
+	res := make(chan error, 1)
+	go func() {
+		var first error
+		for range n {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		res <- first
+	}()
+	return res
+}
+
 // TestSignals: signals a CI system sends to a cancelled job, while a host
 // is mid-swap, leave every host serving (old or new version) and in every
 // load balancer, the lock free, no leftover container, no failed request,
@@ -356,14 +415,18 @@ func TestSignals(t *testing.T) {
 	v2 := l.publish(t, "--boot-delay", "3s")
 	victim := l.hosts[1]
 
+	// long: 5 s requests are in flight when the host is drained, so the
+	// drain is still waiting for them when the second signal comes.
 	cases := []struct {
 		name    string
 		step    string
+		long    bool
 		signals []syscall.Signal
 	}{
-		{"SIGINT then SIGTERM at health", "health", []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}},
-		{"SIGINT then SIGTERM at stop", "stop", []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}},
-		{"SIGHUP at health", "health", []syscall.Signal{syscall.SIGHUP}},
+		{"SIGINT then SIGTERM at health", "health", false, []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}},
+		{"SIGINT then SIGTERM at stop", "stop", false, []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}},
+		{"SIGINT then SIGTERM during a long drain", "drain", true, []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}},
+		{"SIGHUP at health", "health", false, []syscall.Signal{syscall.SIGHUP}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -371,6 +434,10 @@ func TestSignals(t *testing.T) {
 			l.deployOK(t, v1)
 			done := startLoad()
 			b := l.start(t, l.config, "deploy", v2, "--env", "lab", "--json")
+			var long chan error
+			if c.long && b.waitStep(victim.Name, "create", 3*time.Minute) {
+				long = longRequests(16, 5*time.Second)
+			}
 			if b.waitStep(victim.Name, c.step, 3*time.Minute) {
 				for i, sig := range c.signals {
 					if i > 0 {
@@ -386,6 +453,11 @@ func TestSignals(t *testing.T) {
 			}
 			r := b.wait(2 * time.Minute)
 			load := done()
+			if long != nil {
+				if err := <-long; err != nil {
+					t.Errorf("a 5 s request failed: %v", err)
+				}
+			}
 			if r.code != 130 {
 				t.Errorf("exit %d, want 130 (interrupted)", r.code)
 			}
