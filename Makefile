@@ -24,7 +24,7 @@ unit:
 	go test -count=1 $(UNIT_PKGS)
 
 integration: lab
-	GANTRY_LAB_CONFIG=$(LAB_CONFIG) go test -count=1 -v -timeout 20m ./e2e
+	GANTRY_LAB_CONFIG=$(LAB_CONFIG) go test -count=1 -v -timeout 45m ./e2e
 
 ## lab: start the local fleet on loopback (idempotent); lab-down stops it
 lab:
