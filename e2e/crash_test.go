@@ -314,8 +314,8 @@ func (l *lab) crashVersions(t *testing.T) (a, b string) {
 // deployer when the first host of the second batch enters it, then run
 // the same deploy once more: it exits 0 with every host on the target,
 // healthy and up in every load balancer, no leftover container, the lock
-// free, and no failed request under load throughout. Stop-first for every
-// step, start-first for its own steps (switch, stop).
+// free, and no failed request under load throughout. Stop-first and
+// start-first, each for every step it goes through.
 func TestCrashMatrix(t *testing.T) {
 	l := needLab(t)
 	a, b := l.crashVersions(t)
@@ -349,7 +349,7 @@ func TestCrashMatrix(t *testing.T) {
 		}
 		l.assertAllOn(t, target)
 	})
-	for _, step := range []string{"switch", "stop"} {
+	for _, step := range []string{"pull", "create", "start", "health", "switch", "stop", "cleanup"} {
 		t.Run("start-first/"+step, func(t *testing.T) {
 			target := next()
 			l.crashAndRerun(t, startFirst, crashCase{step: step, host: victim}, target, "deploy", target, "--env", "lab")
@@ -367,7 +367,7 @@ func TestCrashMatrixRollback(t *testing.T) {
 	a, b := l.crashVersions(t)
 	cfg := l.configEdits(t, crashBatchEdits...)
 	victim := l.hosts[2]
-	for _, step := range []string{"stop", "health"} {
+	for _, step := range []string{"create", "stop", "health", "restore"} {
 		t.Run(step, func(t *testing.T) {
 			l.deployOK(t, b) // the release to roll back from; a is the one before it
 			l.crashAndRerun(t, cfg, crashCase{step: step, host: victim}, a, "rollback", "www", "--env", "lab")
