@@ -2,6 +2,11 @@
 # Sourced, not executed. Everything the lab starts is tracked by a pid file
 # under $LAB_STATE; nothing is ever stopped by name.
 
+# Daemons started from here must not inherit a caller's descriptors: a
+# lock file held by `flock FILE lab/up` would stay locked for as long as
+# the registry or a dockerd runs.
+exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
+
 LAB_STATE=${LAB_STATE:-/tmp/gantry-lab}
 LAB_HOSTS=${LAB_HOSTS:-4}
 LAB_LBS=2
