@@ -46,7 +46,8 @@ type DeployOptions struct {
 	LockWait time.Duration
 	// Message is recorded with the lock.
 	Message string
-	// ForceLock breaks a lock older than its TTL.
+	// ForceLock takes over a lock taken by hand (an expired one is taken
+	// over anyway).
 	ForceLock bool
 	// Out receives notes and warnings, one per line, and the output of
 	// hooks.
