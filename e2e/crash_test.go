@@ -8,12 +8,12 @@ package e2e
 // host stays reachable throughout.
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,46 +25,12 @@ import (
 // mid-swap beside it and a batch already moved before it.
 var crashBatchEdits = []string{"    batch_size: 1\n", "    batch_size: 2\n"}
 
-// stepEvent is the part of a `step` event of gantry's --json stream
-// (docs/events.md) that the tests wait for.
-type stepEvent struct {
-	Type   string `json:"type"`
-	Host   string `json:"host"`
-	Step   string `json:"step"`
-	Status string `json:"status"`
-}
-
-// waitStep waits until the run's JSON stream says host started step; false
-// when the run ended or timeout passed first.
+// waitStep waits until the run's JSON stream (docs/events.md) says host
+// started step; false when the run ended or timeout passed first.
 func (b *bgRun) waitStep(host, step string, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	seen := 0
-	for {
-		b.mu.Lock()
-		lines := b.lines[seen:]
-		seen = len(b.lines)
-		b.mu.Unlock()
-		for _, line := range lines {
-			var ev stepEvent
-			if json.Unmarshal([]byte(line), &ev) == nil && ev.Type == "step" && ev.Host == host && ev.Step == step && ev.Status == "started" {
-				return true
-			}
-		}
-		select {
-		case <-b.done:
-			b.mu.Lock()
-			more := len(b.lines) > seen
-			b.mu.Unlock()
-			if !more {
-				return false
-			}
-		default:
-			if time.Now().After(deadline) {
-				return false
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	re := regexp.MustCompile(`"type":"step",.*"host":` + regexp.QuoteMeta(strconv.Quote(host)) + `,.*"step":` + regexp.QuoteMeta(strconv.Quote(step)) + `,"status":"started"`)
+	_, ok := b.waitLine(re, timeout)
+	return ok
 }
 
 // crashCase kills the deployer when host enters step.

@@ -598,13 +598,7 @@ func (e *Executor) eachBalancer(ctx context.Context, host string, op func(Balanc
 		})
 	}
 	_ = g.Wait()
-	var merr *multierror.Error
-	for _, err := range errs {
-		if err != nil {
-			merr = multierror.Append(merr, err)
-		}
-	}
-	return merr.ErrorOrNil()
+	return multierror.Append(nil, errs...).ErrorOrNil() // nils are skipped
 }
 
 // Until its first pass a new container is booting: the check probes again

@@ -294,13 +294,7 @@ func (e *Executor) repairAll(ctx context.Context, plan Plan, rep *Report) error 
 		})
 	}
 	_ = g.Wait()
-	var merr *multierror.Error
-	for _, err := range errs {
-		if err != nil {
-			merr = multierror.Append(merr, err)
-		}
-	}
-	return merr.ErrorOrNil()
+	return multierror.Append(nil, errs...).ErrorOrNil() // nils are skipped
 }
 
 // repairHost carries out one host's repair. It runs to its end even on an
