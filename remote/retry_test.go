@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"syscall"
 	"testing"
 
@@ -25,6 +26,8 @@ func TestTransient(t *testing.T) {
 		{fmt.Errorf("call: %w", context.DeadlineExceeded), false},
 		{context.Canceled, false},
 		{errors.New("manifest unknown"), false},
+		{fmt.Errorf("error during connect: %w", io.EOF), true},
+		{fmt.Errorf("dial: %w", ErrUnreachable), false},
 	}
 	for _, tc := range tests {
 		if got := Transient(tc.err); got != tc.want {
