@@ -6,6 +6,7 @@ package e2e
 // never signalled), as after a network blip.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -252,5 +253,94 @@ func TestFrozenDaemonFailsWithinCallTimeout(t *testing.T) {
 		}
 	}
 	thaw()
+	l.assertAllOn(t, v1)
+}
+
+// TestHostLostForGood: while a deploy runs under load, one host's sshd is
+// stopped altogether (the listener and the processes serving gantry) as
+// that host is health-checked, so every redial fails. The run fails for
+// that host and exits 5; the host stays out of every load balancer (a
+// container nobody finished checking never goes back in) and no request
+// fails. The report (--report), the JSON summary and inventory agree on
+// what every host runs and whether it is in each load balancer. With
+// sshd back, the next deploy heals the host.
+func TestHostLostForGood(t *testing.T) {
+	l := needLab(t)
+	l.fresh(t)
+	v1 := l.onBaseline(t)
+	v2 := l.publish(t)
+	conf := l.configEdits(t, "  connect_timeout: 5s\n",
+		"  connect_timeout: 2s\n  keepalive_interval: 1s\n  redial_attempts: 2\n  redial_backoff: 200ms\n  docker_call_timeout: 5s\n")
+	victim := l.hosts[1]
+	report := filepath.Join(t.TempDir(), "report.json")
+
+	load := startLoad()
+	run := l.start(t, conf, "deploy", v2, "--env", "lab", "--json", "--report", report)
+	if _, ok := run.waitLine(stepStarted(victim.Name, "health"), 3*time.Minute); !ok {
+		run.wait(time.Minute)
+		load()
+		t.Fatalf("never saw %s's health step start", victim.Name)
+	}
+	sessions := l.sshdSessions(t, "host2/sshd.pid")
+	l.stopPiece(t, "host2/sshd.pid", "sshd_config") // lab/up restarts it when the test ends
+	signalAll(t, sessions, syscall.SIGKILL)
+	r := run.wait(4 * time.Minute)
+	assertNoFailedRequests(t, load())
+	if r.code != 5 {
+		t.Errorf("deploy exited %d with %s unreachable, want 5:\n%s", r.code, victim.Name, r.stderr)
+	}
+
+	// What the report says of each host.
+	var rep struct {
+		Hosts []struct {
+			Host      string `json:"host"`
+			Ended     string `json:"ended"`
+			InService bool   `json:"in_service"`
+		} `json:"hosts"`
+	}
+	data, err := os.ReadFile(report)
+	if err != nil || json.Unmarshal(data, &rep) != nil {
+		t.Fatalf("--report %s: %v\n%s", report, err, data)
+	}
+	var summary string
+	for _, line := range run.lines {
+		if strings.Contains(line, `"type":"summary"`) {
+			summary = line
+		}
+	}
+	inv := l.inventory(t)
+	for _, h := range rep.Hosts {
+		ih, ok := inv.host(h.Host)
+		if !ok {
+			t.Errorf("inventory does not list %s", h.Host)
+			continue
+		}
+		inLBs := len(ih.LBs) == len(l.lbs)
+		for _, st := range ih.LBs {
+			inLBs = inLBs && st == "up"
+		}
+		if h.InService != inLBs {
+			t.Errorf("%s: the report says in service %t, inventory says the load balancers have it %v", h.Host, h.InService, ih.LBs)
+		}
+		if !strings.Contains(summary, fmt.Sprintf(`"host":%q`, h.Host)) || !strings.Contains(summary, fmt.Sprintf(`"in_service":%t`, h.InService)) {
+			t.Errorf("%s: the JSON summary does not say in_service %t:\n%s", h.Host, h.InService, summary)
+		}
+		if h.Host == victim.Name {
+			if h.InService || ih.Reachable {
+				t.Errorf("%s: report in service %t, inventory reachable %t; want neither", h.Host, h.InService, ih.Reachable)
+			}
+			continue
+		}
+		c, ok := ih.container("www")
+		if !h.InService || !ih.Reachable || !ok || c.Version != h.Ended || h.Ended != sha(v1) {
+			t.Errorf("%s: report ended %q in service %t; inventory reachable %t runs %q; want both on %s, in service (the fleet went back)", h.Host, h.Ended, h.InService, ih.Reachable, c.Version, sha(v1))
+		}
+	}
+
+	// sshd back: the next deploy repairs the host and moves the fleet.
+	l.labUp(t)
+	if r := l.run(t, "deploy", v1, "--env", "lab"); r.code != 0 {
+		t.Fatalf("deploy %s after sshd came back exited %d:\n%s%s", v1, r.code, r.stdout, r.stderr)
+	}
 	l.assertAllOn(t, v1)
 }
