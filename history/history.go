@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/internal/shell"
 )
 
@@ -52,8 +53,13 @@ type Store struct {
 	Dir    string
 }
 
-func (s Store) file(env, service string) string {
-	return path.Join(s.Dir, "history", env+"--"+service+".jsonl")
+// file is the trail of a service. Names that could leave the directory
+// or confuse the shell are refused, whatever the config checked before.
+func (s Store) file(env, service string) (string, error) {
+	if !names.Safe(env) || !names.Safe(service) {
+		return "", fmt.Errorf("history: %w: environment %q, service %q", names.ErrInvalid, env, service)
+	}
+	return path.Join(s.Dir, "history", env+"--"+service+".jsonl"), nil
 }
 
 // Append adds an entry. One short write with O_APPEND: concurrent
@@ -63,14 +69,21 @@ func (s Store) Append(ctx context.Context, e Entry) error {
 	if err != nil {
 		return err
 	}
-	f := s.file(e.Env, e.Service)
+	f, err := s.file(e.Env, e.Service)
+	if err != nil {
+		return err
+	}
 	_, err = s.Runner.Run(ctx, fmt.Sprintf("mkdir -p %s && cat >> %s", shell.Quote(path.Dir(f)), shell.Quote(f)), append(line, '\n'))
 	return err
 }
 
 // Read returns the entries of a service, oldest first.
 func (s Store) Read(ctx context.Context, env, service string) ([]Entry, error) {
-	f := shell.Quote(s.file(env, service))
+	file, err := s.file(env, service)
+	if err != nil {
+		return nil, err
+	}
+	f := shell.Quote(file)
 	out, err := s.Runner.Run(ctx, fmt.Sprintf("[ -f %s ] || exit 0; cat %s", f, f), nil)
 	if err != nil {
 		return nil, err
