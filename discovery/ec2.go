@@ -171,7 +171,7 @@ func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []s
 			continue
 		}
 		if err := names.CheckAddr(addr); err != nil {
-			warnings = append(warnings, fmt.Sprintf("instance %s: %s %v; skipped", id, addressLabel(addressFrom), err))
+			warnings = append(warnings, fmt.Sprintf("instance %s: %s %s: %v; skipped", id, addressLabel(addressFrom), shortQuote(addr), err))
 			continue
 		}
 		var zone string
@@ -180,7 +180,7 @@ func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []s
 		}
 		if zone != "" {
 			if err := names.Check(zone); err != nil {
-				warnings = append(warnings, fmt.Sprintf("instance %s: availability zone %v; skipped", id, err))
+				warnings = append(warnings, fmt.Sprintf("instance %s: availability zone %s: %v; skipped", id, shortQuote(zone), err))
 				continue
 			}
 		}
@@ -394,11 +394,11 @@ func badTag(in types.Instance, servicesTag string) (string, error) {
 		}
 	}
 	if !utf8.ValidString(tagValue(in.Tags, servicesTag)) {
-		return servicesTag, fmt.Errorf("%w: not valid UTF-8", names.ErrInvalid)
+		return servicesTag, fmt.Errorf("not valid UTF-8: %w", names.ErrInvalid)
 	}
 	for _, s := range splitServices(tagValue(in.Tags, servicesTag)) {
 		if err := names.Check(s); err != nil {
-			return servicesTag, fmt.Errorf("service %w", err)
+			return servicesTag, fmt.Errorf("service %s: %w", shortQuote(s), err)
 		}
 	}
 	if v := strings.TrimSpace(tagValue(in.Tags, DockerSocketTag)); v != "" {

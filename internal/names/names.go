@@ -27,8 +27,19 @@ const MaxLen = 63
 // derived file name.
 const MaxSafeLen = 128
 
-// ErrInvalid is wrapped by every error of this package.
+// ErrInvalid is matched (errors.Is) by every error of this package.
 var ErrInvalid = errors.New("invalid name")
+
+// problem is an error of this package: what is wrong, without the value
+// (callers name the value and where it came from).
+type problem string
+
+func (p problem) Error() string { return string(p) }
+
+// Is makes every problem match ErrInvalid.
+func (p problem) Is(target error) bool { return target == ErrInvalid }
+
+func problemf(format string, args ...any) error { return problem(fmt.Sprintf(format, args...)) }
 
 // Allowed says which characters a name may hold, for messages.
 const Allowed = "letters, digits, '.', '_' and '-', starting with a letter or digit"
@@ -36,14 +47,14 @@ const Allowed = "letters, digits, '.', '_' and '-', starting with a letter or di
 // Check returns nil when s is a valid host, service or zone name: 1 to
 // MaxLen characters among ASCII letters, digits, '.', '_' and '-', the
 // first a letter or digit (no "..", no leading '-' taken for an option,
-// no hidden file). The error says what is wrong, with the offending value
-// quoted so that control characters show.
+// no hidden file). The error says what is wrong on one line, without the
+// value: the caller names it, and where it came from.
 func Check(s string) error {
 	if s == "" {
-		return fmt.Errorf("%w: empty", ErrInvalid)
+		return problem("empty")
 	}
 	if len(s) > MaxLen {
-		return fmt.Errorf("%w: %d characters, at most %d", ErrInvalid, len(s), MaxLen)
+		return problemf("%d characters, at most %d", len(s), MaxLen)
 	}
 	return chars(s)
 }
@@ -56,14 +67,14 @@ func Safe(s string) bool {
 
 func chars(s string) error {
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalid, s)
+		return problem("not valid UTF-8")
 	}
 	for i, r := range s {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
 		case i > 0 && (r == '.' || r == '_' || r == '-'):
 		default:
-			return fmt.Errorf("%w: %q has %q at byte %d: use only %s", ErrInvalid, s, r, i, Allowed)
+			return problemf("%q at byte %d is not allowed: use only %s", r, i, Allowed)
 		}
 	}
 	return nil
@@ -76,23 +87,23 @@ const maxAddrLen = 253
 // digits, '.', '-', at most 253 characters, not starting with '-' or '.').
 func CheckAddr(s string) error {
 	if s == "" {
-		return fmt.Errorf("%w: empty address", ErrInvalid)
+		return problem("empty")
 	}
 	if net.ParseIP(s) != nil {
 		return nil
 	}
 	if len(s) > maxAddrLen {
-		return fmt.Errorf("%w: address of %d characters, at most %d", ErrInvalid, len(s), maxAddrLen)
+		return problemf("%d characters, at most %d", len(s), maxAddrLen)
 	}
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: address %q is not valid UTF-8", ErrInvalid, s)
+		return problem("not valid UTF-8")
 	}
 	for i, r := range s {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
 		case i > 0 && (r == '.' || r == '-'):
 		default:
-			return fmt.Errorf("%w: address %q has %q at byte %d: use an IP address or a DNS name", ErrInvalid, s, r, i)
+			return problemf("%q at byte %d is not allowed: use an IP address or a DNS name", r, i)
 		}
 	}
 	return nil
@@ -116,21 +127,21 @@ const maxPathLen = 107
 // component, as a Docker socket path must be.
 func CheckSocketPath(s string) error {
 	if !strings.HasPrefix(s, "/") {
-		return fmt.Errorf("%w: socket path %q is not absolute", ErrInvalid, s)
+		return problem("not an absolute path")
 	}
 	if len(s) > maxPathLen {
-		return fmt.Errorf("%w: socket path of %d characters, at most %d", ErrInvalid, len(s), maxPathLen)
+		return problemf("%d characters, at most %d", len(s), maxPathLen)
 	}
 	for i, r := range s {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-', r == '/':
 		default:
-			return fmt.Errorf("%w: socket path %q has %q at byte %d: use only letters, digits, '.', '_', '-' and '/'", ErrInvalid, s, r, i)
+			return problemf("%q at byte %d is not allowed: use only letters, digits, '.', '_', '-' and '/'", r, i)
 		}
 	}
 	for _, part := range strings.Split(s[1:], "/") {
 		if part == "." || part == ".." {
-			return fmt.Errorf("%w: socket path %q has a %q component", ErrInvalid, s, part)
+			return problemf("a %q component is not allowed", part)
 		}
 	}
 	return nil
