@@ -439,8 +439,10 @@ func (d *Docker) ListImageVersions(ctx context.Context, repo string) ([]ImageVer
 	var out []ImageVersion
 	for _, im := range list {
 		for _, rt := range im.RepoTags {
-			r, tag, ok := strings.Cut(rt[len(repo):], ":")
-			if !ok || r != "" || !strings.HasPrefix(rt, repo+":") {
+			// Any tag may turn up (other repositories, "<none>:<none>"):
+			// only repo:TAG counts, checked before any slicing.
+			tag, ok := strings.CutPrefix(rt, repo+":")
+			if !ok || tag == "" || strings.ContainsAny(tag, ":/@") {
 				continue
 			}
 			out = append(out, ImageVersion{Tag: tag, Ref: rt, ID: im.ID, Created: time.Unix(im.Created, 0)})
