@@ -855,6 +855,13 @@ func (c *Config) validate() []error {
 		if s.Log.MaxFile < 1 {
 			bad(key+".log.max_file", "must be at least 1")
 		}
+		// Docker takes the stop timeout in whole seconds: 500ms would
+		// become 0, an immediate kill without a graceful stop.
+		if st := s.StopTimeout.D(); st < time.Second {
+			bad(key+".stop_timeout", "%s is less than 1s: Docker counts it in whole seconds, so the container would be killed at once; give whole seconds, e.g. 10s", st)
+		} else if st%time.Second != 0 {
+			bad(key+".stop_timeout", "%s is not whole seconds (Docker would cut it to %s): give whole seconds, e.g. %s", st, st.Truncate(time.Second), st.Round(time.Second))
+		}
 		if s.BatchSize < 1 {
 			bad(key+".batch_size", "must be at least 1")
 		}

@@ -262,6 +262,18 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 			want: []string{`"-1s" must not be negative`},
 		},
 		{
+			name: "stop_timeout under a second",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    stop_timeout: 500ms\n",
+			want: []string{"services.www.stop_timeout", "500ms is less than 1s", "whole seconds, e.g. 10s"},
+		},
+		{
+			name: "stop_timeout not whole seconds",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    stop_timeout: 2500ms\n",
+			want: []string{"services.www.stop_timeout", "2.5s is not whole seconds", "cut it to 2s", "e.g. 3s"},
+		},
+		{
 			name: "port 0",
 			old:  "port: 8080",
 			new:  "port: 0",
