@@ -199,7 +199,7 @@ func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []s
 	}
 	sort.Slice(hosts, func(i, j int) bool {
 		if hosts[i].Name != hosts[j].Name {
-			return hosts[i].Name < hosts[j].Name
+			return names.Less(hosts[i].Name, hosts[j].Name)
 		}
 		return hosts[i].Address < hosts[j].Address
 	})

@@ -83,7 +83,7 @@ func (n *Nginx) SetUpstream(service string, servers []Server, down ...string) {
 		n.upstreams = map[string]*upstream{}
 	}
 	s := append([]Server(nil), servers...)
-	sort.Slice(s, func(i, j int) bool { return s[i].Host < s[j].Host })
+	sort.Slice(s, func(i, j int) bool { return names.Less(s[i].Host, s[j].Host) })
 	u := &upstream{servers: s, down: map[string]bool{}}
 	for _, h := range down {
 		u.down[h] = true

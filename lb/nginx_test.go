@@ -125,6 +125,27 @@ func TestDrainWithUnsafeServerChangesNothing(t *testing.T) {
 	}
 }
 
+func TestUpstreamInNaturalHostOrder(t *testing.T) {
+	dir := t.TempDir()
+	n := &Nginx{Name: "lb1", Runner: &shell.LocalRunner{}, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: "true", DrainTimeout: time.Second}
+	n.SetUpstream("www", []Server{
+		{Host: "host10", Addr: "127.0.0.10:8080"},
+		{Host: "host2", Addr: "127.0.0.2:8080"},
+		{Host: "host1", Addr: "127.0.0.1:8080"},
+	})
+	if err := n.Restore(context.Background(), "www", "host2"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "www.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := header + "server 127.0.0.1:8080; # host1\nserver 127.0.0.2:8080; # host2\nserver 127.0.0.10:8080; # host10\n"
+	if string(got) != want {
+		t.Errorf("upstream file:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 const header = "# Managed by gantry (service www on lb1). Do not edit: rewritten on every deploy.\n"
 
 func newNginx(t *testing.T, dir string) *Nginx {
