@@ -5,7 +5,6 @@
 package history
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -89,20 +88,20 @@ func (s Store) Read(ctx context.Context, env, service string) ([]Entry, error) {
 		return nil, err
 	}
 	var entries []Entry
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+	// Lines have no length limit: a record of a run on thousands of hosts
+	// is one long line.
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		var e Entry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+		if err := json.Unmarshal(line, &e); err != nil {
 			continue // a damaged line does not hide the rest of the trail
 		}
 		entries = append(entries, e)
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Time.Before(entries[j].Time) })
-	return entries, sc.Err()
+	return entries, nil
 }
 
 // Format renders entries as a table for people.
