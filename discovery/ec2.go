@@ -78,17 +78,19 @@ type EC2 struct {
 	Client ec2.DescribeInstancesAPIClient
 }
 
-// Hosts returns the hosts found, sorted by name. Instances skipped for want
-// of an address are left out silently: call Discover for the reasons.
+// Hosts returns the hosts found, in natural order of name. Instances
+// skipped (no address, or a tag that breaks the name rules) are left out
+// silently: call Discover for the reasons.
 func (e EC2) Hosts(ctx context.Context) ([]inventory.Host, error) {
 	hosts, _, err := e.Discover(ctx)
 	return hosts, err
 }
 
 // Discover lists the running instances that match the filters, following
-// every page, and turns them into hosts sorted by name. The name is the Name
-// tag, else the instance id; when several matching instances share a Name
-// tag, each gets its instance id appended: "web-1-i-0abc". warnings says,
+// every page, and turns them into hosts in natural order of name (host2
+// before host10). The name is the Name tag, else the instance id; when
+// several matching instances share a Name tag, each gets its instance id
+// appended: "web-1-i-0abc". warnings says,
 // one line each, which instances were skipped and why: among them, those
 // whose Name, services or DockerSocketTag tag, address or zone breaks the
 // rules of package names (tags are untrusted input).
