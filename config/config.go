@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gantry-dev/gantry/internal/names"
 )
 
 // DefaultPath is the config file used when --config is not given.
@@ -692,8 +694,8 @@ func (c *Config) validate() []error {
 	for _, en := range sortedKeys(c.Environments) {
 		env := c.Environments[en]
 		key := "environments." + en
-		if !nameRE.MatchString(en) {
-			bad(key, "environment name must be lower case letters, digits, '.', '_' or '-'")
+		if !nameRE.MatchString(en) || len(en) > names.MaxLen {
+			bad(key, "environment name must be lower case letters, digits, '.', '_' or '-', at most %d characters", names.MaxLen)
 		}
 		switch {
 		case len(env.Hosts) == 0 && env.Discovery.EC2 == nil:
@@ -710,13 +712,23 @@ func (c *Config) validate() []error {
 			default:
 				bad(key+".discovery.ec2.address", "%q: use private-ip, public-ip or private-dns", e.Address)
 			}
+			if e.DockerSocket != "" {
+				if err := names.CheckSocketPath(e.DockerSocket); err != nil {
+					bad(key+".discovery.ec2.docker_socket", "%q: %v: give the absolute path of the Docker socket on the hosts, e.g. %s", e.DockerSocket, err, DefaultDockerSocket)
+				}
+			}
 		}
 		seen := map[string]bool{}
 		for i, h := range env.Hosts {
 			hk := fmt.Sprintf("%s.hosts[%d]", key, i)
 			checkMachine(bad, hk, "host", h.Name, h.Address, h.SSHPort, seen)
-			if !filepath.IsAbs(h.DockerSocket) {
-				bad(hk+".docker_socket", "%q must be an absolute path on the host", h.DockerSocket)
+			if h.Zone != "" {
+				if err := names.Check(h.Zone); err != nil {
+					bad(hk+".zone", "%q: %v (at most %d), e.g. eu-west-1a", h.Zone, err, names.MaxLen)
+				}
+			}
+			if err := names.CheckSocketPath(h.DockerSocket); err != nil {
+				bad(hk+".docker_socket", "%q: %v: give the absolute path of the Docker socket on the host, e.g. %s", h.DockerSocket, err, DefaultDockerSocket)
 			}
 			for j, s := range h.Services {
 				if _, ok := c.Services[s]; !ok {
@@ -781,8 +793,8 @@ func (c *Config) validate() []error {
 	for _, sn := range sortedKeys(c.Services) {
 		s := c.Services[sn]
 		key := "services." + sn
-		if !nameRE.MatchString(sn) {
-			bad(key, "service name must be lower case letters, digits, '.', '_' or '-'")
+		if !nameRE.MatchString(sn) || len(sn) > names.MaxLen {
+			bad(key, "service name must be lower case letters, digits, '.', '_' or '-', at most %d characters", names.MaxLen)
 		}
 		if s.Image == "" {
 			bad(key+".image", "required: the image repository in the registry, e.g. team/www")
@@ -843,6 +855,13 @@ func (c *Config) validate() []error {
 		if s.Log.MaxFile < 1 {
 			bad(key+".log.max_file", "must be at least 1")
 		}
+		// Docker takes the stop timeout in whole seconds: 500ms would
+		// become 0, an immediate kill without a graceful stop.
+		if st := s.StopTimeout.D(); st < time.Second {
+			bad(key+".stop_timeout", "%s is less than 1s: Docker counts it in whole seconds, so the container would be killed at once; give whole seconds, e.g. 10s", st)
+		} else if st%time.Second != 0 {
+			bad(key+".stop_timeout", "%s is not whole seconds (Docker would cut it to %s): give whole seconds, e.g. %s", st, st.Truncate(time.Second), st.Round(time.Second))
+		}
 		if s.BatchSize < 1 {
 			bad(key+".batch_size", "must be at least 1")
 		}
@@ -860,14 +879,45 @@ func checkMachine(bad func(key, format string, args ...any), key, what, name, ad
 		bad(key+".name", "required")
 	} else if seen[name] {
 		bad(key+".name", "%s %q is listed twice", what, name)
+	} else if err := names.Check(name); err != nil {
+		// The name goes into upstream files, commands and file names.
+		bad(key+".name", "%q: %v (at most %d): rename the %s, e.g. %q", name, err, names.MaxLen, what, suggestName(name))
 	}
 	seen[name] = true
 	if address == "" {
 		bad(key+".address", "required: IP address or DNS name of the %s", what)
+	} else if err := names.CheckAddr(address); err != nil {
+		bad(key+".address", "%q: %v: give the IP address or DNS name of the %s, without port", address, err, what)
 	}
 	if port < 1 || port > 65535 {
 		bad(key+".ssh_port", "%d is not a TCP port", port)
 	}
+}
+
+// suggestName turns name into a valid one for messages: each run of other
+// characters becomes '-', cut to names.MaxLen.
+func suggestName(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range name {
+		ok := r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+		switch {
+		case ok && (b.Len() > 0 || r != '.' && r != '_' && r != '-'):
+			b.WriteRune(r)
+			dash = false
+		case !ok && b.Len() > 0 && !dash:
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	out := strings.TrimRight(b.String(), "-")
+	if len(out) > names.MaxLen {
+		out = out[:names.MaxLen]
+	}
+	if out == "" {
+		out = "host1"
+	}
+	return out
 }
 
 // MinInServiceOf resolves min_in_service for a service with total hosts:

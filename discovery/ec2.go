@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/gantry-dev/gantry/config"
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -76,18 +78,22 @@ type EC2 struct {
 	Client ec2.DescribeInstancesAPIClient
 }
 
-// Hosts returns the hosts found, sorted by name. Instances skipped for want
-// of an address are left out silently: call Discover for the reasons.
+// Hosts returns the hosts found, in natural order of name. Instances
+// skipped (no address, or a tag that breaks the name rules) are left out
+// silently: call Discover for the reasons.
 func (e EC2) Hosts(ctx context.Context) ([]inventory.Host, error) {
 	hosts, _, err := e.Discover(ctx)
 	return hosts, err
 }
 
 // Discover lists the running instances that match the filters, following
-// every page, and turns them into hosts sorted by name. The name is the Name
-// tag, else the instance id; when several matching instances share a Name
-// tag, each gets its instance id appended: "web-1 (i-0abc)". warnings says,
-// one line each, which instances were skipped and why.
+// every page, and turns them into hosts in natural order of name (host2
+// before host10). The name is the Name tag, else the instance id; when
+// several matching instances share a Name tag, each gets its instance id
+// appended: "web-1-i-0abc". warnings says,
+// one line each, which instances were skipped and why: among them, those
+// whose Name, services or DockerSocketTag tag, address or zone breaks the
+// rules of package names (tags are untrusted input).
 func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []string, err error) {
 	addressFrom := e.AddressFrom
 	if addressFrom == "" {
@@ -131,33 +137,54 @@ func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []s
 		socket = config.DefaultDockerSocket
 	}
 
-	names := make([]string, len(instances))
+	tagNames := make([]string, len(instances))
 	count := map[string]int{}
 	for i, in := range instances {
-		names[i] = strings.TrimSpace(tagValue(in.Tags, "Name"))
-		count[names[i]]++
+		tagNames[i] = strings.TrimSpace(tagValue(in.Tags, "Name"))
+		count[tagNames[i]]++
 	}
 	for i, in := range instances {
 		id := aws.ToString(in.InstanceId)
-		name := names[i]
+		if err := names.Check(id); err != nil {
+			warnings = append(warnings, fmt.Sprintf("an instance with id %s: %v; skipped", shortQuote(id), err))
+			continue
+		}
+		// Tags are untrusted: anyone allowed to tag an instance would
+		// otherwise choose what goes into upstream files, commands and
+		// paths. An instance with a bad tag is skipped, not repaired.
+		if key, err := badTag(in, servicesTag); err != nil {
+			warnings = append(warnings, fmt.Sprintf("instance %s: tag %s %s: %v; skipped", id, key, shortQuote(tagValue(in.Tags, key)), err))
+			continue
+		}
+		name := tagNames[i]
 		switch {
 		case name == "":
 			name = id
 		case count[name] > 1:
-			name = fmt.Sprintf("%s (%s)", name, id)
+			name = name + "-" + id
 		}
 		addr := address(in, addressFrom)
 		if addr == "" {
 			w := fmt.Sprintf("instance %s has no %s address; skipped", id, addressLabel(addressFrom))
 			if name != id {
-				w = fmt.Sprintf("instance %s (%s) has no %s address; skipped", id, names[i], addressLabel(addressFrom))
+				w = fmt.Sprintf("instance %s (%s) has no %s address; skipped", id, tagNames[i], addressLabel(addressFrom))
 			}
 			warnings = append(warnings, w)
+			continue
+		}
+		if err := names.CheckAddr(addr); err != nil {
+			warnings = append(warnings, fmt.Sprintf("instance %s: %s %s: %v; skipped", id, addressLabel(addressFrom), shortQuote(addr), err))
 			continue
 		}
 		var zone string
 		if in.Placement != nil {
 			zone = aws.ToString(in.Placement.AvailabilityZone)
+		}
+		if zone != "" {
+			if err := names.Check(zone); err != nil {
+				warnings = append(warnings, fmt.Sprintf("instance %s: availability zone %s: %v; skipped", id, shortQuote(zone), err))
+				continue
+			}
 		}
 		hostSocket := socket
 		if t := strings.TrimSpace(tagValue(in.Tags, DockerSocketTag)); t != "" {
@@ -174,7 +201,7 @@ func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []s
 	}
 	sort.Slice(hosts, func(i, j int) bool {
 		if hosts[i].Name != hosts[j].Name {
-			return hosts[i].Name < hosts[j].Name
+			return names.Less(hosts[i].Name, hosts[j].Name)
 		}
 		return hosts[i].Address < hosts[j].Address
 	})
@@ -357,6 +384,43 @@ func tagValue(tags []types.Tag, key string) string {
 		}
 	}
 	return ""
+}
+
+// badTag returns the key and the problem of the first of the tags gantry
+// reads (Name, the services tag, DockerSocketTag) whose value breaks the
+// rules of package names; "" and nil when all are good or absent.
+func badTag(in types.Instance, servicesTag string) (string, error) {
+	if v := strings.TrimSpace(tagValue(in.Tags, "Name")); v != "" {
+		if err := names.Check(v); err != nil {
+			return "Name", err
+		}
+	}
+	if !utf8.ValidString(tagValue(in.Tags, servicesTag)) {
+		return servicesTag, fmt.Errorf("not valid UTF-8: %w", names.ErrInvalid)
+	}
+	for _, s := range splitServices(tagValue(in.Tags, servicesTag)) {
+		if err := names.Check(s); err != nil {
+			return servicesTag, fmt.Errorf("service %s: %w", shortQuote(s), err)
+		}
+	}
+	if v := strings.TrimSpace(tagValue(in.Tags, DockerSocketTag)); v != "" {
+		if err := names.CheckSocketPath(v); err != nil {
+			return DockerSocketTag, err
+		}
+	}
+	return "", nil
+}
+
+// maxQuoted is how much of an untrusted value a warning shows.
+const maxQuoted = 80
+
+// shortQuote quotes v for a warning on one line (control characters and
+// bytes that are not UTF-8 escaped), cut to its first maxQuoted bytes.
+func shortQuote(v string) string {
+	if len(v) <= maxQuoted {
+		return fmt.Sprintf("%q", v)
+	}
+	return fmt.Sprintf("%q... (%d bytes)", v[:maxQuoted], len(v))
 }
 
 func splitServices(v string) []string {

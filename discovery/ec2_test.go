@@ -98,7 +98,7 @@ func stubClient(ts *httptest.Server) *ec2.Client {
 	return ec2.NewFromConfig(cfg)
 }
 
-func names(hosts []inventory.Host) []string {
+func hostNames(hosts []inventory.Host) []string {
 	out := []string{}
 	for _, h := range hosts {
 		out = append(out, h.Name)
@@ -113,7 +113,7 @@ func byName(t *testing.T, hosts []inventory.Host, name string) inventory.Host {
 			return h
 		}
 	}
-	t.Fatalf("no host %q in %v", name, names(hosts))
+	t.Fatalf("no host %q in %v", name, hostNames(hosts))
 	return inventory.Host{}
 }
 
@@ -130,8 +130,8 @@ func TestEC2TagFilters(t *testing.T) {
 	}
 	// Sorted by name; the stopped web-3 is not there; the duplicated Name
 	// gets the instance ids; the unnamed one is its id.
-	want := []string{"dup (i-06)", "dup (i-07)", "i-03", "web-1", "web-2"}
-	if got := names(hosts); !reflect.DeepEqual(got, want) {
+	want := []string{"dup-i-06", "dup-i-07", "i-03", "web-1", "web-2"}
+	if got := hostNames(hosts); !reflect.DeepEqual(got, want) {
 		t.Fatalf("hosts = %q, want %q", got, want)
 	}
 	web1 := byName(t, hosts, "web-1")
@@ -168,7 +168,7 @@ func TestEC2TagFilters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(hosts), []string{"web-1", "web-2"}; !reflect.DeepEqual(got, want) {
+	if got, want := hostNames(hosts), []string{"web-1", "web-2"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("env=staging,role=web: hosts = %q, want %q", got, want)
 	}
 
@@ -177,14 +177,14 @@ func TestEC2TagFilters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(hosts), []string{"web-9"}; !reflect.DeepEqual(got, want) {
+	if got, want := hostNames(hosts), []string{"web-9"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("env=prod: hosts = %q, want %q", got, want)
 	}
 
 	src.Filters = map[string]string{"env": "nowhere"}
 	hosts, err = src.Hosts(context.Background())
 	if err != nil || len(hosts) != 0 {
-		t.Errorf("env=nowhere: hosts = %q, err = %v; want none, no error", names(hosts), err)
+		t.Errorf("env=nowhere: hosts = %q, err = %v; want none, no error", hostNames(hosts), err)
 	}
 }
 
@@ -229,7 +229,7 @@ func TestEC2Pagination(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(hosts) != 25 || hosts[0].Name != "node-01" || hosts[24].Name != "node-25" {
-			t.Fatalf("hosts = %q, want node-01..node-25", names(hosts))
+			t.Fatalf("hosts = %q, want node-01..node-25", hostNames(hosts))
 		}
 		reqs := stub.Requests()
 		if len(reqs) != 5 {
@@ -283,7 +283,7 @@ func TestEC2AddressFrom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(hosts), []string{"web-1"}; !reflect.DeepEqual(got, want) {
+	if got, want := hostNames(hosts), []string{"web-1"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("public-ip: hosts = %q, want %q", got, want)
 	}
 	if h := hosts[0]; h.Address != "54.0.0.1" || h.SSHAddr != "54.0.0.1:22" {
@@ -294,7 +294,7 @@ func TestEC2AddressFrom(t *testing.T) {
 	}
 	// Hosts leaves the skipped ones out without failing.
 	if hosts, err := src.Hosts(context.Background()); err != nil || len(hosts) != 1 {
-		t.Errorf("Hosts = %q, %v", names(hosts), err)
+		t.Errorf("Hosts = %q, %v", hostNames(hosts), err)
 	}
 
 	src = base
@@ -304,7 +304,7 @@ func TestEC2AddressFrom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(hosts), []string{"web-1", "web-2"}; !reflect.DeepEqual(got, want) {
+	if got, want := hostNames(hosts), []string{"web-1", "web-2"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("private-dns: hosts = %q, want %q", got, want)
 	}
 	if hosts[1].Address != "ip-10-0-0-2.ec2.internal" {
@@ -349,7 +349,7 @@ func TestEC2ThrottledThenOK(t *testing.T) {
 		t.Fatalf("err = %v, want the retryer to get through", err)
 	}
 	if len(hosts) != 1 {
-		t.Errorf("hosts = %q", names(hosts))
+		t.Errorf("hosts = %q", hostNames(hosts))
 	}
 	if n := stub.Calls(); n != 3 {
 		t.Errorf("%d calls, want 2 throttled + 1", n)
@@ -451,7 +451,7 @@ func TestEC2DefaultChainEndpointFromEnv(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := names(hosts), []string{"web-9"}; !reflect.DeepEqual(got, want) {
+			if got, want := hostNames(hosts), []string{"web-9"}; !reflect.DeepEqual(got, want) {
 				t.Errorf("hosts = %q, want %q", got, want)
 			}
 			if n := stub.Calls(); n != 1 {
@@ -478,7 +478,7 @@ func TestEC2DefaultChainProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(hosts) != 1 || stub.Calls() != 1 {
-		t.Errorf("hosts = %q, calls = %d", names(hosts), stub.Calls())
+		t.Errorf("hosts = %q, calls = %d", hostNames(hosts), stub.Calls())
 	}
 
 	_, err = EC2{Profile: "nope", Region: testRegion}.Hosts(context.Background())
@@ -570,7 +570,7 @@ func TestEC2DropsNotRunningEvenIfServed(t *testing.T) {
 		}
 	}
 	if len(hosts) != 6 {
-		t.Errorf("hosts = %q, want the 6 running", names(hosts))
+		t.Errorf("hosts = %q, want the 6 running", hostNames(hosts))
 	}
 }
 

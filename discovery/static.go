@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/gantry-dev/gantry/config"
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -31,7 +32,7 @@ func (s Static) Hosts(context.Context) ([]inventory.Host, error) {
 			Services:     append([]string(nil), h.Services...),
 		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool { return names.Less(out[i].Name, out[j].Name) })
 	return out, nil
 }
 

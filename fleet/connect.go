@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gantry-dev/gantry/config"
+	namerules "github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/remote"
 )
@@ -117,7 +117,7 @@ func sortedNames(m map[string]error) []string {
 	for n := range m {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	namerules.Sort(names)
 	return names
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/discovery"
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
 )
@@ -272,7 +273,7 @@ func summarize(inv *Inventory, services map[string]config.Service, env config.En
 				inv.Hosts[i].Drift = true
 			}
 		}
-		sort.Strings(sv.Hosts)
+		names.Sort(sv.Hosts)
 		zones := map[string]bool{}
 		for _, h := range inv.Hosts {
 			if _, ok := running[h.Name]; ok {
@@ -312,7 +313,7 @@ func printInventory(w io.Writer, inv *Inventory) {
 		for n, st := range h.LBs {
 			lbs = append(lbs, n+":"+st)
 		}
-		sort.Strings(lbs)
+		names.Sort(lbs)
 		var cached []string
 		for _, tags := range h.CachedVersions {
 			cached = append(cached, tags...)

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gantry-dev/gantry/config"
+	namerules "github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -69,7 +69,7 @@ func pruneHosts(ctx context.Context, cfg *config.Config, conns *Connections, hos
 	for n := range lines {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	namerules.Sort(names)
 	var failed []string
 	for _, n := range names {
 		if errs[n] != nil {

@@ -5,7 +5,6 @@
 package history
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/internal/shell"
 )
 
@@ -52,8 +52,13 @@ type Store struct {
 	Dir    string
 }
 
-func (s Store) file(env, service string) string {
-	return path.Join(s.Dir, "history", env+"--"+service+".jsonl")
+// file is the trail of a service. Names that could leave the directory
+// or confuse the shell are refused, whatever the config checked before.
+func (s Store) file(env, service string) (string, error) {
+	if !names.Safe(env) || !names.Safe(service) {
+		return "", fmt.Errorf("history: %w: environment %q, service %q", names.ErrInvalid, env, service)
+	}
+	return path.Join(s.Dir, "history", env+"--"+service+".jsonl"), nil
 }
 
 // Append adds an entry. One short write with O_APPEND: concurrent
@@ -63,33 +68,40 @@ func (s Store) Append(ctx context.Context, e Entry) error {
 	if err != nil {
 		return err
 	}
-	f := s.file(e.Env, e.Service)
+	f, err := s.file(e.Env, e.Service)
+	if err != nil {
+		return err
+	}
 	_, err = s.Runner.Run(ctx, fmt.Sprintf("mkdir -p %s && cat >> %s", shell.Quote(path.Dir(f)), shell.Quote(f)), append(line, '\n'))
 	return err
 }
 
 // Read returns the entries of a service, oldest first.
 func (s Store) Read(ctx context.Context, env, service string) ([]Entry, error) {
-	f := shell.Quote(s.file(env, service))
+	file, err := s.file(env, service)
+	if err != nil {
+		return nil, err
+	}
+	f := shell.Quote(file)
 	out, err := s.Runner.Run(ctx, fmt.Sprintf("[ -f %s ] || exit 0; cat %s", f, f), nil)
 	if err != nil {
 		return nil, err
 	}
 	var entries []Entry
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+	// Lines have no length limit: a record of a run on thousands of hosts
+	// is one long line.
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		var e Entry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+		if err := json.Unmarshal(line, &e); err != nil {
 			continue // a damaged line does not hide the rest of the trail
 		}
 		entries = append(entries, e)
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Time.Before(entries[j].Time) })
-	return entries, sc.Err()
+	return entries, nil
 }
 
 // Format renders entries as a table for people.

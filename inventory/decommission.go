@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/internal/shell"
 )
 
@@ -36,6 +37,19 @@ type Decommissions struct {
 
 func (d Decommissions) dir() string { return path.Join(d.Dir, "decommissioned", d.Env) }
 
+// file is the record of host. A host or environment name that could leave
+// the directory ("../x", "a/b") or confuse the shell is refused, whatever
+// discovery or the config checked before.
+func (d Decommissions) file(host string) (string, error) {
+	if !names.Safe(host) {
+		return "", fmt.Errorf("decommission record: %w: host %q", names.ErrInvalid, host)
+	}
+	if !names.Safe(d.Env) {
+		return "", fmt.Errorf("decommission record: %w: environment %q", names.ErrInvalid, d.Env)
+	}
+	return path.Join(d.dir(), host+".json"), nil
+}
+
 // List returns the decommissioned hosts by name.
 func (d Decommissions) List(ctx context.Context) (map[string]Decommission, error) {
 	q := shell.Quote(d.dir())
@@ -62,13 +76,21 @@ func (d Decommissions) Add(ctx context.Context, rec Decommission) error {
 	if err != nil {
 		return err
 	}
-	f := shell.Quote(path.Join(d.dir(), rec.Host+".json"))
+	file, err := d.file(rec.Host)
+	if err != nil {
+		return err
+	}
+	f := shell.Quote(file)
 	_, err = d.Runner.Run(ctx, fmt.Sprintf("mkdir -p %s && cat > %s.tmp && mv %s.tmp %s", shell.Quote(d.dir()), f, f, f), data)
 	return err
 }
 
 // Remove forgets that host was decommissioned.
 func (d Decommissions) Remove(ctx context.Context, host string) error {
-	_, err := d.Runner.Run(ctx, "rm -f "+shell.Quote(path.Join(d.dir(), host+".json")), nil)
+	file, err := d.file(host)
+	if err != nil {
+		return err
+	}
+	_, err = d.Runner.Run(ctx, "rm -f "+shell.Quote(file), nil)
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/internal/hurry"
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/internal/shell"
 )
 
@@ -82,7 +83,7 @@ func (n *Nginx) SetUpstream(service string, servers []Server, down ...string) {
 		n.upstreams = map[string]*upstream{}
 	}
 	s := append([]Server(nil), servers...)
-	sort.Slice(s, func(i, j int) bool { return s[i].Host < s[j].Host })
+	sort.Slice(s, func(i, j int) bool { return names.Less(s[i].Host, s[j].Host) })
 	u := &upstream{servers: s, down: map[string]bool{}}
 	for _, h := range down {
 		u.down[h] = true
@@ -106,7 +107,10 @@ func (n *Nginx) Remove(ctx context.Context, service, host string) error {
 			keep = append(keep, s)
 		}
 	}
-	content := Render(n.Name, service, keep, u.down)
+	content, err := Render(n.Name, service, keep, u.down)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
+	}
 	if _, err := n.apply(ctx, service, content, false); err != nil {
 		return err
 	}
@@ -312,7 +316,13 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 				}
 			}
 		}
-		old, err := n.apply(ctx, service, Render(n.Name, service, servers, u.down), wait)
+		var old string
+		content, err := Render(n.Name, service, servers, u.down)
+		if err == nil {
+			old, err = n.apply(ctx, service, content, wait)
+		} else {
+			err = fmt.Errorf("%s: %w", n.Name, err)
+		}
 		if err != nil {
 			u.down = before
 		} else {
@@ -324,19 +334,33 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 	}
 }
 
+// ErrUnsafeName is returned (wrapped) by Render for a host name, address,
+// service or load balancer name that could change the meaning of the file:
+// anything outside the characters of package names.
+var ErrUnsafeName = errors.New("unsafe name in upstream file")
+
 // Render returns the upstream include file for service: one server line per
-// host, "down" for drained hosts.
-func Render(lbName, service string, servers []Server, down map[string]bool) []byte {
+// host, "down" for drained hosts. It refuses, whatever checks were made
+// upstream, a name or address that could add a line, a directive or a block
+// to the file (a newline, ';', '{', '#', ...): discovery and the config
+// check them first, this is the last line of defence.
+func Render(lbName, service string, servers []Server, down map[string]bool) ([]byte, error) {
+	if !names.Safe(lbName) || !names.Safe(service) {
+		return nil, fmt.Errorf("%w: load balancer %q, service %q", ErrUnsafeName, lbName, service)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Managed by gantry (service %s on %s). Do not edit: rewritten on every deploy.\n", service, lbName)
 	for _, s := range servers {
+		if !names.Safe(s.Host) || !names.SafeAddr(s.Addr) {
+			return nil, fmt.Errorf("%w: server %q of host %q in upstream %s", ErrUnsafeName, s.Addr, s.Host, service)
+		}
 		flag := ""
 		if down[s.Host] {
 			flag = " down"
 		}
 		fmt.Fprintf(&b, "server %s%s; # %s\n", s.Addr, flag, s.Host)
 	}
-	return []byte(b.String())
+	return []byte(b.String()), nil
 }
 
 // Exit codes of the apply script that mean something to Go.

@@ -53,10 +53,96 @@ server [fd00::3]:8080 down; # host3
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := string(Render("lb1", "www", servers, tc.down)); got != tc.want {
+			got, err := Render("lb1", "www", servers, tc.down)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
 				t.Errorf("Render:\n%s\nwant:\n%s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRenderRefusesUnsafeNames: whatever was checked before, no host name,
+// address, service or load balancer name can add a line, a directive or a
+// block to an upstream file.
+func TestRenderRefusesUnsafeNames(t *testing.T) {
+	good := Server{Host: "host1", Addr: "127.0.0.1:8080"}
+	for _, tc := range []struct {
+		name        string
+		lb, service string
+		server      Server
+	}{
+		{"newline in host", "lb1", "www", Server{Host: "h\nserver 127.0.0.9:80;", Addr: "127.0.0.2:8080"}},
+		{"newline in address", "lb1", "www", Server{Host: "h", Addr: "127.0.0.2:8080;\nserver 127.0.0.9:80"}},
+		{"semicolon in address", "lb1", "www", Server{Host: "h", Addr: "127.0.0.2:8080; server 127.0.0.9:80"}},
+		{"brace in host", "lb1", "www", Server{Host: "h}", Addr: "127.0.0.2:8080"}},
+		{"open brace in address", "lb1", "www", Server{Host: "h", Addr: "{:8080"}},
+		{"hash in host", "lb1", "www", Server{Host: "h#", Addr: "127.0.0.2:8080"}},
+		{"space in host", "lb1", "www", Server{Host: "web 1", Addr: "127.0.0.2:8080"}},
+		{"no port", "lb1", "www", Server{Host: "h", Addr: "127.0.0.2"}},
+		{"empty host", "lb1", "www", Server{Host: "", Addr: "127.0.0.2:8080"}},
+		{"non-UTF-8 host", "lb1", "www", Server{Host: "h\xff", Addr: "127.0.0.2:8080"}},
+		{"very long host", "lb1", "www", Server{Host: strings.Repeat("h", 1000), Addr: "127.0.0.2:8080"}},
+		{"newline in service", "lb1", "www\nserver 127.0.0.9:80;", good},
+		{"newline in lb name", "lb1\nserver 127.0.0.9:80;", "www", good},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Render(tc.lb, tc.service, []Server{good, tc.server}, nil)
+			if !errors.Is(err, ErrUnsafeName) {
+				t.Fatalf("Render = %q, %v; want ErrUnsafeName", out, err)
+			}
+			if out != nil {
+				t.Errorf("Render returned content with its error: %q", out)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is not on one line", err)
+			}
+		})
+	}
+}
+
+// TestDrainWithUnsafeServerChangesNothing: a drain whose upstream holds an
+// unsafe server fails before anything runs on the load balancer.
+func TestDrainWithUnsafeServerChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	runner := &shell.LocalRunner{}
+	n := &Nginx{Name: "lb1", Runner: runner, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: "true", DrainTimeout: time.Second}
+	n.SetUpstream("www", []Server{
+		{Host: "host1", Addr: "127.0.0.1:8080"},
+		{Host: "evil\nserver 127.0.0.9:80;", Addr: "127.0.0.2:8080"},
+	})
+	err := n.Drain(context.Background(), "www", "host1")
+	if !errors.Is(err, ErrUnsafeName) {
+		t.Fatalf("Drain = %v, want ErrUnsafeName", err)
+	}
+	if runs := runner.Runs.Load(); runs != 0 {
+		t.Errorf("%d commands ran on the load balancer, want none", runs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "www.conf")); !os.IsNotExist(err) {
+		t.Errorf("upstream file written (stat: %v)", err)
+	}
+}
+
+func TestUpstreamInNaturalHostOrder(t *testing.T) {
+	dir := t.TempDir()
+	n := &Nginx{Name: "lb1", Runner: &shell.LocalRunner{}, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: "true", DrainTimeout: time.Second}
+	n.SetUpstream("www", []Server{
+		{Host: "host10", Addr: "127.0.0.10:8080"},
+		{Host: "host2", Addr: "127.0.0.2:8080"},
+		{Host: "host1", Addr: "127.0.0.1:8080"},
+	})
+	if err := n.Restore(context.Background(), "www", "host2"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "www.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := header + "server 127.0.0.1:8080; # host1\nserver 127.0.0.2:8080; # host2\nserver 127.0.0.10:8080; # host10\n"
+	if string(got) != want {
+		t.Errorf("upstream file:\n%s\nwant:\n%s", got, want)
 	}
 }
 

@@ -248,12 +248,14 @@ func (d *Docker) Remove(ctx context.Context, id string) error {
 }
 
 // ProbeHTTP makes one GET to http://addr+path from the host's side of the
-// SSH connection and returns the status code.
+// SSH connection and returns the status code, without following redirects.
 func (d *Docker) ProbeHTTP(ctx context.Context, addr, path string, timeout time.Duration) (int, error) {
 	return ProbeHTTP(ctx, d.conn, addr, path, timeout)
 }
 
 // ProbeHTTP makes one GET to http://addr+path from the host's side of conn.
+// Redirects are not followed: a 302 to a login page that answers 200 is a
+// 302, not a healthy app.
 func ProbeHTTP(ctx context.Context, conn *Conn, addr, path string, timeout time.Duration) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -266,7 +268,11 @@ func ProbeHTTP(ctx context.Context, conn *Conn, addr, path string, timeout time.
 	if err != nil {
 		return 0, err
 	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	client := &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -433,8 +439,10 @@ func (d *Docker) ListImageVersions(ctx context.Context, repo string) ([]ImageVer
 	var out []ImageVersion
 	for _, im := range list {
 		for _, rt := range im.RepoTags {
-			r, tag, ok := strings.Cut(rt[len(repo):], ":")
-			if !ok || r != "" || !strings.HasPrefix(rt, repo+":") {
+			// Any tag may turn up (other repositories, "<none>:<none>"):
+			// only repo:TAG counts, checked before any slicing.
+			tag, ok := strings.CutPrefix(rt, repo+":")
+			if !ok || tag == "" || strings.ContainsAny(tag, ":/@") {
 				continue
 			}
 			out = append(out, ImageVersion{Tag: tag, Ref: rt, ID: im.ID, Created: time.Unix(im.Created, 0)})

@@ -32,6 +32,8 @@ type fakeDaemon struct {
 	// frozen makes every call but ping hang (a stopped dockerd); a pull
 	// sends one progress line first.
 	frozen chan struct{}
+	// images answers GET /images/json.
+	images []map[string]any
 }
 
 func (f *fakeDaemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -60,6 +62,8 @@ func (f *fakeDaemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "/_ping":
 		w.Write([]byte("OK"))
+	case path == "/images/json" && r.Method == http.MethodGet:
+		json.NewEncoder(w).Encode(f.images)
 	case path == "/containers/create" && r.Method == http.MethodPost:
 		if f.cutNow("create", "before") {
 			return
@@ -205,5 +209,29 @@ func TestFrozenDaemonCallsEndAtTheirTimeout(t *testing.T) {
 	defer cancel()
 	if err := d.Pull(ctx, "reg/www:abc", RegistryAuth{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Pull on a frozen daemon = %v, want the pull deadline", err)
+	}
+}
+
+// TestListImageVersionsIgnoresOtherTags: tags of other repositories, short
+// ones included, and untagged images are ignored, never a panic.
+func TestListImageVersionsIgnoresOtherTags(t *testing.T) {
+	d, f := startFakeDaemon(t)
+	repo := "127.0.0.1:5000/team/www"
+	f.images = []map[string]any{
+		{"Id": "sha256:a", "Created": 300, "RepoTags": []string{repo + ":v2", "x"}},
+		{"Id": "sha256:b", "Created": 200, "RepoTags": []string{"", ":", "www:v1", repo, repo + "-old:v1", repo + "/sub:v1"}},
+		{"Id": "sha256:c", "Created": 100, "RepoTags": []string{repo + ":v1"}},
+		{"Id": "sha256:d", "Created": 50, "RepoTags": nil},
+	}
+	got, err := d.ListImageVersions(t.Context(), repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	for _, v := range got {
+		tags = append(tags, v.Tag+"="+v.ID)
+	}
+	if want := "v2=sha256:a v1=sha256:c"; strings.Join(tags, " ") != want {
+		t.Errorf("versions = %q, want %q", strings.Join(tags, " "), want)
 	}
 }

@@ -92,7 +92,7 @@ type Endpoint struct {
 type Conn struct {
 	Endpoint Endpoint
 	cfg      SSHConfig
-	auth     []ssh.AuthMethod
+	auth     auth
 	jumpEP   Endpoint // zero without a jump host
 	jumpUser string
 
@@ -113,7 +113,7 @@ type redialCall struct {
 // Dial opens an SSH connection to ep, verifying its host key against the
 // known_hosts file.
 func Dial(ctx context.Context, cfg SSHConfig, ep Endpoint) (*Conn, error) {
-	auth, err := authMethods(cfg)
+	auth, err := newAuth(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -407,14 +407,17 @@ func (p *peer) reason() string {
 	return p.why.Error()
 }
 
-func dialSSH(ctx context.Context, cfg SSHConfig, auth []ssh.AuthMethod, user string, ep Endpoint, via *ssh.Client) (*ssh.Client, error) {
+func dialSSH(ctx context.Context, cfg SSHConfig, auth auth, user string, ep Endpoint, via *ssh.Client) (*ssh.Client, error) {
 	hostKeys, algos, err := hostKeyCallback(cfg.KnownHostsFile, ep)
 	if err != nil {
 		return nil, err
 	}
+	methods, release := auth.methods()
+	// The agent is only needed for the handshake's signatures.
+	defer release()
 	sc := &ssh.ClientConfig{
 		User:              user,
-		Auth:              auth,
+		Auth:              methods,
 		HostKeyCallback:   hostKeys,
 		HostKeyAlgorithms: algos,
 		Timeout:           cfg.ConnectTimeout,
@@ -448,39 +451,70 @@ func dialSSH(ctx context.Context, cfg SSHConfig, auth []ssh.AuthMethod, user str
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
-func authMethods(cfg SSHConfig) ([]ssh.AuthMethod, error) {
-	var methods []ssh.AuthMethod
+// auth holds what a dial logs in with: the agent's socket, the key of the
+// identity file, or both.
+type auth struct {
+	agentSock string
+	key       ssh.Signer
+}
+
+func newAuth(cfg SSHConfig) (auth, error) {
+	var a auth
 	if cfg.UseAgent {
-		sock := os.Getenv("SSH_AUTH_SOCK")
-		if sock == "" {
-			return nil, errors.New("ssh.agent is true but SSH_AUTH_SOCK is not set: start ssh-agent or set ssh.identity_file")
+		a.agentSock = os.Getenv("SSH_AUTH_SOCK")
+		if a.agentSock == "" {
+			return auth{}, errors.New("ssh.agent is true but SSH_AUTH_SOCK is not set: start ssh-agent or set ssh.identity_file")
 		}
-		// Connections to the agent are opened per signature request; the
-		// agent stays the owner of the keys.
-		methods = append(methods, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
-			ac, err := net.Dial("unix", sock)
-			if err != nil {
-				return nil, fmt.Errorf("ssh agent at %s: %w", sock, err)
-			}
-			return agent.NewClient(ac).Signers()
-		}))
 	}
 	if cfg.IdentityFile != "" {
 		pem, err := os.ReadFile(cfg.IdentityFile)
 		if err != nil {
-			return nil, fmt.Errorf("ssh.identity_file: %w", err)
+			return auth{}, fmt.Errorf("ssh.identity_file: %w", err)
 		}
 		signer, err := ssh.ParsePrivateKey(pem)
 		if err != nil {
 			var missing *ssh.PassphraseMissingError
 			if errors.As(err, &missing) {
-				return nil, fmt.Errorf("ssh.identity_file %s is encrypted: load it into ssh-agent and set ssh.agent: true", cfg.IdentityFile)
+				return auth{}, fmt.Errorf("ssh.identity_file %s is encrypted: load it into ssh-agent and set ssh.agent: true", cfg.IdentityFile)
 			}
-			return nil, fmt.Errorf("ssh.identity_file %s: %w", cfg.IdentityFile, err)
+			return auth{}, fmt.Errorf("ssh.identity_file %s: %w", cfg.IdentityFile, err)
 		}
-		methods = append(methods, ssh.PublicKeys(signer))
+		a.key = signer
 	}
-	return methods, nil
+	return a, nil
+}
+
+// methods returns the auth methods of one handshake, and release, which
+// closes the agent connections they opened: call it once the handshake is
+// over (the agent's signers sign through their connection until then).
+func (a auth) methods() (methods []ssh.AuthMethod, release func()) {
+	var mu sync.Mutex
+	var opened []net.Conn
+	if a.agentSock != "" {
+		// A connection to the agent is opened per handshake; the agent
+		// stays the owner of the keys.
+		methods = append(methods, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			ac, err := net.Dial("unix", a.agentSock)
+			if err != nil {
+				return nil, fmt.Errorf("ssh agent at %s: %w", a.agentSock, err)
+			}
+			mu.Lock()
+			opened = append(opened, ac)
+			mu.Unlock()
+			return agent.NewClient(ac).Signers()
+		}))
+	}
+	if a.key != nil {
+		methods = append(methods, ssh.PublicKeys(a.key))
+	}
+	return methods, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range opened {
+			c.Close()
+		}
+		opened = nil
+	}
 }
 
 // hostKeyCallback verifies keys against known_hosts and returns the key

@@ -8,6 +8,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/rollout"
 )
@@ -37,7 +38,7 @@ type Options struct {
 // rolled back (nothing runs there, or no earlier version is recorded).
 func Plan(hosts []rollout.HostSnapshot, o Options) (rollout.Plan, error) {
 	hs := append([]rollout.HostSnapshot(nil), hosts...)
-	sort.SliceStable(hs, func(i, j int) bool { return hs[i].Host.Name < hs[j].Host.Name })
+	sort.SliceStable(hs, func(i, j int) bool { return names.Less(hs[i].Host.Name, hs[j].Host.Name) })
 	p := rollout.Plan{Kind: "rollback", Target: rollout.Target{Service: o.Service, Tag: o.To.Tag, Image: o.To.Image}}
 	var errs *multierror.Error
 	var todo []rollout.HostPlan

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gantry-dev/gantry/internal/hurry"
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -239,7 +239,7 @@ func (e *Executor) pullAll(ctx context.Context, plan Plan, rep *Report) error {
 		})
 	}
 	_ = g.Wait()
-	sort.Strings(rep.PullFailed)
+	names.Sort(rep.PullFailed)
 	return errs.ErrorOrNil()
 }
 

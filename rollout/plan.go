@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -111,7 +112,7 @@ func PlanDeploy(target Target, hosts []HostSnapshot, batchSize int) Plan {
 // when no batching keeps them.
 func PlanDeployWith(target Target, hosts []HostSnapshot, rules SpreadRules) (Plan, error) {
 	hs := append([]HostSnapshot(nil), hosts...)
-	sort.SliceStable(hs, func(i, j int) bool { return hs[i].Host.Name < hs[j].Host.Name })
+	sort.SliceStable(hs, func(i, j int) bool { return names.Less(hs[i].Host.Name, hs[j].Host.Name) })
 	p := Plan{Kind: "deploy", Target: target}
 	var todo []HostPlan
 	for _, h := range hs {

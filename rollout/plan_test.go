@@ -147,6 +147,19 @@ batch 1:
 `,
 		},
 		{
+			name:  "natural host order: host2 before host10",
+			hosts: []HostSnapshot{snap("host10", "", nil), snap("host2", "", nil), snap("host1", "", nil)},
+			batch: 2,
+			want: `deploy www@abc1234 (127.0.0.1:5000/gantry/www:abc1234): 3 host(s) in 2 batch(es)
+pull first, on every host: host1 host2 host10
+batch 1:
+  host1: (none) -> abc1234: create, drain, start, health, restore
+  host2: (none) -> abc1234: create, drain, start, health, restore
+batch 2:
+  host10: (none) -> abc1234: create, drain, start, health, restore
+`,
+		},
+		{
 			name: "everything already on target",
 			hosts: []HostSnapshot{
 				snap("host2", "", running("abc1234")),

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/gantry-dev/gantry/internal/names"
 )
 
 // HostResult is what happened on one host.
@@ -86,7 +88,7 @@ func newReport(p Plan) *Report {
 	for _, hp := range p.Skipped {
 		r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, Skipped: hp.Skip, InService: true})
 	}
-	sort.Slice(r.Hosts, func(i, j int) bool { return r.Hosts[i].Host < r.Hosts[j].Host })
+	sort.Slice(r.Hosts, func(i, j int) bool { return names.Less(r.Hosts[i].Host, r.Hosts[j].Host) })
 	r.byName = make(map[string]*HostResult, len(r.Hosts))
 	for _, h := range r.Hosts {
 		r.byName[h.Host] = h

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 	"github.com/gantry-dev/gantry/internal/hurry"
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/lock"
 	"github.com/gantry-dev/gantry/progress"
 	"github.com/gantry-dev/gantry/rollout"
@@ -94,7 +94,7 @@ func (s *state) print(w io.Writer) {
 	for h := range s.last {
 		hosts = append(hosts, h)
 	}
-	sort.Strings(hosts)
+	names.Sort(hosts)
 	for _, h := range hosts {
 		ev := s.last[h]
 		status := "in progress"
