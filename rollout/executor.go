@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantry-dev/gantry/internal/hurry"
 	"github.com/gantry-dev/gantry/internal/names"
+	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -129,15 +130,29 @@ func (e *Executor) emit(ev Event) {
 		h.Phases[ev.Step] += ev.Duration
 	}
 	if e.Observe != nil {
-		e.Observe(ev)
+		// A panicking observer (progress output) must not fail a host
+		// half-way through a step: it costs the host a warning.
+		if err := panics.Catch(func() error { e.Observe(ev); return nil }); err != nil && e.report != nil {
+			h := e.report.host(ev.Host)
+			h.Warnings = append(h.Warnings, "progress observer: "+err.Error())
+		}
 	}
 }
 
-// step runs fn as a named step on host, reporting start and end.
+// step runs fn as a named step on host, reporting start and end. A panic
+// in fn (in gantry or in an adapter it calls) is the step's error, so the
+// host is put back like after any other failure.
 func (e *Executor) step(host, name string, fn func() (string, error)) error {
 	e.emit(Event{Host: host, Step: name})
 	start := time.Now()
-	detail, err := fn()
+	var detail string
+	err := panics.Catch(func() (err error) {
+		detail, err = fn()
+		return err
+	})
+	if panics.Is(err) {
+		err = fmt.Errorf("%s on %s: %w", name, host, err)
+	}
 	e.emit(Event{Host: host, Step: name, Done: true, Duration: time.Since(start), Detail: detail, Err: err})
 	return err
 }
@@ -188,7 +203,7 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 		for _, hp := range batch.Hosts {
 			res := rep.host(hp.Host.Name)
 			g.Go(func() error {
-				e.swapHost(ctx, hp.To, hp, res)
+				guardHost(hp.Host.Name, res, func() { e.swapHost(ctx, hp.To, hp, res) })
 				return nil
 			})
 		}
@@ -224,10 +239,12 @@ func (e *Executor) pullAll(ctx context.Context, plan Plan, rep *Report) error {
 	var errs *multierror.Error
 	for _, h := range plan.Pull {
 		g.Go(func() error {
-			err := e.step(h.Name, "pull", func() (string, error) {
-				pctx, cancel := context.WithTimeout(ctx, e.PullTimeout)
-				defer cancel()
-				return plan.Target.Tag, e.Hosts[h.Name].Pull(pctx, plan.Target.Image)
+			err := panics.Catch(func() error {
+				return e.step(h.Name, "pull", func() (string, error) {
+					pctx, cancel := context.WithTimeout(ctx, e.PullTimeout)
+					defer cancel()
+					return plan.Target.Tag, e.Hosts[h.Name].Pull(pctx, plan.Target.Image)
+				})
 			})
 			if err != nil {
 				mu.Lock()
@@ -374,7 +391,9 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 			port, fromPort := e.ports(hp)
 			g.Go(func() error {
 				var r HostResult
-				e.swapHost(ctx, back, HostPlan{Host: hp.Host, To: back, From: hp.To.Tag, FromImage: hp.To.Image, Port: fromPort, FromPort: port, StartFirst: hp.StartFirst}, &r)
+				guardHost(hp.Host.Name, &r, func() {
+					e.swapHost(ctx, back, HostPlan{Host: hp.Host, To: back, From: hp.To.Tag, FromImage: hp.To.Image, Port: fromPort, FromPort: port, StartFirst: hp.StartFirst}, &r)
+				})
 				res.RolledBack = r.Deployed
 				res.Ended = r.Ended
 				res.InService = r.InService
@@ -393,6 +412,30 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 		}
 		_ = g.Wait()
 	}
+}
+
+// guardHost runs one host's work in its own goroutine. Every call to a
+// host or a balancer runs in a step, which turns a panic into the host's
+// failure and puts the host back; a panic that escapes the steps (a bug in
+// the executor itself) fails the host here, so the run still ends with a
+// report and the deploy lock is released. The host is then left as a run
+// cut off at that point would leave it, which the next run repairs. It
+// returns the panic as an error, nil if there was none.
+func guardHost(host string, res *HostResult, work func()) error {
+	err := panics.Catch(func() error { work(); return nil })
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("%s: %w", host, err)
+	res.Started = true
+	if res.Err == nil {
+		res.Err = err
+	} else {
+		res.RevertErr = errors.Join(res.RevertErr, err)
+	}
+	// Where it stands is not known: the report does not claim it serves.
+	res.InService = false
+	return err
 }
 
 // oldName and newName are what a swap calls the old and the new container
@@ -591,7 +634,7 @@ func (e *Executor) eachBalancer(ctx context.Context, host string, op func(Balanc
 	errs := make([]error, len(e.Balancers))
 	for i, b := range e.Balancers {
 		g.Go(func() error {
-			if err := op(b, ctx, e.Service.Name, host); err != nil {
+			if err := panics.Catch(func() error { return op(b, ctx, e.Service.Name, host) }); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", b.LoadBalancerName(), err)
 			}
 			return nil

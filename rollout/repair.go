@@ -287,7 +287,12 @@ func (e *Executor) repairAll(ctx context.Context, plan Plan, rep *Report) error 
 	g.SetLimit(max(1, e.PullConcurrency))
 	for i, r := range plan.Repairs {
 		g.Go(func() error {
-			if err := e.repairHost(ctx, r, rep.host(r.Host.Name)); err != nil {
+			res := rep.host(r.Host.Name)
+			var err error
+			if perr := guardHost(r.Host.Name, res, func() { err = e.repairHost(ctx, r, res) }); perr != nil {
+				err = perr
+			}
+			if err != nil {
 				errs[i] = fmt.Errorf("%s: repair: %w", r.Host.Name, err)
 			}
 			return nil

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -86,7 +87,7 @@ func (e *Executor) swapStartFirst(ctx context.Context, target Target, hp HostPla
 			res.Warnings = append(res.Warnings, "old container not stopped: "+err.Error())
 		}
 	}
-	if err := host.Rename(cctx, sw.newID, svc.ContainerName); err != nil {
+	if err := panics.Catch(func() error { return host.Rename(cctx, sw.newID, svc.ContainerName) }); err != nil {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("new container serves but is still called %s: %v", newName, err))
 		return
 	}
