@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantry-dev/gantry/config"
 	namerules "github.com/gantry-dev/gantry/internal/names"
+	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/remote"
 )
@@ -138,6 +139,7 @@ func ConnectEach(ctx context.Context, cfg *config.Config, env config.Environment
 	for _, h := range hosts {
 		fail := func(err error) { mu.Lock(); failed[h.Name] = err; mu.Unlock() }
 		g.Go(func() error {
+			defer panics.Recover(fail)
 			conn, err := remote.Dial(ctx, sc, remote.Endpoint{Name: h.Name, Addr: h.SSHAddr})
 			if err != nil {
 				fail(err)
@@ -161,6 +163,7 @@ func ConnectEach(ctx context.Context, cfg *config.Config, env config.Environment
 	for _, lb := range env.LoadBalancers {
 		fail := func(err error) { mu.Lock(); failed[lb.Name] = err; mu.Unlock() }
 		g.Go(func() error {
+			defer panics.Recover(fail)
 			conn, err := remote.Dial(ctx, sc, remote.Endpoint{Name: lb.Name, Addr: config.HostPort(lb.Address, lb.SSHPort)})
 			if err != nil {
 				fail(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/discovery"
 	"github.com/gantry-dev/gantry/history"
+	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
 	"github.com/gantry-dev/gantry/lock"
@@ -340,6 +341,7 @@ func observeEntries(ctx context.Context, balancers []*lb.Nginx, service string, 
 	errs := make([]error, len(balancers))
 	for i, n := range balancers {
 		g.Go(func() error {
+			defer panics.Recover(func(err error) { errs[i] = fmt.Errorf("%s: %w", n.Name, err) })
 			found[i], errs[i] = n.Entries(ctx, service)
 			return nil
 		})
@@ -404,6 +406,7 @@ func snapshot(ctx context.Context, conns *Connections, hosts []inventory.Host, c
 	g.SetLimit(DialConcurrency)
 	for i, h := range hosts {
 		g.Go(func() error {
+			defer panics.Recover(func(err error) { errs[i] = fmt.Errorf("%s: %w", h.Name, err) })
 			snap[i].Host = h
 			for _, f := range []struct {
 				name string
@@ -580,6 +583,7 @@ func observeOutcome(ctx context.Context, conns *Connections, balancers []*lb.Ngi
 	g.SetLimit(DialConcurrency)
 	for i, n := range balancers {
 		g.Go(func() error {
+			defer panics.Recover(func(err error) { lbErrs[i] = fmt.Errorf("%s: %w", n.Name, err) })
 			entries[i], lbErrs[i] = n.Entries(ctx, svcName)
 			return nil
 		})
@@ -596,6 +600,7 @@ func observeOutcome(ctx context.Context, conns *Connections, balancers []*lb.Ngi
 			continue
 		}
 		g.Go(func() error {
+			defer panics.Recover(func(err error) { found[i].err = err })
 			c, ok, err := h.Inspect(ctx, svc.ContainerName)
 			if err != nil {
 				found[i].err = err

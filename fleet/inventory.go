@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/discovery"
 	"github.com/gantry-dev/gantry/internal/names"
+	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
 )
@@ -153,6 +154,12 @@ func TakeInventory(ctx context.Context, o InventoryOptions) (*Inventory, error) 
 	var mu sync.Mutex
 	for i, h := range hosts {
 		g.Go(func() error {
+			defer panics.Recover(func(err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				views[i] = HostView{Name: h.Name, Address: h.Address, Zone: h.Zone, Error: "observing: " + err.Error(),
+					CachedVersions: map[string][]string{}, LBs: map[string]string{}, Containers: []ContainerView{}, Unmanaged: []ContainerView{}}
+			})
 			v := HostView{Name: h.Name, Address: h.Address, Zone: h.Zone, CachedVersions: map[string][]string{}, LBs: map[string]string{},
 				Containers: []ContainerView{}, Unmanaged: []ContainerView{}}
 			_, v.Decommissioned = gone[h.Name]

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gantry-dev/gantry/config"
+	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/lb"
 	"github.com/gantry-dev/gantry/rollout"
 )
@@ -31,6 +32,7 @@ func preflight(ctx context.Context, cfg *config.Config, env config.Environment, 
 	if len(plan.Pull) > 0 {
 		first := conns.Hosts[plan.Pull[0].Name]
 		g.Go(func() error {
+			defer panics.Recover(fail)
 			if err := first.ImageInRegistry(ctx, plan.Target.Image, first.auth); err != nil {
 				fail(err)
 			}
@@ -42,6 +44,7 @@ func preflight(ctx context.Context, cfg *config.Config, env config.Environment, 
 		for _, b := range plan.Batches {
 			for _, hp := range b.Hosts {
 				g.Go(func() error {
+					defer panics.Recover(func(err error) { fail(fmt.Errorf("%s: %w", hp.Host.Name, err)) })
 					ok, err := conns.Hosts[hp.Host.Name].HasImage(ctx, hp.To.Image)
 					if err == nil && !ok {
 						err = fmt.Errorf("%s: version %s is not cached on the host (image %s): roll back to a version it ran, or deploy it", hp.Host.Name, hp.To.Tag, hp.To.Image)
@@ -56,6 +59,7 @@ func preflight(ctx context.Context, cfg *config.Config, env config.Environment, 
 	}
 	for _, b := range balancers {
 		g.Go(func() error {
+			defer panics.Recover(func(err error) { fail(fmt.Errorf("%s: %w", b.Name, err)) })
 			if err := b.Check(ctx); err != nil {
 				fail(err)
 			}
@@ -64,6 +68,7 @@ func preflight(ctx context.Context, cfg *config.Config, env config.Environment, 
 	}
 	for i, s := range snap {
 		g.Go(func() error {
+			defer panics.Recover(func(err error) { fail(fmt.Errorf("%s: %w", s.Host.Name, err)) })
 			h := conns.Hosts[s.Host.Name]
 			f := rollout.HostFacts{Host: s.Host.Name}
 			root, free, err := h.FreeDisk(ctx)

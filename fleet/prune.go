@@ -11,6 +11,7 @@ import (
 
 	"github.com/gantry-dev/gantry/config"
 	namerules "github.com/gantry-dev/gantry/internal/names"
+	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -57,6 +58,11 @@ func pruneHosts(ctx context.Context, cfg *config.Config, conns *Connections, hos
 			continue
 		}
 		g.Go(func() error {
+			defer panics.Recover(func(err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				lines[h.Name], errs[h.Name] = "", err
+			})
 			line, err := pruneHost(ctx, cfg, hc, h, keep)
 			mu.Lock()
 			defer mu.Unlock()

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gantry-dev/gantry/internal/panics"
 )
 
 // Run is one deploy or rollback, as webhooks and hooks see it.
@@ -206,6 +208,11 @@ func (n *Notifier) Notify(ctx context.Context, run Run) {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
+			defer panics.Recover(func(err error) {
+				if n.Warn != nil {
+					n.Warn(fmt.Sprintf("notification %q not delivered: %v (the %s goes on regardless)", run.Event, err, run.Kind))
+				}
+			})
 			if err := Send(ctx, client, w, run); err != nil && n.Warn != nil {
 				n.Warn(fmt.Sprintf("notification %q not delivered: %v (the %s goes on regardless)", run.Event, err, run.Kind))
 			}

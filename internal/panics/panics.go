@@ -32,12 +32,21 @@ func (e *Error) Unwrap() error {
 
 // Catch runs fn and returns its error, or a panic in it as an *Error.
 func Catch(fn func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = &Error{Value: p, Stack: stack()}
-		}
-	}()
+	defer Recover(func(p error) { err = p })
 	return fn()
+}
+
+// Recover, deferred first thing in a goroutine, hands a panic in it to
+// record as an *Error and lets the goroutine end normally:
+//
+//	g.Go(func() error {
+//		defer panics.Recover(func(err error) { errs[i] = err })
+//		...
+//	})
+func Recover(record func(error)) {
+	if p := recover(); p != nil {
+		record(&Error{Value: p, Stack: stack()})
+	}
 }
 
 // Is reports whether err is, or wraps, a recovered panic.
@@ -47,7 +56,7 @@ func Is(err error) bool {
 }
 
 // stack returns the frames of the code that panicked, called from the
-// deferred recover in Catch: those after runtime.gopanic, without the
+// deferred Recover: those after runtime.gopanic, without the
 // runtime's own (sigpanic and the like), up to Catch.
 func stack() string {
 	pcs := make([]uintptr, 64)

@@ -47,3 +47,17 @@ func TestCatchPassesErrorsAndSuccessThrough(t *testing.T) {
 		t.Errorf("Is(plain error) = true")
 	}
 }
+
+func TestRecoverEndsAGoroutineWithAnError(t *testing.T) {
+	done := make(chan error)
+	go func() {
+		var err error
+		defer func() { done <- err }()
+		defer Recover(func(p error) { err = p })
+		explode()
+	}()
+	err := <-done
+	if !Is(err) || !strings.Contains(err.Error(), "panics.explode (panics/panics_test.go:") {
+		t.Errorf("recorded %v, want the panic with the panicking frame", err)
+	}
+}
