@@ -286,8 +286,9 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		}
 	}
 	if rep.OK() && ctx.Err() == nil {
-		// Keep the host caches bounded; rollback's versions stay.
-		if err := pruneHosts(ctx, cfg, conns, hosts, 0, io.Discard); err != nil {
+		// Keep the host caches bounded; rollback's versions stay. Only this
+		// service's: another service's swap in flight needs its containers.
+		if err := pruneHosts(ctx, cfg, conns, hosts, []string{svcName}, 0, io.Discard); err != nil {
 			fmt.Fprintf(o.Out, "warning: %v (run gantry prune --env %s)\n", err, o.Env)
 		}
 	}

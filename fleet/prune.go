@@ -13,6 +13,7 @@ import (
 	namerules "github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
+	"github.com/gantry-dev/gantry/remote"
 )
 
 // PruneOptions select what prune cleans.
@@ -42,11 +43,17 @@ func Prune(ctx context.Context, o PruneOptions) error {
 		return err
 	}
 	defer conns.Close()
-	return pruneHosts(ctx, o.Config, conns, hosts, o.Keep, o.Out)
+	services := make([]string, 0, len(o.Config.Services))
+	for name := range o.Config.Services {
+		services = append(services, name)
+	}
+	namerules.Sort(services)
+	return pruneHosts(ctx, o.Config, conns, hosts, services, o.Keep, o.Out)
 }
 
-// pruneHosts prunes the given hosts in parallel and prints one line each.
-func pruneHosts(ctx context.Context, cfg *config.Config, conns *Connections, hosts []inventory.Host, keep int, out io.Writer) error {
+// pruneHosts prunes the given hosts in parallel for the given services
+// only, and prints one line each.
+func pruneHosts(ctx context.Context, cfg *config.Config, conns *Connections, hosts []inventory.Host, services []string, keep int, out io.Writer) error {
 	var g errgroup.Group
 	g.SetLimit(DialConcurrency)
 	var mu sync.Mutex
@@ -63,7 +70,7 @@ func pruneHosts(ctx context.Context, cfg *config.Config, conns *Connections, hos
 				defer mu.Unlock()
 				lines[h.Name], errs[h.Name] = "", err
 			})
-			line, err := pruneHost(ctx, cfg, hc, h, keep)
+			line, err := pruneHost(ctx, cfg, hc, h, services, keep)
 			mu.Lock()
 			defer mu.Unlock()
 			lines[h.Name], errs[h.Name] = line, err
@@ -91,26 +98,90 @@ func pruneHosts(ctx context.Context, cfg *config.Config, conns *Connections, hos
 	return nil
 }
 
-func pruneHost(ctx context.Context, cfg *config.Config, hc *Host, h inventory.Host, keepOverride int) (string, error) {
+// pruneHost prunes one host for the given services: the Docker calls
+// around prunePolicy.
+func pruneHost(ctx context.Context, cfg *config.Config, hc *Host, h inventory.Host, services []string, keepOverride int) (string, error) {
 	list, err := hc.ListContainers(ctx)
 	if err != nil {
 		return "", err
 	}
+	var in []pruneService
+	for _, name := range services {
+		svc, ok := cfg.Services[name]
+		if !ok || !h.Runs(name) {
+			continue
+		}
+		ps := pruneService{Name: name, ContainerName: svc.ContainerName, Keep: svc.KeepVersions}
+		if keepOverride > 0 {
+			ps.Keep = keepOverride
+		}
+		if ps.Versions, err = hc.ListImageVersions(ctx, cfg.Registry.Address+"/"+svc.Image); err != nil {
+			return "", err
+		}
+		in = append(in, ps)
+	}
+	pp := prunePolicy(list, in)
+	var removed []string
+	for _, c := range pp.Containers {
+		if err := hc.Remove(ctx, c.ID); err != nil {
+			return "", err
+		}
+		removed = append(removed, "container "+c.Name)
+	}
+	for _, img := range pp.Images {
+		if err := hc.RemoveImage(ctx, img.Ref); err != nil {
+			return "", err
+		}
+		removed = append(removed, "image "+img.Name)
+	}
+	if len(removed) == 0 {
+		removed = []string{"nothing"}
+	}
+	return fmt.Sprintf("removed %s; kept %s", strings.Join(removed, ", "), strings.Join(pp.Kept, ", ")), nil
+}
+
+// pruneService is one service prune was asked about, on one host.
+type pruneService struct {
+	Name          string
+	ContainerName string
+	// Keep is how many versions of its image stay cached.
+	Keep int
+	// Versions are the cached versions of its image, newest first.
+	Versions []remote.ImageVersion
+}
+
+// pruneImage is one image prune removes.
+type pruneImage struct {
+	Name string // service:tag, for the report
+	Ref  string
+}
+
+// prunePlanned is what prune removes on one host, and what it keeps.
+type prunePlanned struct {
+	Containers []inventory.Container
+	Images     []pruneImage
+	Kept       []string // service:tag, "(in use)" when over the count
+}
+
+// prunePolicy decides what prune removes on a host with containers, for
+// services only: the stopped containers gantry left for those services
+// (labelled with their name), and each one's images but its last Keep
+// versions. Another service's containers are never touched, and their
+// images count as in use: a stopped -gantry-old of a service mid-swap is
+// what that swap reverts to. A service's own container (even stopped by
+// hand) and anything unmanaged stay.
+func prunePolicy(containers []inventory.Container, services []pruneService) prunePlanned {
+	var out prunePlanned
+	pruned := map[string]string{} // service name -> its container name
+	for _, s := range services {
+		pruned[s.Name] = s.ContainerName
+	}
 	inUse := map[string]bool{}
 	rollbackTo := map[string]bool{}
-	var removed []string
-	serviceNames := map[string]bool{}
-	for _, svc := range cfg.Services {
-		serviceNames[svc.ContainerName] = true
-	}
-	for _, c := range list {
-		// A stopped leftover of gantry's goes; a service's own container
-		// (even stopped by hand) and anything unmanaged stay.
-		if c.Labels[inventory.LabelManaged] == "true" && !c.Running && !c.Restarting && !serviceNames[c.Name] {
-			if err := hc.Remove(ctx, c.ID); err != nil {
-				return "", err
-			}
-			removed = append(removed, "container "+c.Name)
+	for _, c := range containers {
+		own, ok := pruned[c.Labels[inventory.LabelService]]
+		if ok && c.Labels[inventory.LabelManaged] == "true" && !c.Running && !c.Restarting && c.Name != own {
+			out.Containers = append(out.Containers, c)
 			continue
 		}
 		inUse[c.Image] = true
@@ -122,52 +193,33 @@ func pruneHost(ctx context.Context, cfg *config.Config, hc *Host, h inventory.Ho
 			rollbackTo[prev] = true
 		}
 	}
-	var kept []string
-	for name, svc := range cfg.Services {
-		if !h.Runs(name) {
-			continue
-		}
-		keep := svc.KeepVersions
-		if keepOverride > 0 {
-			keep = keepOverride
-		}
-		versions, err := hc.ListImageVersions(ctx, cfg.Registry.Address+"/"+svc.Image)
-		if err != nil {
-			return "", err
-		}
+	for _, svc := range services {
 		// Kept first: images in use, then each running container's
 		// previous version (what rollback needs), then the newest.
 		keepSet := map[string]bool{}
 		for _, want := range []map[string]bool{inUse, rollbackTo} {
-			for _, v := range versions {
-				if want[v.Ref] && len(keepSet) < keep {
+			for _, v := range svc.Versions {
+				if want[v.Ref] && len(keepSet) < svc.Keep {
 					keepSet[v.Ref] = true
 				}
 			}
 		}
-		for _, v := range versions {
-			if len(keepSet) >= keep {
+		for _, v := range svc.Versions {
+			if len(keepSet) >= svc.Keep {
 				break
 			}
 			keepSet[v.Ref] = true
 		}
-		for _, v := range versions {
-			if keepSet[v.Ref] {
-				kept = append(kept, name+":"+v.Tag)
-				continue
+		for _, v := range svc.Versions {
+			switch {
+			case keepSet[v.Ref]:
+				out.Kept = append(out.Kept, svc.Name+":"+v.Tag)
+			case inUse[v.Ref]:
+				out.Kept = append(out.Kept, svc.Name+":"+v.Tag+" (in use)")
+			default:
+				out.Images = append(out.Images, pruneImage{Name: svc.Name + ":" + v.Tag, Ref: v.Ref})
 			}
-			if inUse[v.Ref] {
-				kept = append(kept, name+":"+v.Tag+" (in use)")
-				continue
-			}
-			if err := hc.RemoveImage(ctx, v.Ref); err != nil {
-				return "", err
-			}
-			removed = append(removed, "image "+name+":"+v.Tag)
 		}
 	}
-	if len(removed) == 0 {
-		removed = []string{"nothing"}
-	}
-	return fmt.Sprintf("removed %s; kept %s", strings.Join(removed, ", "), strings.Join(kept, ", ")), nil
+	return out
 }
