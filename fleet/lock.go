@@ -88,6 +88,45 @@ func holdLease(ctx context.Context, locker *lock.Locker, held *lock.Lock, out io
 	}
 }
 
+// holdServiceLocks takes the deploy lock of each service, in the order
+// given (sorted by the callers, so two commands taking several locks never
+// wait on each other in a circle), waiting up to req.Wait for each, and
+// keeps them renewed. req names what the locks record; its Name is set per
+// service. The returned context ends when any lease is lost; release stops
+// the renewals and frees every lock. On an error the locks already taken
+// are freed before it returns.
+func holdServiceLocks(ctx context.Context, locker *lock.Locker, envName string, services []string, req lock.Request, out io.Writer) (context.Context, func(), error) {
+	var releases []func()
+	release := func() {
+		for i := len(releases) - 1; i >= 0; i-- {
+			releases[i]()
+		}
+	}
+	for _, svc := range services {
+		r := req
+		r.Name = lock.Name(envName, svc)
+		held, err := locker.Acquire(ctx, r)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		if held.TookOver != nil {
+			fmt.Fprintf(out, "warning: took over deploy lock %s (%s): it was held by %s\n", r.Name, held.Why, held.TookOver)
+		}
+		var stopLease func()
+		ctx, stopLease = holdLease(ctx, locker, held, out)
+		releases = append(releases, func() {
+			stopLease()
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := locker.Release(rctx, held); err != nil {
+				fmt.Fprintf(out, "warning: could not release deploy lock %s: %v (it expires %s after its last renewal; or release it with: gantry lock release %s --env %s --id %s)\n", r.Name, err, held.Holder.TTL, svc, envName, held.Holder.ID)
+			}
+		})
+	}
+	return ctx, release, nil
+}
+
 // LockOptions select one deploy lock.
 type LockOptions struct {
 	Config  *config.Config

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -13,6 +15,7 @@ import (
 	namerules "github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
+	"github.com/gantry-dev/gantry/lock"
 	"github.com/gantry-dev/gantry/remote"
 )
 
@@ -22,13 +25,16 @@ type PruneOptions struct {
 	Env    string
 	// Keep overrides every service's keep_versions when > 0.
 	Keep int
-	Out  io.Writer
+	// LockWait is how long to wait for each service's deploy lock.
+	LockWait time.Duration
+	Out      io.Writer
 }
 
 // Prune removes, on every host of the environment, the stopped containers
 // gantry left behind and the images of each service but its last
 // keep_versions versions (the running one always counts and stays), so
-// rollback keeps working. Unmanaged containers are not touched.
+// rollback keeps working. Unmanaged containers are not touched. It holds
+// the deploy lock of every service it prunes, so no swap is in flight.
 func Prune(ctx context.Context, o PruneOptions) error {
 	env, err := o.Config.Environment(o.Env)
 	if err != nil {
@@ -43,11 +49,23 @@ func Prune(ctx context.Context, o PruneOptions) error {
 		return err
 	}
 	defer conns.Close()
-	services := make([]string, 0, len(o.Config.Services))
+	// The services some host runs: each one's deploy lock is taken.
+	var services []string
 	for name := range o.Config.Services {
-		services = append(services, name)
+		if slices.ContainsFunc(hosts, func(h inventory.Host) bool { return h.Runs(name) }) {
+			services = append(services, name)
+		}
 	}
 	namerules.Sort(services)
+	locker, err := conns.Locker(ctx, o.Config, env)
+	if err != nil {
+		return err
+	}
+	ctx, release, err := holdServiceLocks(ctx, locker, o.Env, services, lock.Request{Target: "prune", Message: "gantry prune", Wait: o.LockWait}, o.Out)
+	if err != nil {
+		return err
+	}
+	defer release()
 	return pruneHosts(ctx, o.Config, conns, hosts, services, o.Keep, o.Out)
 }
 

@@ -486,11 +486,13 @@ func pruneCommand() *cli.Command {
 		Name:  "prune",
 		Usage: "remove stopped leftovers and old images on every host, keeping the last versions for rollback",
 		Description: `Keeps each service's last keep_versions versions (default 3, the running one
-included). A successful deploy prunes the same way by itself.
+included). A successful deploy prunes its own service the same way by itself.
+Holds every pruned service's deploy lock (waiting up to --lock-wait for each).
 
 Example:
    gantry prune --env production --keep 5`,
-		Flags: []cli.Flag{envFlag(), &cli.IntFlag{Name: "keep", Usage: "versions to keep per service (default: keep_versions)"}},
+		Flags: []cli.Flag{envFlag(), &cli.IntFlag{Name: "keep", Usage: "versions to keep per service (default: keep_versions)"},
+			&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to this long for each service's deploy lock someone else holds"}},
 		Action: func(c *cli.Context) error {
 			cfg, err := config.Load(c.String("config"))
 			if err != nil {
@@ -499,7 +501,7 @@ Example:
 			if c.IsSet("keep") && c.Int("keep") < 1 {
 				return fmt.Errorf("--keep must be at least 1 (the running version)")
 			}
-			return fleet.Prune(c.Context, fleet.PruneOptions{Config: cfg, Env: c.String("env"), Keep: c.Int("keep"), Out: os.Stdout})
+			return fleet.Prune(c.Context, fleet.PruneOptions{Config: cfg, Env: c.String("env"), Keep: c.Int("keep"), LockWait: c.Duration("lock-wait"), Out: os.Stdout})
 		},
 	}
 }
