@@ -49,13 +49,15 @@ const (
 	DefaultKeepaliveCountMax = 3
 	DefaultRedialAttempts    = 4
 	DefaultRedialBackoff     = 500 * time.Millisecond
-	DefaultMinFreeDisk       = 1 << 30
-	DefaultLockDir           = "/var/lib/gantry/locks"
-	DefaultLockTTL           = time.Minute
-	MinLockTTL               = 10 * time.Second
-	DefaultWebhookTimeout    = 5 * time.Second
-	DefaultHookTimeout       = 5 * time.Minute
-	DefaultKeepVersions      = 3
+	// DefaultMaxSessions stays below OpenSSH's default MaxSessions (10).
+	DefaultMaxSessions    = 8
+	DefaultMinFreeDisk    = 1 << 30
+	DefaultLockDir        = "/var/lib/gantry/locks"
+	DefaultLockTTL        = time.Minute
+	MinLockTTL            = 10 * time.Second
+	DefaultWebhookTimeout = 5 * time.Second
+	DefaultHookTimeout    = 5 * time.Minute
+	DefaultKeepVersions   = 3
 )
 
 // Config is a loaded, validated gantry.yml.
@@ -102,6 +104,10 @@ type SSH struct {
 	// RedialBackoff is the first pause between them (doubled each time).
 	RedialAttempts int      `yaml:"redial_attempts"`
 	RedialBackoff  Duration `yaml:"redial_backoff"`
+	// MaxSessions bounds the commands gantry runs at once on one
+	// connection: sshd refuses sessions past its MaxSessions (10 by
+	// default), so the bound stays below it.
+	MaxSessions int `yaml:"max_sessions"`
 	// DockerCallTimeout bounds each Docker API call on a host, session
 	// set-up included (pulls are bounded by registry.pull_timeout).
 	DockerCallTimeout Duration `yaml:"docker_call_timeout"`
@@ -536,6 +542,9 @@ func (c *Config) applyDefaults() {
 	if c.SSH.RedialBackoff == 0 {
 		c.SSH.RedialBackoff = Duration(DefaultRedialBackoff)
 	}
+	if c.SSH.MaxSessions == 0 {
+		c.SSH.MaxSessions = DefaultMaxSessions
+	}
 	if c.SSH.DockerCallTimeout == 0 {
 		c.SSH.DockerCallTimeout = Duration(DefaultDockerCallTimeout)
 	}
@@ -679,6 +688,9 @@ func (c *Config) validate() []error {
 	}
 	if c.SSH.KeepaliveCountMax < 1 {
 		bad("ssh.keepalive_count_max", "must be at least 1 (keepalive intervals a connection may stay silent)")
+	}
+	if c.SSH.MaxSessions < 1 {
+		bad("ssh.max_sessions", "must be at least 1 (keep it below the hosts' sshd MaxSessions, 10 by default)")
 	}
 	if c.SSH.RedialAttempts < 1 {
 		bad("ssh.redial_attempts", "must be at least 1")

@@ -18,8 +18,11 @@ import (
 	"github.com/gantry-dev/gantry/remote"
 )
 
-// DialConcurrency bounds how many SSH connections are opened at once.
-const DialConcurrency = 16
+// DialConcurrency bounds how many SSH connections are opened at once. It
+// stays below OpenSSH's default MaxStartups (10 unauthenticated
+// connections; beyond it sshd starts refusing handshakes), which also
+// bounds the dials going through one bastion.
+const DialConcurrency = 8
 
 // Connections are the open SSH connections of one command run.
 type Connections struct {
@@ -90,6 +93,7 @@ func sshConfig(cfg *config.Config, env config.Environment) remote.SSHConfig {
 		KeepaliveCountMax: cfg.SSH.KeepaliveCountMax,
 		RedialAttempts:    cfg.SSH.RedialAttempts,
 		RedialBackoff:     cfg.SSH.RedialBackoff.D(),
+		MaxSessions:       cfg.SSH.MaxSessions,
 	}
 }
 

@@ -35,6 +35,8 @@ const (
 	DefaultKeepaliveCountMax = 3
 	DefaultRedialAttempts    = 4
 	DefaultRedialBackoff     = 500 * time.Millisecond
+	// DefaultMaxSessions stays below OpenSSH's default MaxSessions (10).
+	DefaultMaxSessions = 8
 )
 
 // SSHConfig says how to log in to hosts.
@@ -60,6 +62,10 @@ type SSHConfig struct {
 	// each next one.
 	RedialAttempts int
 	RedialBackoff  time.Duration
+	// MaxSessions bounds the sessions (commands) open at once on one
+	// connection; more wait for a free one. sshd refuses sessions past its
+	// MaxSessions, 10 by default.
+	MaxSessions int
 }
 
 // withDefaults fills the keepalive and redial settings left at zero.
@@ -75,6 +81,9 @@ func (cfg SSHConfig) withDefaults() SSHConfig {
 	}
 	if cfg.RedialBackoff <= 0 {
 		cfg.RedialBackoff = DefaultRedialBackoff
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = DefaultMaxSessions
 	}
 	return cfg
 }
@@ -102,6 +111,8 @@ type Conn struct {
 	redial   *redialCall
 	closed   bool
 	onRedial []func()
+	// sessions holds a token per session open (MaxSessions at most).
+	sessions chan struct{}
 }
 
 // redialCall is one redial in flight; waiters read err once done is closed.
@@ -118,6 +129,7 @@ func Dial(ctx context.Context, cfg SSHConfig, ep Endpoint) (*Conn, error) {
 		return nil, err
 	}
 	c := &Conn{Endpoint: ep, cfg: cfg.withDefaults(), auth: auth}
+	c.sessions = make(chan struct{}, c.cfg.MaxSessions)
 	if cfg.JumpHost != "" {
 		c.jumpUser, c.jumpEP = jumpEndpoint(cfg)
 	}
@@ -654,11 +666,18 @@ func (c *Conn) RunIdempotent(ctx context.Context, command string, stdin []byte) 
 
 func (c *Conn) run(ctx context.Context, command string, stdin []byte, idempotent bool) ([]byte, error) {
 	for attempt := 1; ; attempt++ {
+		select {
+		case c.sessions <- struct{}{}:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: waiting for one of %d ssh sessions: %w", c.Endpoint.Name, cap(c.sessions), ctx.Err())
+		}
+		release := func() { <-c.sessions }
 		p, sess, err := openChannel(ctx, c, "ssh session", func(cl *ssh.Client) (*ssh.Session, error) { return cl.NewSession() })
 		if err != nil {
+			release()
 			return nil, err
 		}
-		out, err := c.runSession(ctx, sess, command, stdin)
+		out, err := c.runSession(ctx, sess, command, stdin, release)
 		if err == nil || !idempotent || attempt == openAttempts || ctx.Err() != nil {
 			return out, err
 		}
@@ -670,7 +689,9 @@ func (c *Conn) run(ctx context.Context, command string, stdin []byte, idempotent
 	}
 }
 
-func (c *Conn) runSession(ctx context.Context, sess *ssh.Session, command string, stdin []byte) ([]byte, error) {
+// runSession runs command on sess and closes it; release is called once
+// the session is closed.
+func (c *Conn) runSession(ctx context.Context, sess *ssh.Session, command string, stdin []byte, release func()) ([]byte, error) {
 	if stdin != nil {
 		sess.Stdin = bytes.NewReader(stdin)
 	}
@@ -683,12 +704,14 @@ func (c *Conn) runSession(ctx context.Context, sess *ssh.Session, command string
 	select {
 	case err = <-done:
 		sess.Close()
+		release()
 	case <-ctx.Done():
 		// Signal and Close write to the connection, which may be the
 		// frozen thing: do not wait for them.
 		go func() {
 			_ = sess.Signal(ssh.SIGTERM)
 			sess.Close()
+			release()
 		}()
 		return nil, fmt.Errorf("%s: remote command interrupted: %w", c.Endpoint.Name, ctx.Err())
 	}

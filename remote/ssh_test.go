@@ -299,3 +299,29 @@ func listenAndHangUp(t *testing.T, addr string) *hangUpListener {
 	}()
 	return h
 }
+
+func TestSessionsPerConnectionStayWithinMaxSessions(t *testing.T) {
+	srv := startSSHServer(t)
+	srv.maxSessions = 10 // OpenSSH's default MaxSessions
+	cfg := clientFiles(t, srv)
+	c := dialTest(t, cfg, srv.Addr) // MaxSessions unset: the default, below 10
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Run(t.Context(), "nap", nil); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Run with 40 commands at once on one connection: %v", err)
+	}
+	if most := srv.mostSessions.Load(); most > DefaultMaxSessions {
+		t.Errorf("%d sessions open at once, want at most %d", most, DefaultMaxSessions)
+	}
+}

@@ -38,6 +38,12 @@ type sshServer struct {
 	// cutOnce makes the command "cut-once" close the connection the
 	// first time it runs, after it counted itself.
 	cutOnce atomic.Bool
+	// maxSessions, when set, refuses sessions past it on a connection, as
+	// sshd's MaxSessions does; sessions and mostSessions count the open
+	// ones and the most seen at once.
+	maxSessions  int32
+	sessions     atomic.Int32
+	mostSessions atomic.Int32
 }
 
 func newSigner(t *testing.T) ssh.Signer {
@@ -113,7 +119,18 @@ func (s *sshServer) handle(fc *freezableConn) {
 	for nc := range chans {
 		switch nc.ChannelType() {
 		case "session":
-			go s.session(fc, nc)
+			n := s.sessions.Add(1)
+			if s.maxSessions > 0 && n > s.maxSessions {
+				s.sessions.Add(-1)
+				nc.Reject(ssh.Prohibited, "open failed") // what sshd answers past MaxSessions
+				continue
+			}
+			for m := s.mostSessions.Load(); n > m && !s.mostSessions.CompareAndSwap(m, n); m = s.mostSessions.Load() {
+			}
+			go func() {
+				defer s.sessions.Add(-1)
+				s.session(fc, nc)
+			}()
 		case "direct-tcpip":
 			var m struct {
 				Host     string
@@ -182,6 +199,8 @@ func (s *sshServer) session(fc *freezableConn, nc ssh.NewChannel) {
 		switch cmd := m.Command; {
 		case strings.HasPrefix(cmd, "echo "):
 			fmt.Fprintln(ch, strings.TrimPrefix(cmd, "echo "))
+		case cmd == "nap":
+			time.Sleep(30 * time.Millisecond)
 		case cmd == "fail":
 			fmt.Fprintln(ch.Stderr(), "boom")
 			status = 3
