@@ -23,29 +23,15 @@ const (
 
 // retry runs fn until it succeeds, fails permanently, or the attempts run out.
 func retry(ctx context.Context, fn func() error) error {
-	pause := retryFirst
-	var err error
-	for attempt := 1; ; attempt++ {
-		err = fn()
-		if err == nil || !Transient(err) || attempt == retryAttempts || ctx.Err() != nil {
-			return err
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		pause *= 4
-	}
+	return retryReobserving(ctx, fn, nil)
 }
 
 // retryReobserving is retry for a call that is not idempotent (create,
 // rename). After a transient failure the request may have reached the
 // daemon before the connection broke, so took looks at the host (through a
 // redialled connection if need be) to tell whether the call took effect;
-// only if it did not is the call made again.
+// only if it did not is the call made again. A nil took: the call is
+// idempotent, made again as it is.
 func retryReobserving(ctx context.Context, fn func() error, took func() (bool, error)) error {
 	pause := retryFirst
 	for attempt := 1; ; attempt++ {
@@ -61,6 +47,9 @@ func retryReobserving(ctx context.Context, fn func() error, took func() (bool, e
 		case <-t.C:
 		}
 		pause *= 4
+		if took == nil {
+			continue
+		}
 		done, oerr := took()
 		if oerr != nil {
 			return fmt.Errorf("%w; then looking whether it took effect failed: %w", err, oerr)
