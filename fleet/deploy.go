@@ -337,17 +337,7 @@ func newNginxes(env config.Environment, conns *Connections, out io.Writer) []*lb
 // service now, into the snapshots. A load balancer whose file lists no host
 // the way gantry writes it (never written by gantry) is left out.
 func observeEntries(ctx context.Context, balancers []*lb.Nginx, service string, snap []rollout.HostSnapshot) error {
-	found := make([]map[string]lb.Entry, len(balancers))
-	var g errgroup.Group
-	errs := make([]error, len(balancers))
-	for i, n := range balancers {
-		g.Go(func() error {
-			defer panics.Recover(func(err error) { errs[i] = fmt.Errorf("%s: %w", n.Name, err) })
-			found[i], errs[i] = n.Entries(ctx, service)
-			return nil
-		})
-	}
-	_ = g.Wait()
+	found, errs := readEntries(ctx, balancers, service)
 	if err := multierror.Append(nil, errs...).ErrorOrNil(); err != nil {
 		return err
 	}
@@ -365,6 +355,23 @@ func observeEntries(ctx context.Context, balancers []*lb.Nginx, service string, 
 		}
 	}
 	return nil
+}
+
+// readEntries reads how every balancer lists the service's hosts now, all
+// balancers at once; errs[i] is balancer i's failure.
+func readEntries(ctx context.Context, balancers []*lb.Nginx, service string) (found []map[string]lb.Entry, errs []error) {
+	found = make([]map[string]lb.Entry, len(balancers))
+	errs = make([]error, len(balancers))
+	var g errgroup.Group
+	for i, n := range balancers {
+		g.Go(func() error {
+			defer panics.Recover(func(err error) { errs[i] = fmt.Errorf("%s: %w", n.Name, err) })
+			found[i], errs[i] = n.Entries(ctx, service)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return found, errs
 }
 
 // modelUpstreams declares the service's upstream on every balancer as it
@@ -578,17 +585,14 @@ func observeOutcome(ctx context.Context, conns *Connections, balancers []*lb.Ngi
 	for _, h := range hosts {
 		byName[h.Name] = h
 	}
-	entries := make([]map[string]lb.Entry, len(balancers))
-	lbErrs := make([]error, len(balancers))
+	var entries []map[string]lb.Entry
+	var lbErrs []error
 	var g errgroup.Group
 	g.SetLimit(DialConcurrency)
-	for i, n := range balancers {
-		g.Go(func() error {
-			defer panics.Recover(func(err error) { lbErrs[i] = fmt.Errorf("%s: %w", n.Name, err) })
-			entries[i], lbErrs[i] = n.Entries(ctx, svcName)
-			return nil
-		})
-	}
+	g.Go(func() error {
+		entries, lbErrs = readEntries(ctx, balancers, svcName)
+		return nil
+	})
 	type seen struct {
 		c       *inventory.Container
 		err     error
