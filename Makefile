@@ -23,7 +23,9 @@ vet:
 unit:
 	go test -count=1 $(UNIT_PKGS)
 
-integration: lab
+# The integration tests need the 24-host lab (environment big).
+integration:
+	LAB_HOSTS=$${LAB_HOSTS:-24} lab/up
 	GANTRY_LAB_CONFIG=$(LAB_CONFIG) go test -count=1 -v -timeout 45m ./e2e
 
 ## lab: start the local fleet on loopback (idempotent); lab-down stops it

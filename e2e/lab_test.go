@@ -82,7 +82,10 @@ func absFrom(root, p string) string {
 
 // load reads the hosts and load balancers of environment lab from the
 // lab's config, so the tests follow LAB_HOSTS.
-func (l *lab) load() error {
+func (l *lab) load() error { return l.loadEnv("lab") }
+
+// loadEnv reads the hosts and load balancers of environment env.
+func (l *lab) loadEnv(name string) error {
 	data, err := os.ReadFile(l.config)
 	if err != nil {
 		return err
@@ -101,7 +104,7 @@ func (l *lab) load() error {
 	if err := yaml.Unmarshal(data, &c); err != nil {
 		return fmt.Errorf("%s: %w", l.config, err)
 	}
-	env := c.Environments["lab"]
+	env := c.Environments[name]
 	for _, h := range env.Hosts {
 		l.hosts = append(l.hosts, labHost{h.Name, h.Address, h.DockerSocket})
 	}
@@ -109,7 +112,7 @@ func (l *lab) load() error {
 		l.lbs = append(l.lbs, lb.UpstreamsDir)
 	}
 	if len(l.hosts) == 0 || len(l.lbs) == 0 {
-		return fmt.Errorf("%s: environment lab has no hosts or no load balancers", l.config)
+		return fmt.Errorf("%s: environment %s has no hosts or no load balancers", l.config, name)
 	}
 	return nil
 }

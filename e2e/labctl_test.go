@@ -204,10 +204,13 @@ func (l *lab) fresh(t *testing.T) {
 }
 
 // quiet runs gantry with the lab config without logging (for probes).
-func (l *lab) quiet(args ...string) result {
+func (l *lab) quiet(args ...string) result { return l.quietWith(l.config, args...) }
+
+// quietWith runs gantry with config without logging (for probes).
+func (l *lab) quietWith(config string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, l.gantry, append([]string{"--config", l.config}, args...)...)
+	cmd := exec.CommandContext(ctx, l.gantry, append([]string{"--config", config}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

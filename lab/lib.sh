@@ -9,6 +9,10 @@ exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
 
 LAB_STATE=${LAB_STATE:-/tmp/gantry-lab}
 LAB_HOSTS=${LAB_HOSTS:-4}
+# Environment `lab` (service www, lab/gantry.yml) is the first 4 hosts
+# whatever LAB_HOSTS is; environment `big` (service big on port 8081,
+# lab/gantry-big.yml) is every host: the large-fleet tests use it.
+LAB_WWW_HOSTS=$(( LAB_HOSTS < 4 ? LAB_HOSTS : 4 ))
 LAB_LBS=2
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$LAB_DIR/.." && pwd)
@@ -37,6 +41,8 @@ BASTION_ADDR=127.0.4.1
 EC2_ADDR=127.0.0.1:4566
 lb_addr() { echo "127.0.3.$1"; }
 lb_port() { echo "800$1"; }
+# Frontend of service big on load balancer j.
+big_port() { echo "810$1"; }
 
 # pid_of FILE: prints the pid stored in FILE, or nothing. (Builtins only:
 # forks are slow on the lab machines, and lab/up checks many pid files.)
