@@ -3,6 +3,8 @@ package lb
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -50,5 +52,80 @@ func TestConcurrentDrainsAreGroupedAndOrdered(t *testing.T) {
 	run(n.Restore)
 	if content := readFile(t, file); strings.Contains(content, " down;") {
 		t.Fatalf("after restoring every host some are still down:\n%s", content)
+	}
+}
+
+// sessionCounter counts the commands run on a load balancer, the most
+// running at once, and the wait sessions (for old workers) among them.
+type sessionCounter struct {
+	Runner
+	mu            sync.Mutex
+	now, max      int
+	waitSessions  int
+	applySessions int
+}
+
+func (c *sessionCounter) Run(ctx context.Context, command string, stdin []byte) ([]byte, error) {
+	c.mu.Lock()
+	c.now++
+	c.max = max(c.max, c.now)
+	if strings.HasPrefix(command, "old=") {
+		c.waitSessions++
+	} else {
+		c.applySessions++
+	}
+	c.mu.Unlock()
+	defer func() { c.mu.Lock(); c.now--; c.mu.Unlock() }()
+	return c.Runner.Run(ctx, command, stdin)
+}
+
+// TestBatchDrainUsesAFewSessions: a batch of 24 hosts drained at once,
+// with old nginx workers that keep requests in flight for a while, costs
+// a handful of sessions on the load balancer's connection, never one per
+// host: stock sshd refuses an 11th session on one connection. Every drain
+// still waits for the workers that ran before its reload.
+func TestBatchDrainUsesAFewSessions(t *testing.T) {
+	dir := t.TempDir()
+	// The "master": a shell whose children are the "workers", sleeping
+	// as long as a slow request in flight.
+	master := exec.Command("sh", "-c", "sleep 0.6 & sleep 0.6 & wait")
+	if err := master.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer master.Wait()
+	pidFile := filepath.Join(dir, "nginx.pid")
+	if err := os.WriteFile(pidFile, []byte(fmt.Sprint(master.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the workers are up
+	counter := &sessionCounter{Runner: &shell.LocalRunner{}}
+	n := &Nginx{Name: "lb1", Runner: counter, UpstreamsDir: dir, TestCommand: "sleep 0.05", ReloadCommand: "true", PidFile: pidFile, DrainTimeout: 10 * time.Second}
+	var servers []Server
+	for i := 1; i <= 24; i++ {
+		servers = append(servers, Server{Host: fmt.Sprintf("host%d", i), Addr: fmt.Sprintf("10.0.0.%d:8080", i)})
+	}
+	n.SetUpstream("www", servers)
+
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.Drain(context.Background(), "www", s.Host); err != nil {
+				t.Errorf("%s: %v", s.Host, err)
+			}
+			if master.ProcessState == nil && time.Since(start) < 400*time.Millisecond {
+				t.Errorf("%s: drain returned after %s, before the old workers (0.6 s) exited", s.Host, time.Since(start))
+			}
+		}()
+	}
+	wg.Wait()
+	if c := strings.Count(readFile(t, filepath.Join(dir, "www.conf")), " down;"); c != len(servers) {
+		t.Errorf("%d of %d hosts down after the batch's drains", c, len(servers))
+	}
+	t.Logf("24 drains: %d apply and %d wait sessions, at most %d at once", counter.applySessions, counter.waitSessions, counter.max)
+	if counter.waitSessions > 2 || counter.max > 2 {
+		t.Errorf("24 drains ran %d wait sessions, at most %d sessions at once: want at most 2 and 2", counter.waitSessions, counter.max)
 	}
 }

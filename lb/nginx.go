@@ -12,6 +12,7 @@ import (
 
 	"github.com/gantry-dev/gantry/internal/hurry"
 	"github.com/gantry-dev/gantry/internal/names"
+	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/internal/shell"
 )
 
@@ -53,6 +54,23 @@ type Nginx struct {
 	upstreams map[string]*upstream
 	qmu       sync.Mutex
 	queue     []*change
+
+	// wmu guards the coalesced waits for old workers: at most one wait
+	// session runs on the load balancer at a time, and the drains that
+	// ask meanwhile share the next one (see waitWorkers).
+	wmu      sync.Mutex
+	waiting  bool
+	nextWait *workerWait
+}
+
+// workerWait is one wait session's worth of old nginx workers, shared by
+// every drain whose workers it covers.
+type workerWait struct {
+	pids []string
+	seen map[string]bool
+	done chan struct{}
+	err  error
+	out  string
 }
 
 // change is one host's drain or restore waiting to be applied.
@@ -394,18 +412,46 @@ func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait 
 // waitWorkers waits until the given nginx worker processes have exited
 // (in-flight requests finished), bounded by DrainTimeout: past it, the
 // drain goes on with a warning.
+//
+// Waits are coalesced: while one wait session runs on the load balancer,
+// every drain that asks joins the next one, which waits for all their
+// workers together. However large the batch, draining it costs at most
+// two wait sessions on the load balancer's SSH connection, never one per
+// host (stock sshd allows 10 sessions per connection). A drain may wait a
+// little longer than its own workers need, for the others of its batch.
 func (n *Nginx) waitWorkers(ctx context.Context, pids string) error {
-	if pids == "" {
+	if strings.TrimSpace(pids) == "" {
 		return nil
 	}
-	secs := int((n.DrainTimeout + time.Second - 1) / time.Second)
-	rctx, cancel := context.WithTimeout(ctx, n.DrainTimeout+30*time.Second)
-	defer cancel()
-	// A second interrupt cuts the wait short: the host goes back at once.
-	rctx, stop := hurry.Wait(rctx)
-	defer stop()
-	out, err := n.Runner.Run(rctx, waitScript(pids, secs), nil)
-	if err == nil {
+	n.wmu.Lock()
+	if n.nextWait == nil {
+		n.nextWait = &workerWait{seen: map[string]bool{}, done: make(chan struct{})}
+	}
+	w := n.nextWait
+	for _, p := range strings.Fields(pids) {
+		if !w.seen[p] {
+			w.seen[p] = true
+			w.pids = append(w.pids, p)
+		}
+	}
+	if !n.waiting {
+		n.waiting = true
+		n.nextWait = nil
+		// The session carries other drains' waits: one caller's interrupt
+		// must not cut it (a second interrupt, the hurry, still does).
+		go n.runWaits(context.WithoutCancel(ctx), w)
+	}
+	n.wmu.Unlock()
+
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		if !hurry.Now(ctx) {
+			return ctx.Err()
+		}
+		<-w.done
+	}
+	if w.err == nil {
 		return nil
 	}
 	if hurry.Now(ctx) {
@@ -414,13 +460,42 @@ func (n *Nginx) waitWorkers(ctx context.Context, pids string) error {
 		}
 		return nil
 	}
-	if shell.ExitStatus(err) == exitDrainTimout {
-		if n.Warn != nil {
-			n.Warn(fmt.Sprintf("%s: old nginx workers still running after drain timeout %s (%s); continuing", n.Name, n.DrainTimeout, strings.TrimSpace(string(out))))
-		}
-		return nil
+	if shell.ExitStatus(w.err) == exitDrainTimout {
+		return nil // runWaits warned once for the whole session
 	}
-	return fmt.Errorf("%s: waiting for old nginx workers: %w", n.Name, err)
+	return fmt.Errorf("%s: waiting for old nginx workers: %w", n.Name, w.err)
+}
+
+// runWaits runs wait sessions, one at a time: w, then whatever waits
+// gathered while it ran.
+func (n *Nginx) runWaits(ctx context.Context, w *workerWait) {
+	for w != nil {
+		n.runWait(ctx, w)
+		close(w.done)
+		n.wmu.Lock()
+		w = n.nextWait
+		n.nextWait = nil
+		if w == nil {
+			n.waiting = false
+		}
+		n.wmu.Unlock()
+	}
+}
+
+// runWait is one wait session: until none of w's workers runs.
+func (n *Nginx) runWait(ctx context.Context, w *workerWait) {
+	defer panics.Recover(func(err error) { w.err = err })
+	secs := int((n.DrainTimeout + time.Second - 1) / time.Second)
+	rctx, cancel := context.WithTimeout(ctx, n.DrainTimeout+30*time.Second)
+	defer cancel()
+	// A second interrupt cuts the wait short: the hosts go back at once.
+	rctx, stop := hurry.Wait(rctx)
+	defer stop()
+	out, err := n.Runner.Run(rctx, waitScript(strings.Join(w.pids, " "), secs), nil)
+	w.out, w.err = strings.TrimSpace(string(out)), err
+	if err != nil && shell.ExitStatus(err) == exitDrainTimout && !hurry.Now(ctx) && n.Warn != nil {
+		n.Warn(fmt.Sprintf("%s: old nginx workers still running after drain timeout %s (%s); continuing", n.Name, n.DrainTimeout, w.out))
+	}
 }
 
 // applyScript is the POSIX shell script run on the load balancer to replace
