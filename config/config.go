@@ -37,6 +37,7 @@ const (
 	DefaultHealthTimeout     = 2 * time.Second
 	DefaultHealthThreshold   = 2
 	DefaultHealthDeadline    = 60 * time.Second
+	DefaultHealthMinRunning  = 5 * time.Second
 	DefaultStopTimeout       = 10 * time.Second
 	DefaultLogMaxSize        = "10m"
 	DefaultLogMaxFile        = 3
@@ -326,6 +327,15 @@ type Service struct {
 	AllowSinglePointOfFailure bool `yaml:"allow_single_point_of_failure"`
 }
 
+// Health check kinds (Health.Kind).
+const (
+	HealthHTTP    = "http"
+	HealthTCP     = "tcp"
+	HealthCommand = "command"
+	HealthDocker  = "docker"
+	HealthRunning = "running"
+)
+
 // Orders of replacing a host's container (Service.Order).
 const (
 	OrderStopFirst  = "stop-first"
@@ -335,10 +345,20 @@ const (
 // StartFirst reports whether the service is deployed start-first.
 func (s Service) StartFirst() bool { return s.Order == OrderStartFirst }
 
-// Health is the HTTP check a new container must pass before it gets traffic.
+// Health is the check a new container must pass before it gets traffic.
 type Health struct {
-	Path             string   `yaml:"path"`
-	ExpectedStatus   int      `yaml:"expected_status"`
+	// Kind is the probe: http (the default), tcp, command, docker (the
+	// image's own HEALTHCHECK) or running (up, without a restart, for
+	// MinRunning).
+	Kind string `yaml:"kind"`
+	// Path, ExpectedStatus and Host (the Host header) are http's.
+	Path           string `yaml:"path"`
+	ExpectedStatus int    `yaml:"expected_status"`
+	Host           string `yaml:"host"`
+	// Command is command's argv, run inside the container: exit 0 passes.
+	Command []string `yaml:"command"`
+	// MinRunning is running's time up without a restart (default 5s).
+	MinRunning       Duration `yaml:"min_running"`
 	Interval         Duration `yaml:"interval"`
 	Timeout          Duration `yaml:"timeout"`
 	HealthyThreshold int      `yaml:"healthy_threshold"`
@@ -615,6 +635,12 @@ func (c *Config) applyDefaults() {
 			s.Port = s.Ports[0]
 		}
 		h := &s.Health
+		if h.Kind == "" {
+			h.Kind = HealthHTTP
+		}
+		if h.Kind == HealthRunning && h.MinRunning == 0 {
+			h.MinRunning = Duration(DefaultHealthMinRunning)
+		}
 		if h.Path == "" {
 			h.Path = DefaultHealthPath
 		}
@@ -653,12 +679,14 @@ func (c *Config) applyDefaults() {
 }
 
 var (
-	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
-	envKeyRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	logSizeRE  = regexp.MustCompile(`^[0-9]+[kmg]?$`)
-	placeRE    = regexp.MustCompile(`\$\{([^}]*)\}`)
-	hostFacts  = map[string]bool{"host.name": true, "host.address": true, "host.zone": true, "port": true}
-	imagePathR = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
+	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+	envKeyRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	logSizeRE = regexp.MustCompile(`^[0-9]+[kmg]?$`)
+	// healthHostRE is a Host header: a DNS name or address, optional port.
+	healthHostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$`)
+	placeRE      = regexp.MustCompile(`\$\{([^}]*)\}`)
+	hostFacts    = map[string]bool{"host.name": true, "host.address": true, "host.zone": true, "port": true}
+	imagePathR   = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
 )
 
 func (c *Config) validate() []error {
@@ -849,11 +877,37 @@ func (c *Config) validate() []error {
 			}
 		}
 		h := s.Health
-		if !strings.HasPrefix(h.Path, "/") {
-			bad(key+".health.path", "%q must start with /", h.Path)
+		switch h.Kind {
+		case HealthHTTP, HealthTCP, HealthCommand, HealthDocker, HealthRunning:
+		default:
+			bad(key+".health.kind", "%q is not a health check kind: use http, tcp, command, docker or running", h.Kind)
 		}
-		if h.ExpectedStatus < 100 || h.ExpectedStatus > 599 {
-			bad(key+".health.expected_status", "%d is not an HTTP status", h.ExpectedStatus)
+		if h.Kind == HealthHTTP {
+			if !strings.HasPrefix(h.Path, "/") || strings.ContainsAny(h.Path, " \t\r\n") {
+				bad(key+".health.path", "%q must start with / and have no spaces", h.Path)
+			}
+			if h.ExpectedStatus < 100 || h.ExpectedStatus > 599 {
+				bad(key+".health.expected_status", "%d is not an HTTP status", h.ExpectedStatus)
+			}
+			if h.Host != "" && !healthHostRE.MatchString(h.Host) {
+				bad(key+".health.host", "%q is not a host name (the Host header of the probe, e.g. app.example.com)", h.Host)
+			}
+		} else if h.Host != "" {
+			bad(key+".health.host", "is only for health.kind http (this one is %s)", h.Kind)
+		}
+		switch {
+		case h.Kind == HealthCommand && len(h.Command) == 0:
+			bad(key+".health.command", "required for health.kind command: the command's argv, e.g. [/app, healthcheck]")
+		case h.Kind == HealthCommand && h.Command[0] == "":
+			bad(key+".health.command", "the first element (the program) is empty")
+		case h.Kind != HealthCommand && len(h.Command) > 0:
+			bad(key+".health.command", "is only for health.kind command (this one is %s)", h.Kind)
+		}
+		if h.MinRunning != 0 && h.Kind != HealthRunning {
+			bad(key+".health.min_running", "is only for health.kind running (this one is %s)", h.Kind)
+		}
+		if h.Kind == HealthRunning && h.MinRunning.D() >= h.Deadline.D() {
+			bad(key+".health.min_running", "%s must be shorter than health.deadline (%s)", h.MinRunning.D(), h.Deadline.D())
 		}
 		if h.HealthyThreshold < 1 {
 			bad(key+".health.healthy_threshold", "must be at least 1")

@@ -119,6 +119,7 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 		{"load_balancers[0].drain_timeout", lb.DrainTimeout.D(), DefaultDrainTimeout},
 		{"load_balancers[0].pid_file", lb.PidFile, ""},
 		{"www.container_name", svc.ContainerName, "www"},
+		{"www.health.kind", svc.Health.Kind, HealthHTTP},
 		{"www.health.path", svc.Health.Path, DefaultHealthPath},
 		{"www.health.expected_status", svc.Health.ExpectedStatus, DefaultHealthStatus},
 		{"www.health.interval (set)", svc.Health.Interval.D(), 100 * time.Millisecond},
@@ -248,6 +249,48 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 			old:  "    port: 8080\n",
 			new:  "    port: 8080\n    helth: {}\n    stop_timeout: soon\n",
 			want: []string{"services.www.helth", `unknown key "helth"`, "services.www.stop_timeout", `"soon" is not a duration`},
+		},
+		{
+			name: "unknown health kind",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    health:\n      kind: grpc\n",
+			want: []string{"services.www.health.kind", `"grpc" is not a health check kind`, "http, tcp, command, docker or running"},
+		},
+		{
+			name: "command kind without a command",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    health:\n      kind: command\n",
+			want: []string{"services.www.health.command", "required for health.kind command", "[/app, healthcheck]"},
+		},
+		{
+			name: "command given as a shell string",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    health:\n      kind: command\n      command: /app check\n",
+			want: []string{"services.www.health.command"},
+		},
+		{
+			name: "command on an http check",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    health:\n      command: [/app, check]\n",
+			want: []string{"services.www.health.command", "only for health.kind command (this one is http)"},
+		},
+		{
+			name: "host header on a tcp check, min_running on http",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    health:\n      kind: tcp\n      host: app.example.com\n      min_running: 5s\n",
+			want: []string{"services.www.health.host", "only for health.kind http", "services.www.health.min_running", "only for health.kind running"},
+		},
+		{
+			name: "hostile host header",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    health:\n      host: \"a.example.com\\r\\nX-Evil: 1\"\n",
+			want: []string{"services.www.health.host", "is not a host name"},
+		},
+		{
+			name: "min_running past the deadline",
+			old:  "    port: 8080\n",
+			new:  "    port: 8080\n    health:\n      kind: running\n      min_running: 2m\n      deadline: 1m\n",
+			want: []string{"services.www.health.min_running", "2m0s must be shorter than health.deadline (1m0s)"},
 		},
 		{
 			name: "word where a number belongs",
@@ -665,5 +708,30 @@ func TestStartFirstService(t *testing.T) {
 	}
 	if d, err := Parse("/srv/gantry.yml", []byte(minimalYAML)); err != nil || d.Services["www"].Order != OrderStopFirst {
 		t.Errorf("default order: %v %v, want %s", d.Services["www"].Order, err, OrderStopFirst)
+	}
+}
+
+// TestHealthKindsAccepted: each kind of health check in its usual form.
+func TestHealthKindsAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		health string
+		check  func(Health) bool
+	}{
+		{"      kind: http\n      path: /up\n      host: app.example.com:8443\n", func(h Health) bool { return h.Path == "/up" && h.Host == "app.example.com:8443" }},
+		{"      kind: tcp\n", func(h Health) bool { return h.Kind == HealthTCP }},
+		{"      kind: command\n      command: [/app, healthcheck, --quiet]\n", func(h Health) bool { return len(h.Command) == 3 && h.Command[2] == "--quiet" }},
+		{"      kind: docker\n", func(h Health) bool { return h.Kind == HealthDocker }},
+		{"      kind: running\n", func(h Health) bool { return h.MinRunning.D() == DefaultHealthMinRunning }},
+		{"      kind: running\n      min_running: 30s\n", func(h Health) bool { return h.MinRunning.D() == 30*time.Second }},
+	} {
+		data := minimalYAML + "    health:\n" + tc.health
+		c, err := Parse("gantry.yml", []byte(data))
+		if err != nil {
+			t.Errorf("health:\n%s: %v", tc.health, err)
+			continue
+		}
+		if h := c.Services["www"].Health; !tc.check(h) {
+			t.Errorf("health:\n%s parsed as %+v", tc.health, h)
+		}
 	}
 }

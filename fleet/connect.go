@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/remote"
+	"github.com/gantry-dev/gantry/rollout"
 )
 
 // DialConcurrency bounds how many SSH connections are opened at once. It
@@ -43,12 +44,11 @@ type Host struct {
 // Pull pulls ref with the registry credential of the config.
 func (h *Host) Pull(ctx context.Context, ref string) error { return h.Docker.Pull(ctx, ref, h.auth) }
 
-// ServesHealthy makes one health check of svc's container on host h,
-// listening on port, from the host's side, and reports whether it answered
-// as expected.
+// ServesHealthy makes one health check (of the service's kind) of svc's
+// container on host h, listening on port, from the host's side, and
+// reports whether it passed.
 func (h *Host) ServesHealthy(ctx context.Context, host inventory.Host, svc config.Service, port int) bool {
-	status, err := h.ProbeHTTP(ctx, config.HostPort(host.Address, port), svc.Health.Path, svc.Health.Timeout.D())
-	return err == nil && status == svc.Health.ExpectedStatus
+	return rollout.ProbeOnce(ctx, h, svc.ContainerName, config.HostPort(host.Address, port), healthCheck(svc.Health))
 }
 
 // ServingPort is the port svc's container on the host serves on, as

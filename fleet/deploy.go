@@ -450,17 +450,26 @@ func serviceSpec(name string, s config.Service) rollout.ServiceSpec {
 		Env: func(h inventory.Host, port int) []string {
 			return s.ExpandEnvPort(config.Host{Name: h.Name, Address: h.Address, Zone: h.Zone}, port)
 		},
-		Health: rollout.HealthCheck{
-			Path:      s.Health.Path,
-			Status:    s.Health.ExpectedStatus,
-			Interval:  s.Health.Interval.D(),
-			Timeout:   s.Health.Timeout.D(),
-			Threshold: s.Health.HealthyThreshold,
-			Deadline:  s.Health.Deadline.D(),
-		},
+		Health:      healthCheck(s.Health),
 		StopTimeout: s.StopTimeout.D(),
 		LogMaxSize:  s.Log.MaxSize,
 		LogMaxFile:  s.Log.MaxFile,
+	}
+}
+
+// healthCheck is the service's health check as the executor runs it.
+func healthCheck(h config.Health) rollout.HealthCheck {
+	return rollout.HealthCheck{
+		Kind:       rollout.HealthKind(h.Kind),
+		Path:       h.Path,
+		Status:     h.ExpectedStatus,
+		HostHeader: h.Host,
+		Command:    h.Command,
+		MinRunning: h.MinRunning.D(),
+		Interval:   h.Interval.D(),
+		Timeout:    h.Timeout.D(),
+		Threshold:  h.HealthyThreshold,
+		Deadline:   h.Deadline.D(),
 	}
 }
 

@@ -56,8 +56,11 @@ type Container struct {
 	// RestartCount counts restarts by the daemon since the container was created.
 	RestartCount int
 	ExitCode     int
-	StartedAt    time.Time
-	Labels       map[string]string
+	// Health is the image HEALTHCHECK's status as Docker reports it
+	// (starting, healthy, unhealthy), or "" when the image has none.
+	Health    string
+	StartedAt time.Time
+	Labels    map[string]string
 }
 
 // Version is the version gantry recorded on the container, or the image tag

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -21,6 +22,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/gantry-dev/gantry/inventory"
 )
@@ -151,6 +153,9 @@ func (d *Docker) Inspect(ctx context.Context, name string) (c inventory.Containe
 		c.Restarting = info.State.Restarting
 		c.ExitCode = info.State.ExitCode
 		c.StartedAt, _ = time.Parse(time.RFC3339Nano, info.State.StartedAt)
+		if info.State.Health != nil {
+			c.Health = info.State.Health.Status
+		}
 	}
 	return c, true, nil
 }
@@ -249,14 +254,86 @@ func (d *Docker) Remove(ctx context.Context, id string) error {
 
 // ProbeHTTP makes one GET to http://addr+path from the host's side of the
 // SSH connection and returns the status code, without following redirects.
-func (d *Docker) ProbeHTTP(ctx context.Context, addr, path string, timeout time.Duration) (int, error) {
-	return ProbeHTTP(ctx, d.conn, addr, path, timeout)
+func (d *Docker) ProbeHTTP(ctx context.Context, addr, path, hostHeader string, timeout time.Duration) (int, error) {
+	return ProbeHTTP(ctx, d.conn, addr, path, hostHeader, timeout)
+}
+
+// ProbeTCP opens (and closes) a TCP connection to addr from the host's
+// side of the SSH connection.
+func (d *Docker) ProbeTCP(ctx context.Context, addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := d.conn.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// execOutputMax is how much of a health command's output is kept.
+const execOutputMax = 4 << 10
+
+// Exec runs cmd (an argv: no shell is involved) in the running container
+// id, waits for it up to timeout, and returns its exit code and the last
+// few KiB of its stdout and stderr.
+func (d *Docker) Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	created, err := d.api.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return 0, "", d.wrap("exec in "+short(id), err)
+	}
+	att, err := d.api.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return 0, "", d.wrap("exec in "+short(id), err)
+	}
+	defer att.Close()
+	out := &tailBuffer{max: execOutputMax}
+	done := make(chan error, 1)
+	go func() { _, err := stdcopy.StdCopy(out, out, att.Reader); done <- err }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		att.Close()
+		return 0, out.String(), fmt.Errorf("exec %q in %s: no exit within %s: %w", strings.Join(cmd, " "), short(id), timeout, ctx.Err())
+	}
+	if err != nil {
+		return 0, out.String(), d.wrap("exec in "+short(id), err)
+	}
+	info, err := d.api.ContainerExecInspect(ctx, created.ID)
+	if err != nil {
+		return 0, out.String(), d.wrap("exec in "+short(id), err)
+	}
+	return info.ExitCode, out.String(), nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
 }
 
 // ProbeHTTP makes one GET to http://addr+path from the host's side of conn.
 // Redirects are not followed: a 302 to a login page that answers 200 is a
-// 302, not a healthy app.
-func ProbeHTTP(ctx context.Context, conn *Conn, addr, path string, timeout time.Duration) (int, error) {
+// 302, not a healthy app. hostHeader, when set, is the Host header.
+func ProbeHTTP(ctx context.Context, conn *Conn, addr, path, hostHeader string, timeout time.Duration) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tr := &http.Transport{
@@ -267,6 +344,9 @@ func ProbeHTTP(ctx context.Context, conn *Conn, addr, path string, timeout time.
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
 		return 0, err
+	}
+	if hostHeader != "" {
+		req.Host = hostHeader
 	}
 	client := &http.Client{
 		Transport:     tr,

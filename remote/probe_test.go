@@ -29,7 +29,7 @@ func TestProbeDoesNotFollowRedirects(t *testing.T) {
 	srv := startSSHServer(t)
 	conn := dialTest(t, clientFiles(t, srv), srv.Addr)
 
-	status, err := ProbeHTTP(t.Context(), conn, strings.TrimPrefix(app.URL, "http://"), "/healthz", 5*time.Second)
+	status, err := ProbeHTTP(t.Context(), conn, strings.TrimPrefix(app.URL, "http://"), "/healthz", "", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,5 +38,27 @@ func TestProbeDoesNotFollowRedirects(t *testing.T) {
 	}
 	if n := loginHits.Load(); n != 0 {
 		t.Errorf("the probe followed the redirect to /login %d times", n)
+	}
+}
+
+// TestProbeSendsTheHostHeader: an app behind name-based virtual hosting
+// answers its health check only for its own name.
+func TestProbeSendsTheHostHeader(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != "app.example.com" {
+			w.WriteHeader(http.StatusMisdirectedRequest)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(app.Close)
+	srv := startSSHServer(t)
+	conn := dialTest(t, clientFiles(t, srv), srv.Addr)
+	addr := strings.TrimPrefix(app.URL, "http://")
+	for host, want := range map[string]int{"app.example.com": http.StatusOK, "": http.StatusMisdirectedRequest} {
+		status, err := ProbeHTTP(t.Context(), conn, addr, "/healthz", host, 5*time.Second)
+		if err != nil || status != want {
+			t.Errorf("Host %q: status %d (%v), want %d", host, status, err, want)
+		}
 	}
 }

@@ -41,8 +41,15 @@ type Host interface {
 	Rename(ctx context.Context, id, name string) error
 	// Remove removes a container but never its image.
 	Remove(ctx context.Context, id string) error
-	// ProbeHTTP GETs http://addr+path from the host's side and returns the status.
-	ProbeHTTP(ctx context.Context, addr, path string, timeout time.Duration) (int, error)
+	// ProbeHTTP GETs http://addr+path from the host's side and returns the
+	// status, without following redirects; hostHeader, when set, is the
+	// request's Host header.
+	ProbeHTTP(ctx context.Context, addr, path, hostHeader string, timeout time.Duration) (int, error)
+	// ProbeTCP opens a TCP connection to addr from the host's side.
+	ProbeTCP(ctx context.Context, addr string, timeout time.Duration) error
+	// Exec runs cmd (an argv, no shell) in the running container id and
+	// returns its exit code and the tail of its output.
+	Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (exitCode int, output string, err error)
 }
 
 // Balancer is one load balancer that can take a host out of a service's
@@ -59,14 +66,25 @@ type Balancer interface {
 	Switch(ctx context.Context, service, host, addr string) error
 }
 
-// HealthCheck is the HTTP check a new container must pass.
+// HealthCheck is the check a new container must pass: Threshold
+// consecutive passes of Kind's probe, spaced by Interval, within Deadline.
 type HealthCheck struct {
-	Path      string
-	Status    int
-	Interval  time.Duration
-	Timeout   time.Duration
-	Threshold int // consecutive passes needed
-	Deadline  time.Duration
+	// Kind is the probe: HealthHTTP (the zero value), HealthTCP,
+	// HealthCommand, HealthDocker or HealthRunning.
+	Kind HealthKind
+	// Path, Status and HostHeader are the HTTP probe's.
+	Path       string
+	Status     int
+	HostHeader string
+	// Command is the command probe's argv, run inside the container.
+	Command []string
+	// MinRunning is how long the running probe wants the container up
+	// without a restart.
+	MinRunning time.Duration
+	Interval   time.Duration
+	Timeout    time.Duration
+	Threshold  int // consecutive passes needed
+	Deadline   time.Duration
 }
 
 // ServiceSpec is what the executor needs to know of the service.
@@ -665,7 +683,8 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 	ctx, cancel := context.WithTimeout(ctx, hc.Deadline)
 	defer cancel()
 	passes, probes := 0, 0
-	restarts := -1 // the container's restart count when first seen
+	restarts := -1             // the container's restart count when first seen
+	var runningSince time.Time // when the checks began: the running probe's clock
 	var last string
 	tick := time.NewTimer(0)
 	defer tick.Stop()
@@ -679,20 +698,23 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 			if last == "" {
 				last = "no answer yet"
 			}
-			return "", fmt.Errorf("%w: %s%s not healthy within %s after %d probes (last: %s)", ErrHealthCheck, addr, hc.Path, hc.Deadline, probes, last)
+			return "", fmt.Errorf("%w: %s not healthy within %s after %d probes (last: %s)", ErrHealthCheck, hc.describe(addr), hc.Deadline, probes, last)
 		case <-tick.C:
 		}
 		probes++
 		probeStart := time.Now()
-		status, err := host.ProbeHTTP(ctx, addr, hc.Path, hc.Timeout)
+		if runningSince.IsZero() {
+			runningSince = probeStart
+		}
+		pass, why, fatal := probeOnce(ctx, host, id, addr, hc, runningSince)
 		switch {
-		case err != nil && ctx.Err() != nil:
+		case fatal != nil:
+			return "", fmt.Errorf("%w: %v", ErrHealthCheck, fatal)
+		case !pass && ctx.Err() != nil:
 			// Cut off by the deadline or an interrupt: keep the last real answer.
 			passes = 0
-		case err != nil:
-			passes, last = 0, err.Error()
-		case status != hc.Status:
-			passes, last = 0, fmt.Sprintf("status %d, want %d", status, hc.Status)
+		case !pass:
+			passes, last = 0, why
 		default:
 			passes++
 		}

@@ -18,9 +18,10 @@ import (
 type health int
 
 const (
-	healthy      health = iota
-	neverHealthy        // answers 503 forever
-	exits               // the process exits as soon as it is probed
+	healthy       health = iota
+	neverHealthy         // answers 503 forever
+	exits                // the process exits as soon as it is probed
+	noHealthcheck        // healthy, but the image has no HEALTHCHECK
 )
 
 const (
@@ -128,10 +129,41 @@ func (h *fakeHost) Inspect(ctx context.Context, name string) (inventory.Containe
 	if c == nil {
 		return inventory.Container{}, false, nil
 	}
+	dockerHealth := map[health]string{healthy: "healthy", neverHealthy: "unhealthy", exits: "starting"}[h.health[c.Image]]
 	return inventory.Container{
 		ID: c.ID, Name: c.Name, Image: c.Image, Running: c.Running, ExitCode: c.ExitCode,
-		Labels: maps.Clone(c.Labels),
+		Labels: maps.Clone(c.Labels), Health: dockerHealth,
 	}, true, nil
+}
+
+// ProbeTCP connects when a running container listens on addr whose app
+// is not broken.
+func (h *fakeHost) ProbeTCP(ctx context.Context, addr string, _ time.Duration) error {
+	if _, err := h.ProbeHTTP(ctx, addr, healthPath, "", 0); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Exec runs a health command: exit 0 for a healthy app, 1 otherwise.
+func (h *fakeHost) Exec(ctx context.Context, id string, cmd []string, _ time.Duration) (int, string, error) {
+	if err := h.run("exec", h.runningImage()); err != nil {
+		return 0, "", err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.byID(id)
+	if c == nil || !c.Running {
+		return 0, "", fmt.Errorf("container %s is not running", id)
+	}
+	switch h.health[c.Image] {
+	case neverHealthy:
+		return 1, "not ready: database unreachable", nil
+	case exits:
+		c.Running, c.ExitCode = false, 3
+		return 0, "", errors.New("container exited")
+	}
+	return 0, "ok", nil
 }
 
 func (h *fakeHost) Create(ctx context.Context, spec inventory.ContainerSpec) (string, error) {
@@ -249,7 +281,7 @@ func (h *fakeHost) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-func (h *fakeHost) ProbeHTTP(ctx context.Context, addr, path string, _ time.Duration) (int, error) {
+func (h *fakeHost) ProbeHTTP(ctx context.Context, addr, path, _ string, _ time.Duration) (int, error) {
 	if err := h.run("probe", h.runningImage()); err != nil {
 		return 0, err
 	}

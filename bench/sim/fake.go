@@ -369,9 +369,19 @@ func (h *simHost) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
+// ProbeTCP is not simulated: the simulated fleets use HTTP checks.
+func (h *simHost) ProbeTCP(context.Context, string, time.Duration) error {
+	return fmt.Errorf("tcp health checks are not simulated")
+}
+
+// Exec is not simulated: the simulated fleets use HTTP checks.
+func (h *simHost) Exec(context.Context, string, []string, time.Duration) (int, string, error) {
+	return 0, "", fmt.Errorf("command health checks are not simulated")
+}
+
 // ProbeHTTP answers 200 when the probe reaches a running container whose app
 // has booted (Latencies.Boot after it started), connection refused before.
-func (h *simHost) ProbeHTTP(ctx context.Context, addr, _ string, _ time.Duration) (int, error) {
+func (h *simHost) ProbeHTTP(ctx context.Context, addr, _, _ string, _ time.Duration) (int, error) {
 	arrived := time.Now()
 	h.mu.Lock()
 	up := false
