@@ -122,6 +122,9 @@ type Executor struct {
 
 	mu     sync.Mutex
 	report *Report // the run in progress, for per-phase timings
+	// deploying is set while a deploy (not a rollback) runs: the version
+	// it brings must meet the health check as configured (see probeOnce).
+	deploying bool
 }
 
 // Event is one step on one host starting or ending.
@@ -183,6 +186,7 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 	rep := newReport(plan)
 	e.mu.Lock()
 	e.report = rep
+	e.deploying = plan.RunKind() == "deploy"
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
@@ -363,7 +367,7 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 		return target.Tag, host.Start(sctx, sw.newID)
 	})
 	if err == nil {
-		err = e.step(name, "health", func() (string, error) { return e.waitHealthy(ctx, host, hp.Host, sw.newID, port) })
+		err = e.step(name, "health", func() (string, error) { return e.waitHealthy(ctx, host, hp.Host, sw.newID, port, e.isDeploying()) })
 	}
 	if err != nil {
 		e.failHost(ctx, hp, res, &sw, err, drainStart)
@@ -603,7 +607,7 @@ func (e *Executor) failHost(ctx context.Context, hp HostPlan, res *HostResult, s
 				return "", err
 			}
 			_, fromPort := e.ports(hp)
-			if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID, fromPort); err != nil {
+			if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID, fromPort, false); err != nil {
 				res.Ended = ""
 				return "", fmt.Errorf("%s restarted but unhealthy: %w", old.Version(), err)
 			}
@@ -673,10 +677,21 @@ const (
 	bootProbeMax = 25 * time.Millisecond
 )
 
+// isDeploying reports whether the run in progress is a deploy.
+func (e *Executor) isDeploying() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.deploying
+}
+
 // waitHealthy polls the container's health endpoint from the host's side
 // until Threshold consecutive passes, the container stops running, or the
 // deadline passes.
-func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host, id string, port int) (string, error) {
+//
+// strict is set for the version a deploy brings; the versions put back
+// (reverts, rollbacks, repairs) ran before and may predate the check (see
+// probeOnce).
+func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host, id string, port int, strict bool) (string, error) {
 	hc := e.Service.Health
 	addr := addrOf(h, port)
 	parent := ctx
@@ -706,7 +721,7 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 		if runningSince.IsZero() {
 			runningSince = probeStart
 		}
-		pass, why, fatal := probeOnce(ctx, host, id, addr, hc, runningSince)
+		pass, why, fatal := probeOnce(ctx, host, id, addr, hc, runningSince, strict)
 		switch {
 		case fatal != nil:
 			return "", fmt.Errorf("%w: %v", ErrHealthCheck, fatal)

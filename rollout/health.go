@@ -49,7 +49,12 @@ func (hc HealthCheck) describe(addr string) string {
 // cannot help (the image has no HEALTHCHECK). since is when the checks
 // began: the running probe counts from it, by this machine's clock (the
 // host's may differ).
-func probeOnce(ctx context.Context, host Host, id, addr string, hc HealthCheck, since time.Time) (pass bool, why string, fatal error) {
+//
+// With kind docker, an image without a HEALTHCHECK fails at once when
+// strict (the version a deploy brings: the config asks for one); a
+// version put back (revert, rollback, repair, or a check of what runs now)
+// may predate the HEALTHCHECK, and passes by running.
+func probeOnce(ctx context.Context, host Host, id, addr string, hc HealthCheck, since time.Time, strict bool) (pass bool, why string, fatal error) {
 	switch hc.Kind {
 	case HealthTCP:
 		if err := host.ProbeTCP(ctx, addr, hc.Timeout); err != nil {
@@ -75,8 +80,13 @@ func probeOnce(ctx context.Context, host Host, id, addr string, hc HealthCheck, 
 			return false, err.Error(), nil
 		case !ok:
 			return false, "container not found", nil
-		case c.Health == "" || c.Health == "none":
+		case (c.Health == "" || c.Health == "none") && strict:
 			return false, "", errNoDockerHealthcheck
+		case c.Health == "" || c.Health == "none":
+			if !c.Running || c.Restarting {
+				return false, "not running (the image has no HEALTHCHECK)", nil
+			}
+			return true, "", nil
 		case c.Health != "healthy":
 			return false, "Docker reports it " + c.Health, nil
 		}
@@ -109,8 +119,9 @@ func probeOnce(ctx context.Context, host Host, id, addr string, hc HealthCheck, 
 // ProbeOnce makes one health check of a container that already runs (the
 // one serving now, for pre-flight, inventory, rollback and decommission
 // checks) and reports whether it passes. The running probe passes for a
-// running container: it has been up since before gantry looked.
+// running container: it has been up since before gantry looked; so does
+// the docker probe for an image without a HEALTHCHECK.
 func ProbeOnce(ctx context.Context, host Host, container, addr string, hc HealthCheck) bool {
-	pass, _, _ := probeOnce(ctx, host, container, addr, hc, time.Now().Add(-hc.MinRunning))
+	pass, _, _ := probeOnce(ctx, host, container, addr, hc, time.Now().Add(-hc.MinRunning), false)
 	return pass
 }

@@ -80,3 +80,23 @@ func TestHealthKinds(t *testing.T) {
 		})
 	}
 }
+
+// TestDockerHealthRevertsToAnImageWithoutOne: with kind docker, the
+// version put back by a revert may predate the HEALTHCHECK; it is put back
+// (by running), not left out of service.
+func TestDockerHealthRevertsToAnImageWithoutOne(t *testing.T) {
+	f := newFleet(2, "old1")
+	f.setHealth("old1", noHealthcheck)
+	f.setHealth("new1", neverHealthy)
+	e := f.executor(300 * time.Millisecond)
+	e.Service.Health.Kind = HealthDocker
+	rep := e.Run(context.Background(), f.plan("new1", 1))
+	if !errors.Is(rep.Err, ErrHealthCheck) || rep.RevertFailed() {
+		t.Fatalf("want a failed health check and a clean revert, got %v (revert failed: %v)", rep.Err, rep.RevertFailed())
+	}
+	checkText(t, "fleet", f.state(), `host1: www=old1(running)
+host2: www=old1(running)
+lb1 drained: []
+lb2 drained: []
+`)
+}

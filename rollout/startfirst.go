@@ -44,7 +44,7 @@ func (e *Executor) swapStartFirst(ctx context.Context, target Target, hp HostPla
 		})
 	}
 	if err == nil {
-		err = e.step(name, string(StepHealth), func() (string, error) { return e.waitHealthy(ctx, host, hp.Host, sw.newID, port) })
+		err = e.step(name, string(StepHealth), func() (string, error) { return e.waitHealthy(ctx, host, hp.Host, sw.newID, port, e.isDeploying()) })
 	}
 	if err == nil {
 		if err = ctx.Err(); err != nil {

@@ -13,6 +13,10 @@
 // request, in flight while a host is drained.
 // On SIGTERM or SIGINT it stops accepting connections, lets in-flight
 // requests finish (at most 10 s) and exits 0.
+//
+// `demoapp healthcheck` (a health command, or the image's HEALTHCHECK with
+// `lab/publish --healthcheck`) GETs /healthz on LISTEN and exits 0 when it
+// answers 200, 1 otherwise.
 package main
 
 import (
@@ -31,6 +35,9 @@ import (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("demoapp: ")
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(healthcheck(envOr("LISTEN", "127.0.0.1:8080")))
+	}
 
 	listen := envOr("LISTEN", "127.0.0.1:8080")
 	version := envOr("VERSION", "dev")
@@ -105,6 +112,24 @@ func main() {
 		log.Fatalf("serve: %v", err)
 	}
 	log.Printf("stopped")
+}
+
+// healthcheck probes the app's own /healthz: the exit code of a health
+// command.
+func healthcheck(listen string) int {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + listen + "/healthz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "healthcheck: status", resp.StatusCode)
+		return 1
+	}
+	fmt.Println("healthy")
+	return 0
 }
 
 func envOr(key, def string) string {
