@@ -95,6 +95,26 @@ func (n *Nginx) SetUpstream(service string, servers []Server, down ...string) {
 	n.upstreams[service] = u
 }
 
+// AddServer adds server to service's upstream, down, unless its host is
+// listed already: a later Switch or Restore puts it up. Call it after
+// SetUpstream.
+func (n *Nginx) AddServer(service string, server Server) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	u, ok := n.upstreams[service]
+	if !ok {
+		return
+	}
+	for _, s := range u.servers {
+		if s.Host == server.Host {
+			return
+		}
+	}
+	u.servers = append(u.servers, server)
+	sort.Slice(u.servers, func(i, j int) bool { return names.Less(u.servers[i].Host, u.servers[j].Host) })
+	u.down[server.Host] = true
+}
+
 // KeepByHand records that hosts, down in service's upstream, were marked
 // down by someone other than gantry: every rewrite of the file keeps them
 // off its "down by gantry" line until a change puts them up. Call it after
