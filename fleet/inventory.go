@@ -44,22 +44,22 @@ type ContainerView struct {
 
 // HostView is one host as it is.
 type HostView struct {
-	Name           string              `json:"name"`
-	Address        string              `json:"address"`
-	Zone           string              `json:"zone"`
-	Reachable      bool                `json:"reachable"`
-	Error          string              `json:"error,omitempty"`
-	Decommissioned bool                `json:"decommissioned"`
+	Name           string `json:"name"`
+	Address        string `json:"address"`
+	Zone           string `json:"zone"`
+	Reachable      bool   `json:"reachable"`
+	Error          string `json:"error,omitempty"`
+	Decommissioned bool   `json:"decommissioned"`
 	// Maintenance is the host's maintenance record, when it is in
 	// maintenance (kept out of every load balancer).
-	Maintenance *inventory.Maintenance `json:"maintenance,omitempty"`
-	DataRoot       string              `json:"data_root,omitempty"`
-	DiskFreeBytes  int64               `json:"disk_free_bytes"`
-	Containers     []ContainerView     `json:"containers"`
-	Unmanaged      []ContainerView     `json:"unmanaged"`
-	CachedVersions map[string][]string `json:"cached_versions"`
-	LBs            map[string]string   `json:"lbs"` // lb -> up | down | missing | unknown
-	Drift          bool                `json:"drift"`
+	Maintenance    *inventory.Maintenance `json:"maintenance,omitempty"`
+	DataRoot       string                 `json:"data_root,omitempty"`
+	DiskFreeBytes  int64                  `json:"disk_free_bytes"`
+	Containers     []ContainerView        `json:"containers"`
+	Unmanaged      []ContainerView        `json:"unmanaged"`
+	CachedVersions map[string][]string    `json:"cached_versions"`
+	LBs            map[string]string      `json:"lbs"` // lb -> up | down | missing | unknown
+	Drift          bool                   `json:"drift"`
 }
 
 // ServiceView sums a service up across hosts.
