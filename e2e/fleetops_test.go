@@ -401,6 +401,10 @@ type invHost struct {
 	Reachable      bool                `json:"reachable"`
 	Error          string              `json:"error"`
 	Decommissioned bool                `json:"decommissioned"`
+	Maintenance    *struct {
+		Who     string `json:"who"`
+		Message string `json:"message"`
+	} `json:"maintenance"`
 	DataRoot       string              `json:"data_root"`
 	DiskFreeBytes  int64               `json:"disk_free_bytes"`
 	Containers     []invContainer      `json:"containers"`

@@ -21,6 +21,9 @@ func maintenanceCommand() *cli.Command {
 			if !wantHost && c.NArg() != 0 {
 				return fmt.Errorf("maintenance %s: unexpected argument %q (on HOST, off HOST or list)", c.Command.Name, c.Args().First())
 			}
+			if c.String("env") == "" {
+				return fmt.Errorf("maintenance %s: --env is required", c.Command.Name)
+			}
 			cfg, err := config.Load(c.String("config"))
 			if err != nil {
 				return err
@@ -32,7 +35,10 @@ func maintenanceCommand() *cli.Command {
 		}
 	}
 	lockWait := &cli.DurationFlag{Name: "lock-wait", Usage: "wait up to this long for each of the host's services' deploy lock someone else holds"}
-	list := []cli.Flag{envFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}}
+	// Not required on the parent: urfave/cli would then ask for it before
+	// "on" and "off" too. The list refuses without it.
+	optionalEnv := &cli.StringFlag{Name: "env", Aliases: []string{"e"}, EnvVars: []string{"GANTRY_ENV"}, Usage: "environment (required)"}
+	list := []cli.Flag{optionalEnv, &cli.BoolFlag{Name: "json", Usage: "print JSON"}}
 	return &cli.Command{
 		Name:      "maintenance",
 		Usage:     "take a host out of every load balancer and keep it out across deploys, put it back, or list the hosts in maintenance",
