@@ -395,12 +395,16 @@ type invContainer struct {
 }
 
 type invHost struct {
-	Name           string              `json:"name"`
-	Address        string              `json:"address"`
-	Zone           string              `json:"zone"`
-	Reachable      bool                `json:"reachable"`
-	Error          string              `json:"error"`
-	Decommissioned bool                `json:"decommissioned"`
+	Name           string `json:"name"`
+	Address        string `json:"address"`
+	Zone           string `json:"zone"`
+	Reachable      bool   `json:"reachable"`
+	Error          string `json:"error"`
+	Decommissioned bool   `json:"decommissioned"`
+	Maintenance    *struct {
+		Who     string `json:"who"`
+		Message string `json:"message"`
+	} `json:"maintenance"`
 	DataRoot       string              `json:"data_root"`
 	DiskFreeBytes  int64               `json:"disk_free_bytes"`
 	Containers     []invContainer      `json:"containers"`

@@ -163,6 +163,13 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err := observeEntries(ctx, balancers, svcName, observed); err != nil {
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
+	maint, err := inventory.Maintenances{Runner: lockConn, Dir: env.Lock.Dir, Env: o.Env}.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, env.Lock.Host, err)
+	}
+	for _, w := range markHeld(observed, maint, o.Env) {
+		fmt.Fprintf(o.Out, "warning: %s\n", w)
+	}
 	// Each load balancer's view starts as what it lists now: a host is
 	// only put (back) in by a step that checked its container first.
 	modelUpstreams(balancers, svcName, svc.Port, observed)
@@ -333,6 +340,27 @@ func newNginxes(env config.Environment, conns *Connections, out io.Writer) []*lb
 	return list
 }
 
+// markHeld marks the hosts to keep out of every load balancer: those in
+// maintenance, and those someone marked down by hand in an upstream file
+// gantry owns. The run deploys to them and leaves them down. It returns a
+// warning for each host marked down by hand.
+func markHeld(snap []rollout.HostSnapshot, maint map[string]inventory.Maintenance, envName string) []string {
+	var warnings []string
+	for i := range snap {
+		name := snap[i].Host.Name
+		if rec, ok := maint[name]; ok {
+			snap[i].Held = rec.String()
+			continue
+		}
+		if lbs := rollout.HandDown(snap[i]); len(lbs) > 0 {
+			snap[i].Held = "marked down by hand in " + strings.Join(lbs, ", ")
+			warnings = append(warnings, fmt.Sprintf("%s is marked down by hand in %s, not by gantry: this run deploys to it and leaves it down in every load balancer; to keep a host out, use: gantry maintenance on %s --env %s (and gantry maintenance off %s --env %s to put it back)",
+				name, strings.Join(lbs, ", "), name, envName, name, envName))
+		}
+	}
+	return warnings
+}
+
 // observeEntries reads how every load balancer lists each host of the
 // service now, into the snapshots. A load balancer whose file lists no host
 // the way gantry writes it (never written by gantry) is left out.
@@ -350,7 +378,7 @@ func observeEntries(ctx context.Context, balancers []*lb.Nginx, service string, 
 		}
 		for j := range snap {
 			if e, ok := found[i][snap[j].Host.Name]; ok {
-				snap[j].Entries[n.Name] = rollout.Entry{Addr: e.Addr, Down: e.Down}
+				snap[j].Entries[n.Name] = rollout.Entry{Addr: e.Addr, Down: e.Down, ByHand: e.ByHand}
 			}
 		}
 	}
@@ -381,7 +409,7 @@ func readEntries(ctx context.Context, balancers []*lb.Nginx, service string) (fo
 func modelUpstreams(balancers []*lb.Nginx, service string, port int, snap []rollout.HostSnapshot) {
 	for _, n := range balancers {
 		servers := make([]lb.Server, len(snap))
-		var down []string
+		var down, hand []string
 		for i, h := range snap {
 			p := port
 			if h.Current != nil {
@@ -395,6 +423,9 @@ func modelUpstreams(balancers []*lb.Nginx, service string, port int, snap []roll
 				if e.Down {
 					down = append(down, h.Host.Name)
 				}
+				if e.ByHand {
+					hand = append(hand, h.Host.Name)
+				}
 			case h.Current == nil || !h.Current.Running:
 				// First deploy, stopped by hand, back from decommission:
 				// out until deployed and healthy.
@@ -402,6 +433,7 @@ func modelUpstreams(balancers []*lb.Nginx, service string, port int, snap []roll
 			}
 		}
 		n.SetUpstream(service, servers, down...)
+		n.KeepByHand(service, hand...)
 	}
 }
 
@@ -658,6 +690,11 @@ func observeOutcome(ctx context.Context, conns *Connections, balancers []*lb.Ngi
 			switch {
 			case lbErrs[j] != nil:
 				why = append(why, n.Name+" could not be read")
+			case r.KeptOut != "":
+				// Out of every load balancer is where it belongs.
+				if listed && !e.Down {
+					why = append(why, "up in "+n.Name+" although it is to stay out")
+				}
 			case !listed:
 				why = append(why, "missing from "+n.Name)
 			case e.Down:
@@ -667,6 +704,15 @@ func observeOutcome(ctx context.Context, conns *Connections, balancers []*lb.Ngi
 			}
 		}
 		inService := len(why) == 0
+		if r.KeptOut != "" {
+			// Kept out: never in service, and a problem only when some
+			// load balancer lists it up.
+			if ended != r.Ended || len(why) > 0 {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("observed after the run: runs %s, kept out (%s)%s", orDash(ended), r.KeptOut, whyWords(why)))
+			}
+			r.Ended, r.InService = ended, false
+			continue
+		}
 		if ended != r.Ended || inService != r.InService {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("observed after the run: runs %s, %s (the run expected %s, in service: %t)",
 				orDash(ended), inServiceWords(inService, why), orDash(r.Ended), r.InService))
@@ -680,6 +726,13 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+func whyWords(why []string) string {
+	if len(why) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(why, ", ")
 }
 
 func inServiceWords(in bool, why []string) string {

@@ -44,19 +44,22 @@ type ContainerView struct {
 
 // HostView is one host as it is.
 type HostView struct {
-	Name           string              `json:"name"`
-	Address        string              `json:"address"`
-	Zone           string              `json:"zone"`
-	Reachable      bool                `json:"reachable"`
-	Error          string              `json:"error,omitempty"`
-	Decommissioned bool                `json:"decommissioned"`
-	DataRoot       string              `json:"data_root,omitempty"`
-	DiskFreeBytes  int64               `json:"disk_free_bytes"`
-	Containers     []ContainerView     `json:"containers"`
-	Unmanaged      []ContainerView     `json:"unmanaged"`
-	CachedVersions map[string][]string `json:"cached_versions"`
-	LBs            map[string]string   `json:"lbs"` // lb -> up | down | missing | unknown
-	Drift          bool                `json:"drift"`
+	Name           string `json:"name"`
+	Address        string `json:"address"`
+	Zone           string `json:"zone"`
+	Reachable      bool   `json:"reachable"`
+	Error          string `json:"error,omitempty"`
+	Decommissioned bool   `json:"decommissioned"`
+	// Maintenance is the host's maintenance record, when it is in
+	// maintenance (kept out of every load balancer).
+	Maintenance    *inventory.Maintenance `json:"maintenance,omitempty"`
+	DataRoot       string                 `json:"data_root,omitempty"`
+	DiskFreeBytes  int64                  `json:"disk_free_bytes"`
+	Containers     []ContainerView        `json:"containers"`
+	Unmanaged      []ContainerView        `json:"unmanaged"`
+	CachedVersions map[string][]string    `json:"cached_versions"`
+	LBs            map[string]string      `json:"lbs"` // lb -> up | down | missing | unknown
+	Drift          bool                   `json:"drift"`
 }
 
 // ServiceView sums a service up across hosts.
@@ -123,9 +126,15 @@ func TakeInventory(ctx context.Context, o InventoryOptions) (*Inventory, error) 
 	}
 	defer conns.Close()
 	gone := map[string]inventory.Decommission{}
+	maint := map[string]inventory.Maintenance{}
 	if runner, err := conns.lockMachine(ctx, cfg, env); err == nil {
 		if g, err := (inventory.Decommissions{Runner: runner, Dir: env.Lock.Dir, Env: o.Env}).List(ctx); err == nil {
 			gone = g
+		}
+		if m, err := (inventory.Maintenances{Runner: runner, Dir: env.Lock.Dir, Env: o.Env}).List(ctx); err == nil {
+			maint = m
+		} else {
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("cannot read the hosts in maintenance from %s: %v", env.Lock.Host, err))
 		}
 	} else {
 		inv.Warnings = append(inv.Warnings, fmt.Sprintf("cannot read decommissioned hosts from %s: %v", env.Lock.Host, err))
@@ -163,6 +172,9 @@ func TakeInventory(ctx context.Context, o InventoryOptions) (*Inventory, error) 
 			v := HostView{Name: h.Name, Address: h.Address, Zone: h.Zone, CachedVersions: map[string][]string{}, LBs: map[string]string{},
 				Containers: []ContainerView{}, Unmanaged: []ContainerView{}}
 			_, v.Decommissioned = gone[h.Name]
+			if rec, ok := maint[h.Name]; ok {
+				v.Maintenance = &rec
+			}
 			for _, lc := range env.LoadBalancers {
 				for _, svc := range h.Services {
 					if _, ok := services[svc]; !ok {
@@ -336,6 +348,8 @@ func printInventory(w io.Writer, inv *Inventory) {
 			continue
 		case h.Decommissioned:
 			name += " (decommissioned)"
+		case h.Maintenance != nil:
+			name += " (maintenance)"
 		}
 		rows := append(append([]ContainerView{}, h.Containers...), h.Unmanaged...)
 		if len(rows) == 0 {
@@ -367,6 +381,11 @@ func printInventory(w io.Writer, inv *Inventory) {
 			fmt.Fprintf(w, "; drift on %s", strings.Join(sv.DriftHosts, ", "))
 		}
 		fmt.Fprintln(w)
+	}
+	for _, h := range inv.Hosts {
+		if h.Maintenance != nil {
+			fmt.Fprintf(w, "%s is %s\n", h.Name, h.Maintenance)
+		}
 	}
 	for _, warn := range inv.Warnings {
 		fmt.Fprintln(w, "warning:", warn)

@@ -70,7 +70,7 @@ func preflight(ctx context.Context, cfg *config.Config, env config.Environment, 
 		g.Go(func() error {
 			defer panics.Recover(func(err error) { fail(fmt.Errorf("%s: %w", s.Host.Name, err)) })
 			h := conns.Hosts[s.Host.Name]
-			f := rollout.HostFacts{Host: s.Host.Name}
+			f := rollout.HostFacts{Host: s.Host.Name, KeptOut: s.Held != ""}
 			root, free, err := h.FreeDisk(ctx)
 			if err != nil {
 				fail(err)

@@ -89,6 +89,10 @@ type changeResult struct {
 type upstream struct {
 	servers []Server
 	down    map[string]bool
+	// byHand are the down hosts gantry did not take out (an operator
+	// marked them down in the file): the file keeps saying so, so that
+	// every later run still tells them from its own drains.
+	byHand map[string]bool
 }
 
 // SetUpstream declares the servers of service on this load balancer, up
@@ -102,11 +106,45 @@ func (n *Nginx) SetUpstream(service string, servers []Server, down ...string) {
 	}
 	s := append([]Server(nil), servers...)
 	sort.Slice(s, func(i, j int) bool { return names.Less(s[i].Host, s[j].Host) })
-	u := &upstream{servers: s, down: map[string]bool{}}
+	u := &upstream{servers: s, down: map[string]bool{}, byHand: map[string]bool{}}
 	for _, h := range down {
 		u.down[h] = true
 	}
 	n.upstreams[service] = u
+}
+
+// AddServer adds server to service's upstream, down, unless its host is
+// listed already: a later Switch or Restore puts it up. Call it after
+// SetUpstream.
+func (n *Nginx) AddServer(service string, server Server) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	u, ok := n.upstreams[service]
+	if !ok {
+		return
+	}
+	for _, s := range u.servers {
+		if s.Host == server.Host {
+			return
+		}
+	}
+	u.servers = append(u.servers, server)
+	sort.Slice(u.servers, func(i, j int) bool { return names.Less(u.servers[i].Host, u.servers[j].Host) })
+	u.down[server.Host] = true
+}
+
+// KeepByHand records that hosts, down in service's upstream, were marked
+// down by someone other than gantry: every rewrite of the file keeps them
+// off its "down by gantry" line until a change puts them up. Call it after
+// SetUpstream.
+func (n *Nginx) KeepByHand(service string, hosts ...string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if u, ok := n.upstreams[service]; ok {
+		for _, h := range hosts {
+			u.byHand[h] = true
+		}
+	}
 }
 
 // Remove takes host out of service's upstream for good: it drains it
@@ -125,7 +163,7 @@ func (n *Nginx) Remove(ctx context.Context, service, host string) error {
 			keep = append(keep, s)
 		}
 	}
-	content, err := Render(n.Name, service, keep, u.down)
+	content, err := render(n.Name, service, keep, u.down, u.byHand)
 	if err != nil {
 		return fmt.Errorf("%s: %w", n.Name, err)
 	}
@@ -171,6 +209,9 @@ type Entry struct {
 	Addr string
 	// Down is true when the line is marked down (drained).
 	Down bool
+	// ByHand is true for a down line that the file's "down by gantry"
+	// comment does not name: someone else marked the host down.
+	ByHand bool
 }
 
 // State is "up" or "down".
@@ -190,11 +231,19 @@ func ParseUpstream(content string) map[string]string {
 	return states
 }
 
-// ParseEntries reads an upstream file gantry wrote, by host.
+// ParseEntries reads an upstream file gantry wrote, by host. A down line
+// whose host the "# down by gantry:" comment does not name is ByHand.
 func ParseEntries(content string) map[string]Entry {
 	entries := map[string]Entry{}
+	ours := map[string]bool{}
 	for _, line := range strings.Split(content, "\n") {
 		line = strings.TrimSpace(line)
+		if list, ok := strings.CutPrefix(line, downByGantry); ok {
+			for _, h := range strings.Fields(list) {
+				ours[h] = true
+			}
+			continue
+		}
 		if !strings.HasPrefix(line, "server ") {
 			continue
 		}
@@ -212,6 +261,12 @@ func ParseEntries(content string) map[string]Entry {
 			e.Down = e.Down || strings.TrimSuffix(f, ";") == "down"
 		}
 		entries[host] = e
+	}
+	for h, e := range entries {
+		if e.Down && !ours[h] {
+			e.ByHand = true
+			entries[h] = e
+		}
 	}
 	return entries
 }
@@ -321,8 +376,15 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 		}
 		servers := append([]Server(nil), u.servers...)
 		wait := false
+		hand := make(map[string]bool, len(u.byHand))
+		for h, d := range u.byHand {
+			hand[h] = d
+		}
 		for _, c := range changes {
 			u.down[c.host] = c.down
+			if !c.down {
+				delete(hand, c.host) // up again: nobody's down any more
+			}
 			wait = wait || c.down
 			if c.addr != "" {
 				// Requests in flight on the previous address are waited for.
@@ -335,7 +397,7 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 			}
 		}
 		var old string
-		content, err := Render(n.Name, service, servers, u.down)
+		content, err := render(n.Name, service, servers, u.down, hand)
 		if err == nil {
 			old, err = n.apply(ctx, service, content, wait)
 		} else {
@@ -344,7 +406,7 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 		if err != nil {
 			u.down = before
 		} else {
-			u.servers = servers
+			u.servers, u.byHand = servers, hand
 		}
 		for _, c := range changes {
 			c.done <- changeResult{old: old, err: err}
@@ -362,7 +424,18 @@ var ErrUnsafeName = errors.New("unsafe name in upstream file")
 // upstream, a name or address that could add a line, a directive or a block
 // to the file (a newline, ';', '{', '#', ...): discovery and the config
 // check them first, this is the last line of defence.
+//
+// The hosts marked down are named on a "# down by gantry:" comment line,
+// but for those in byHand: so a later run can tell the hosts an operator
+// marked down by hand (ByHand entries) from its own drains.
 func Render(lbName, service string, servers []Server, down map[string]bool) ([]byte, error) {
+	return render(lbName, service, servers, down, nil)
+}
+
+// downByGantry starts the comment line naming the hosts gantry marked down.
+const downByGantry = "# down by gantry:"
+
+func render(lbName, service string, servers []Server, down, byHand map[string]bool) ([]byte, error) {
 	if !names.Safe(lbName) || !names.Safe(service) {
 		return nil, fmt.Errorf("%w: load balancer %q, service %q", ErrUnsafeName, lbName, service)
 	}
@@ -377,6 +450,15 @@ func Render(lbName, service string, servers []Server, down map[string]bool) ([]b
 			flag = " down"
 		}
 		fmt.Fprintf(&b, "server %s%s; # %s\n", s.Addr, flag, s.Host)
+	}
+	var ours []string
+	for _, s := range servers {
+		if down[s.Host] && !byHand[s.Host] {
+			ours = append(ours, s.Host)
+		}
+	}
+	if len(ours) > 0 {
+		fmt.Fprintf(&b, "%s %s\n", downByGantry, strings.Join(ours, " "))
 	}
 	return []byte(b.String()), nil
 }

@@ -39,6 +39,7 @@ server [fd00::3]:8080; # host3
 server 10.0.0.1:8080; # host1
 server 10.0.0.2:8080 down; # host2
 server [fd00::3]:8080; # host3
+# down by gantry: host2
 `,
 		},
 		{
@@ -48,6 +49,7 @@ server [fd00::3]:8080; # host3
 server 10.0.0.1:8080 down; # host1
 server 10.0.0.2:8080 down; # host2
 server [fd00::3]:8080 down; # host3
+# down by gantry: host1 host2 host3
 `,
 		},
 	}
@@ -189,7 +191,8 @@ func TestNginxDrainAndRestore(t *testing.T) {
 			// Servers are sorted by host name, whatever SetUpstream got.
 			if got, want := readFile(t, file), header+
 				"server 10.0.0.1:8080 down; # host1\n"+
-				"server 10.0.0.2:8080; # host2\n"; got != want {
+				"server 10.0.0.2:8080; # host2\n"+
+				"# down by gantry: host1\n"; got != want {
 				t.Errorf("after drain:\n%s\nwant:\n%s", got, want)
 			}
 
@@ -298,5 +301,57 @@ func TestNginxRefusesUnknownServiceOrHost(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "www.conf")); !os.IsNotExist(err) {
 		t.Errorf("refused change wrote the upstream file")
+	}
+}
+
+// TestParseEntriesByHand: a down line that the "down by gantry" comment
+// does not name was marked down by someone else.
+func TestParseEntriesByHand(t *testing.T) {
+	got := ParseEntries(header +
+		"server 10.0.0.1:8080 down; # host1\n" +
+		"server 10.0.0.2:8080 down; # host2\n" +
+		"server 10.0.0.3:8080; # host3\n" +
+		"# down by gantry: host1\n")
+	want := map[string]Entry{
+		"host1": {Addr: "10.0.0.1:8080", Down: true},
+		"host2": {Addr: "10.0.0.2:8080", Down: true, ByHand: true},
+		"host3": {Addr: "10.0.0.3:8080"},
+	}
+	for h, w := range want {
+		if got[h] != w {
+			t.Errorf("%s: got %+v, want %+v", h, got[h], w)
+		}
+	}
+}
+
+// TestKeepByHand: a host marked down by hand stays off the "down by
+// gantry" line through gantry's own rewrites, until a change puts it up.
+func TestKeepByHand(t *testing.T) {
+	dir := t.TempDir()
+	n := newNginx(t, dir)
+	n.SetUpstream("www", []Server{{Host: "host1", Addr: "10.0.0.1:8080"}, {Host: "host2", Addr: "10.0.0.2:8080"}}, "host2")
+	n.KeepByHand("www", "host2")
+	ctx := context.Background()
+	if err := n.Drain(ctx, "www", "host1"); err != nil {
+		t.Fatal(err)
+	}
+	e := ParseEntries(readFile(t, filepath.Join(dir, "www.conf")))
+	if !e["host2"].ByHand || !e["host1"].Down || e["host1"].ByHand {
+		t.Errorf("after draining host1: %+v, want host2 down by hand and host1 down by gantry", e)
+	}
+	if err := n.Drain(ctx, "www", "host2"); err != nil {
+		t.Fatal(err)
+	}
+	if e := ParseEntries(readFile(t, filepath.Join(dir, "www.conf"))); !e["host2"].ByHand {
+		t.Errorf("a drain of a host down by hand made it gantry's: %+v", e)
+	}
+	if err := n.Restore(ctx, "www", "host2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Drain(ctx, "www", "host2"); err != nil {
+		t.Fatal(err)
+	}
+	if e := ParseEntries(readFile(t, filepath.Join(dir, "www.conf"))); e["host2"].ByHand || !e["host2"].Down {
+		t.Errorf("restored then drained by gantry, host2 is %+v, want down by gantry", e["host2"])
 	}
 }

@@ -66,22 +66,27 @@ func Plan(hosts []rollout.HostSnapshot, o Options) (rollout.Plan, error) {
 		}
 		if cur.Running && cur.Labels[inventory.LabelImage] == to.Image {
 			hp.Skip = "already runs " + to.Tag
-			p.Skipped = append(p.Skipped, hp)
+			p.Skipped = append(p.Skipped, rollout.HoldOut(hp, h))
 			continue
 		}
 		hp.Steps = rollout.SwapSteps(to, cur)
-		todo = append(todo, hp)
+		todo = append(todo, rollout.HoldOut(hp, h))
 	}
 	if err := errs.ErrorOrNil(); err != nil {
 		return p, err
 	}
+	// The hosts kept out of the load balancers go first, together: they
+	// serve nothing.
+	var err error
 	if o.Emergency {
-		p.Batches = EmergencyBatches(todo)
+		p.Batches, err = rollout.BatchKeptOut(todo, func(hs []rollout.HostPlan) ([]rollout.Batch, error) { return EmergencyBatches(hs), nil })
 	} else {
-		var err error
-		if p.Batches, err = rollout.SpreadBatches(todo, rollout.SpreadRules{BatchSize: o.BatchSize, MinInService: o.MinInService, Serving: len(hs)}); err != nil {
-			return p, err
-		}
+		p.Batches, err = rollout.BatchKeptOut(todo, func(todo []rollout.HostPlan) ([]rollout.Batch, error) {
+			return rollout.SpreadBatches(todo, rollout.SpreadRules{BatchSize: o.BatchSize, MinInService: o.MinInService, Serving: rollout.Serving(hs)})
+		})
+	}
+	if err != nil {
+		return p, err
 	}
 	if p.Target.Tag == "" {
 		p.Target.Tag = "previous"

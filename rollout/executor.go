@@ -318,9 +318,11 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 	}
 
 	drainStart := time.Now()
-	if err := e.step(name, "drain", func() (string, error) { return "", e.eachBalancer(ctx, name, Balancer.Drain) }); err != nil {
-		e.failHost(ctx, hp, res, &sw, fmt.Errorf("drain: %w", err), drainStart)
-		return
+	if hp.KeepOut == "" || hp.has(StepDrain) {
+		if err := e.step(name, "drain", func() (string, error) { return "", e.eachBalancer(ctx, name, Balancer.Drain) }); err != nil {
+			e.failHost(ctx, hp, res, &sw, fmt.Errorf("drain: %w", err), drainStart)
+			return
+		}
 	}
 
 	// Once the host is drained, the short container steps run to their end
@@ -377,10 +379,14 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 
 	cctx, cancel := e.cleanupContext(ctx)
 	defer cancel()
-	if port != fromPort {
+	switch {
+	case hp.KeepOut != "":
+		// It stays out of every load balancer.
+		err = nil
+	case port != fromPort:
 		// Back in rotation on the new container's port.
 		err = e.switchTo(cctx, hp.Host, port)
-	} else {
+	default:
 		err = e.restore(cctx, name)
 	}
 	res.OutOfRotation = time.Since(drainStart)
@@ -389,7 +395,7 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 		res.InService = false
 		return
 	}
-	res.InService = true
+	res.InService = hp.KeepOut == ""
 	res.Deployed = true
 	if sw.old != nil {
 		// The old image stays cached: rollback needs it.
@@ -397,6 +403,16 @@ func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res
 			res.Warnings = append(res.Warnings, "old container not removed: "+err.Error())
 		}
 	}
+}
+
+// has reports whether the host's plan has a step of kind k.
+func (hp HostPlan) has(k StepKind) bool {
+	for _, s := range hp.Steps {
+		if s.Kind == k {
+			return true
+		}
+	}
+	return false
 }
 
 // revertMoved moves the hosts that were deployed back to the version they
@@ -414,7 +430,7 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 			g.Go(func() error {
 				var r HostResult
 				guardHost(hp.Host.Name, &r, func() {
-					e.swapHost(ctx, back, HostPlan{Host: hp.Host, To: back, From: hp.To.Tag, FromImage: hp.To.Image, Port: fromPort, FromPort: port, StartFirst: hp.StartFirst}, &r)
+					e.swapHost(ctx, back, HostPlan{Host: hp.Host, To: back, From: hp.To.Tag, FromImage: hp.To.Image, Port: fromPort, FromPort: port, StartFirst: hp.StartFirst, KeepOut: hp.KeepOut}, &r)
 				})
 				res.RolledBack = r.Deployed
 				res.Ended = r.Ended
@@ -622,6 +638,10 @@ func (e *Executor) failHost(ctx context.Context, hp HostPlan, res *HostResult, s
 	res.RevertErr = revertErr
 	if drainStart.IsZero() {
 		return // never drained: still in every load balancer
+	}
+	if hp.KeepOut != "" {
+		res.InService = false // it stays out whatever ran
+		return
 	}
 	res.OutOfRotation = time.Since(drainStart)
 	if revertErr != nil || res.Ended == "" {

@@ -44,6 +44,9 @@ type HostSnapshot struct {
 	// load balancer name (nil: not observed; a load balancer that does not
 	// list the host has no entry).
 	Entries map[string]Entry
+	// Held says why the host is to stay out of every load balancer (in
+	// maintenance, or marked down by hand); "" for a host that serves.
+	Held string
 }
 
 // HostPlan is what will happen on one host.
@@ -68,6 +71,9 @@ type HostPlan struct {
 	Steps      []Step
 	// Skip says why nothing is done on this host ("" when something is).
 	Skip string
+	// KeepOut says why the host stays out of every load balancer: it is
+	// moved and health-checked, never put back ("" for a serving host).
+	KeepOut string
 }
 
 // Batch is a set of hosts out of rotation at the same time.
@@ -116,7 +122,7 @@ func PlanDeployWith(target Target, hosts []HostSnapshot, rules SpreadRules) (Pla
 	p := Plan{Kind: "deploy", Target: target}
 	var todo []HostPlan
 	for _, h := range hs {
-		hp := planHost(target, h)
+		hp := holdOut(planHost(target, h), h, h.Current)
 		if hp.Skip != "" {
 			p.Skipped = append(p.Skipped, hp)
 			continue
@@ -127,8 +133,10 @@ func PlanDeployWith(target Target, hosts []HostSnapshot, rules SpreadRules) (Pla
 	if rules.Serving == 0 {
 		rules.Serving = len(hosts)
 	}
+	// The hosts kept out serve nothing now.
+	rules.Serving = max(0, rules.Serving-(len(hosts)-Serving(hosts)))
 	var err error
-	p.Batches, err = SpreadBatches(todo, rules)
+	p.Batches, err = BatchKeptOut(todo, func(hs []HostPlan) ([]Batch, error) { return SpreadBatches(hs, rules) })
 	return p, err
 }
 
@@ -206,7 +214,17 @@ func (p Plan) WithOrder(o Order) Plan {
 				hp.FromPort = o.Port
 			}
 			hp.Port, hp.StartFirst = o.Port, o.StartFirst
-			if o.StartFirst {
+			if hp.KeepOut != "" {
+				// Out of the load balancers, it has no traffic to keep:
+				// stop-first, on the port it serves on.
+				hp.StartFirst = false
+				if o.StartFirst {
+					hp.Port = o.Ports[0]
+					if hp.From != "" && hp.FromPort == o.Ports[1] {
+						hp.Port = o.Ports[1]
+					}
+				}
+			} else if o.StartFirst {
 				hp.Port = o.Ports[0]
 				if hp.From != "" && hp.FromPort == o.Ports[0] {
 					hp.Port = o.Ports[1]
@@ -282,11 +300,19 @@ func (p Plan) String() string {
 			if hp.StartFirst || (hp.Port != 0 && hp.FromPort != 0 && hp.Port != hp.FromPort) {
 				ports = fmt.Sprintf(" (port %d -> %d)", hp.FromPort, hp.Port)
 			}
-			fmt.Fprintf(&b, "  %s%s: %s -> %s%s: %s\n", hp.Host.Name, zone, from, hp.To.Tag, ports, strings.Join(kinds, ", "))
+			out := ""
+			if hp.KeepOut != "" {
+				out = " (stays down in every load balancer: " + hp.KeepOut + ")"
+			}
+			fmt.Fprintf(&b, "  %s%s: %s -> %s%s: %s%s\n", hp.Host.Name, zone, from, hp.To.Tag, ports, strings.Join(kinds, ", "), out)
 		}
 	}
 	for _, hp := range p.Skipped {
-		fmt.Fprintf(&b, "skip %s: %s\n", hp.Host.Name, hp.Skip)
+		out := ""
+		if hp.KeepOut != "" {
+			out = " (stays down in every load balancer: " + hp.KeepOut + ")"
+		}
+		fmt.Fprintf(&b, "skip %s: %s%s\n", hp.Host.Name, hp.Skip, out)
 	}
 	return b.String()
 }

@@ -22,6 +22,9 @@ type HostFacts struct {
 	// its health check just now.
 	Running bool
 	Healthy bool
+	// KeptOut: the host stays out of the load balancers (maintenance), so
+	// it serves nothing, healthy or not.
+	KeptOut bool
 }
 
 // PreflightRules are the limits a plan must respect.
@@ -39,7 +42,7 @@ func CheckPreflight(plan Plan, facts []HostFacts, rules PreflightRules) error {
 	var errs *multierror.Error
 	healthy := map[string]bool{}
 	for _, f := range facts {
-		healthy[f.Host] = f.Healthy
+		healthy[f.Host] = f.Healthy && !f.KeptOut
 		if f.FreeDisk < rules.MinFreeDisk && inPlan(plan, f.Host) {
 			errs = multierror.Append(errs, fmt.Errorf("%s: only %s free on the Docker data root %s, below min_free_disk %s: free space (docker image prune, or raise the disk) before deploying",
 				f.Host, bytesString(f.FreeDisk), f.DataRoot, bytesString(rules.MinFreeDisk)))
@@ -47,7 +50,7 @@ func CheckPreflight(plan Plan, facts []HostFacts, rules PreflightRules) error {
 	}
 	serving := 0
 	for _, f := range facts {
-		if f.Healthy {
+		if f.Healthy && !f.KeptOut {
 			serving++
 		}
 	}
@@ -63,7 +66,7 @@ func CheckPreflight(plan Plan, facts []HostFacts, rules PreflightRules) error {
 			if left := serving - len(out); left < rules.MinInService {
 				var sick []string
 				for _, f := range facts {
-					if !f.Healthy {
+					if !f.Healthy && !f.KeptOut {
 						sick = append(sick, f.Host)
 					}
 				}

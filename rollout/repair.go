@@ -28,6 +28,8 @@ type Entry struct {
 	Addr string
 	// Down is true when the line is marked down (drained).
 	Down bool
+	// ByHand is true for a down line gantry did not mark down.
+	ByHand bool
 }
 
 // Repair puts one host back into a clean state after a run that was cut
@@ -167,8 +169,8 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 	for _, e := range h.Entries {
 		inLBs = inLBs && !e.Down && portOfAddr(e.Addr) == keepPort
 	}
-	if h.Entries == nil {
-		inLBs = true // not observed
+	if h.Entries == nil || h.Held != "" {
+		inLBs = true // not observed, or meant to be out
 	}
 
 	switch {
@@ -237,12 +239,29 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 		}
 		remove(old, "a leftover of a cut-off run")
 	}
+	if h.Held != "" {
+		// It stays out: nothing puts it back, and a load balancer that
+		// lists it up has it drained first.
+		r.Steps, r.Fallback = withoutSwitch(r.Steps), withoutSwitch(r.Fallback)
+		if !inEveryLBDown(h) && (len(r.Steps) == 0 || r.Steps[0].Kind != StepDrain) {
+			r.Steps = append([]RepairStep{{Kind: StepDrain, Reason: "it is to stay out (" + h.Held + ")"}}, r.Steps...)
+			why = append(why, "up in some load balancer although it is to stay out")
+		}
+	}
 	if len(r.Steps) == 0 {
 		return r, h
 	}
 	r.Keep, r.KeepPort, r.Why = keep, keepPort, strings.Join(why, "; ")
 
-	after := HostSnapshot{Host: h.Host}
+	after := HostSnapshot{Host: h.Host, Held: h.Held}
+	if h.Held != "" && h.Entries != nil {
+		// Every load balancer lists it down once repaired.
+		after.Entries = map[string]Entry{}
+		for lb, e := range h.Entries {
+			e.Down = true
+			after.Entries[lb] = e
+		}
+	}
 	if keep != nil {
 		c := *keep
 		c.Name = container
@@ -252,6 +271,18 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 		after.Current = &c
 	}
 	return r, after
+}
+
+// withoutSwitch drops the steps that put a host back into the load
+// balancers, for a host that stays out.
+func withoutSwitch(steps []RepairStep) []RepairStep {
+	var out []RepairStep
+	for _, s := range steps {
+		if s.Kind != StepSwitch {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // liveEntries reports whether some load balancer lists the host up on a

@@ -31,7 +31,10 @@ type HostResult struct {
 	// another host failed.
 	RolledBack bool
 	// InService is true when the host is back in every load balancer.
-	InService     bool
+	InService bool
+	// KeptOut says why the host stays out of every load balancer (in
+	// maintenance, marked down by hand): out of them is where it belongs.
+	KeptOut       string
 	OutOfRotation time.Duration
 	Duration      time.Duration
 	// Phases is the time spent in each step (pull, create, drain, ...).
@@ -82,11 +85,11 @@ func newReport(p Plan) *Report {
 	r := &Report{Target: p.Target}
 	for _, b := range p.Batches {
 		for _, hp := range b.Hosts {
-			r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, InService: true})
+			r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, InService: hp.KeepOut == "", KeptOut: hp.KeepOut})
 		}
 	}
 	for _, hp := range p.Skipped {
-		r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, Skipped: hp.Skip, InService: true})
+		r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, Skipped: hp.Skip, InService: hp.KeepOut == "", KeptOut: hp.KeepOut})
 	}
 	sort.Slice(r.Hosts, func(i, j int) bool { return names.Less(r.Hosts[i].Host, r.Hosts[j].Host) })
 	r.byName = make(map[string]*HostResult, len(r.Hosts))
@@ -112,7 +115,7 @@ func (r *Report) OK() bool {
 		if h.Skipped != "" {
 			continue
 		}
-		if h.Ended != h.To || !h.InService {
+		if h.Ended != h.To || !h.placed() {
 			return false
 		}
 	}
@@ -123,12 +126,16 @@ func (r *Report) OK() bool {
 // ended outside the load balancers.
 func (r *Report) RevertFailed() bool {
 	for _, h := range r.Hosts {
-		if h.RevertErr != nil || !h.InService {
+		if h.RevertErr != nil || !h.placed() {
 			return true
 		}
 	}
 	return false
 }
+
+// placed reports whether the host is where it belongs: in every load
+// balancer, or out of all of them when it is kept out.
+func (r HostResult) placed() bool { return r.InService || r.KeptOut != "" }
 
 // Verdict says in words where the fleet ended.
 func (r *Report) Verdict() string {
@@ -139,9 +146,19 @@ func (r *Report) Verdict() string {
 	if r.RevertFailed() {
 		return "REVERT FAILED on some hosts (see the table)"
 	}
+	var out []string
+	for _, h := range r.Hosts {
+		if h.KeptOut != "" && !h.InService {
+			out = append(out, h.Host)
+		}
+	}
+	but := ""
+	if len(out) > 0 {
+		but = fmt.Sprintf(" (but %s, kept out of them)", strings.Join(out, ", "))
+	}
 	if len(versions) == 1 {
 		for v := range versions {
-			return fmt.Sprintf("every host is serving %s and in every load balancer", v)
+			return fmt.Sprintf("every host is serving %s and in every load balancer%s", v, but)
 		}
 	}
 	var parts []string
@@ -149,7 +166,7 @@ func (r *Report) Verdict() string {
 		parts = append(parts, fmt.Sprintf("%d on %s", n, v))
 	}
 	sort.Strings(parts)
-	return "every host is serving and in every load balancer, on mixed versions: " + strings.Join(parts, ", ")
+	return "every host is serving and in every load balancer" + but + ", on mixed versions: " + strings.Join(parts, ", ")
 }
 
 // OutOfRotation returns the median and maximum time a deployed host spent
@@ -157,7 +174,7 @@ func (r *Report) Verdict() string {
 func (r *Report) OutOfRotation() (median, maxd time.Duration) {
 	var ds []time.Duration
 	for _, h := range r.Hosts {
-		if h.Started {
+		if h.Started && h.KeptOut == "" { // kept out: out before and after
 			ds = append(ds, h.OutOfRotation)
 		}
 	}
@@ -181,7 +198,10 @@ func (r *Report) String() string {
 	for _, h := range r.Hosts {
 		from, ended := orNone(h.From), orNone(h.Ended)
 		inlb := "yes"
-		if !h.InService {
+		switch {
+		case !h.InService && h.KeptOut != "":
+			inlb = "no (kept out)"
+		case !h.InService:
 			inlb = "NO"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Host, h.Zone, from, h.To, ended, h.Outcome(), secs(h.OutOfRotation), inlb)
@@ -196,6 +216,9 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&b, "pull %s, total %s, out of rotation per host: median %s, max %s\n", secs(r.PullDuration), secs(r.Total), secs(med), secs(mx))
 	for _, h := range r.Hosts {
+		if h.KeptOut != "" {
+			fmt.Fprintf(&b, "kept out of every load balancer: %s: %s\n", h.Host, h.KeptOut)
+		}
 		for _, w := range h.Warnings {
 			fmt.Fprintf(&b, "warning: %s: %s\n", h.Host, w)
 		}
@@ -220,13 +243,15 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
 
 // HostSummary is a host's result in machine-readable form.
 type HostSummary struct {
-	Host           string   `json:"host"`
-	Zone           string   `json:"zone,omitempty"`
-	From           string   `json:"from"`
-	To             string   `json:"to"`
-	Ended          string   `json:"ended"`
-	Outcome        string   `json:"outcome"`
-	InService      bool     `json:"in_service"`
+	Host      string `json:"host"`
+	Zone      string `json:"zone,omitempty"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Ended     string `json:"ended"`
+	Outcome   string `json:"outcome"`
+	InService bool   `json:"in_service"`
+	// KeptOut says why the host stays out of every load balancer.
+	KeptOut        string   `json:"kept_out,omitempty"`
 	OutOfRotationS float64  `json:"out_of_rotation_s"`
 	DurationS      float64  `json:"duration_s"`
 	Error          string   `json:"error,omitempty"`
@@ -265,7 +290,7 @@ func (r *Report) Summary() Summary {
 	for _, h := range r.Hosts {
 		hs := HostSummary{
 			Host: h.Host, Zone: h.Zone, From: h.From, To: h.To, Ended: h.Ended, Outcome: h.Outcome(),
-			InService: h.InService, OutOfRotationS: h.OutOfRotation.Seconds(), DurationS: h.Duration.Seconds(),
+			InService: h.InService, KeptOut: h.KeptOut, OutOfRotationS: h.OutOfRotation.Seconds(), DurationS: h.Duration.Seconds(),
 			Warnings: append([]string(nil), h.Warnings...),
 		}
 		for _, r := range h.Repaired {

@@ -56,7 +56,7 @@ complete_line gantry promote www --from staging --to production ""
 	}
 	for _, want := range []string{
 		"complete -o bashdefault -o default -o nospace -F _gantry_bash_autocomplete gantry",
-		"gantry : deploy plan rollback promote history inventory prune lock completion decommission recommission version config",
+		"gantry : deploy plan rollback promote history inventory prune lock completion decommission recommission maintenance version config",
 		"gantry pr: promote prune",
 		"gantry deploy --e: --env",
 	} {

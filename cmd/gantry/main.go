@@ -120,6 +120,7 @@ func run(ctx context.Context, args []string, st *state) int {
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	app.Commands = append(app.Commands, decommissionCommands()...)
+	app.Commands = append(app.Commands, maintenanceCommand())
 	app.Commands = append(app.Commands, versionCommand(), configCommand())
 	app.EnableBashCompletion = true // gantry completion: --generate-bash-completion
 	runCmd, wantJSON := jsonRun(app, args)

@@ -1,0 +1,428 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gantry-dev/gantry/config"
+	"github.com/gantry-dev/gantry/discovery"
+	"github.com/gantry-dev/gantry/internal/names"
+	"github.com/gantry-dev/gantry/inventory"
+	"github.com/gantry-dev/gantry/lb"
+	"github.com/gantry-dev/gantry/lock"
+	"github.com/gantry-dev/gantry/rollout"
+)
+
+// MaintenanceOptions name the host to take out of, or put back into, every
+// load balancer of its environment.
+type MaintenanceOptions struct {
+	Config *config.Config
+	Env    string
+	Host   string
+	// Message says why, recorded with the maintenance (on).
+	Message string
+	// Force takes the host out even when a service would be left with
+	// fewer hosts in rotation than its min_in_service (at least one).
+	Force bool
+	// LockWait is how long to wait for each service's deploy lock.
+	LockWait time.Duration
+	// JSON prints the list as JSON (MaintenanceList).
+	JSON bool
+	Out  io.Writer
+}
+
+// maintenanceHost is what maintenance on/off need: the host, its
+// environment's hosts, open connections, the records and the lock of each
+// of the host's services. Close releases everything.
+type maintenanceHost struct {
+	env     config.Environment
+	all     []inventory.Host
+	target  inventory.Host
+	conns   *Connections
+	records inventory.Maintenances
+	current map[string]inventory.Maintenance
+	release func()
+}
+
+func (m *maintenanceHost) Close() {
+	if m.release != nil {
+		m.release()
+	}
+	m.conns.Close()
+}
+
+// openMaintenance finds the host, connects to it and to every load balancer
+// (and, for the refusal rules, to the other hosts of its services), reads
+// the maintenance records and takes the deploy lock of each of the host's
+// services, so that no deploy runs while its load balancer entries change.
+func openMaintenance(ctx context.Context, o MaintenanceOptions, what string) (context.Context, *maintenanceHost, error) {
+	cfg := o.Config
+	env, err := cfg.Environment(o.Env)
+	if err != nil {
+		return ctx, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if err := names.Check(o.Host); err != nil {
+		return ctx, nil, fmt.Errorf("%w: host %q: %w", ErrRefused, o.Host, err)
+	}
+	all, err := discoverHosts(ctx, cfg, env, o.Out)
+	if err != nil {
+		return ctx, nil, err
+	}
+	m := &maintenanceHost{env: env, all: all}
+	found := false
+	var hostNames []string
+	for _, h := range all {
+		hostNames = append(hostNames, h.Name)
+		if h.Name == o.Host {
+			m.target, found = h, true
+		}
+	}
+	if !found {
+		return ctx, nil, fmt.Errorf("%w: %s has no host %q (hosts: %s)", ErrRefused, o.Env, o.Host, strings.Join(hostNames, ", "))
+	}
+	// The host and the other hosts of its services (for the health of
+	// what stays in rotation).
+	var hosts []inventory.Host
+	for _, h := range all {
+		for _, s := range m.target.Services {
+			if h.Runs(s) {
+				hosts = append(hosts, h)
+				break
+			}
+		}
+	}
+	conns, failed, err := ConnectEach(ctx, cfg, env, hosts)
+	if err != nil {
+		return ctx, nil, err
+	}
+	m.conns = conns
+	fail := func(err error) (context.Context, *maintenanceHost, error) {
+		conns.Close()
+		return ctx, nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	}
+	if err := failed[o.Host]; err != nil {
+		return fail(err)
+	}
+	for _, lc := range env.LoadBalancers {
+		if err := failed[lc.Name]; err != nil {
+			return fail(err)
+		}
+	}
+	runner, err := conns.lockMachine(ctx, cfg, env)
+	if err != nil {
+		return fail(err)
+	}
+	m.records = inventory.Maintenances{Runner: runner, Dir: env.Lock.Dir, Env: o.Env}
+	locker, err := conns.Locker(ctx, cfg, env)
+	if err != nil {
+		return fail(err)
+	}
+	services := append([]string(nil), m.target.Services...)
+	sort.Strings(services)
+	ctx, m.release, err = holdServiceLocks(ctx, locker, o.Env, services, lock.Request{Target: what + " " + o.Host, Message: o.Message, Wait: o.LockWait}, o.Out)
+	if err != nil {
+		conns.Close()
+		return ctx, nil, err
+	}
+	// Read under the locks: what every deployer sees from now on.
+	if m.current, err = m.records.List(ctx); err != nil {
+		m.Close()
+		return ctx, nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	}
+	return ctx, m, nil
+}
+
+// balancers returns the environment's load balancers with service's
+// upstream declared as each lists it now, so that a change rewrites only
+// the host's own line (hosts marked down by hand stay so).
+func (m *maintenanceHost) balancers(ctx context.Context, service string, out io.Writer) ([]*lb.Nginx, []map[string]lb.Entry, error) {
+	list := newNginxes(m.env, m.conns, out)
+	found, errs := readEntries(ctx, list, service)
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	for i, n := range list {
+		var servers []lb.Server
+		var down, hand []string
+		for host, e := range found[i] {
+			servers = append(servers, lb.Server{Host: host, Addr: e.Addr})
+			if e.Down {
+				down = append(down, host)
+			}
+			if e.ByHand {
+				hand = append(hand, host)
+			}
+		}
+		n.SetUpstream(service, servers, down...)
+		n.KeepByHand(service, hand...)
+	}
+	return list, found, nil
+}
+
+// RotationProblem says why taking a host out of rotation would leave a
+// service short, or "": inRotation is how many of the service's other
+// hosts serve now (healthy, up in every load balancer, not kept out),
+// others how many other hosts it has, min its min_in_service (unset: 0,
+// and at least one host must stay in rotation whatever it says).
+func RotationProblem(service string, inRotation, others int, min config.Count) string {
+	want := 1
+	if min.IsSet() {
+		want = max(1, min.Of(others+1))
+	}
+	if inRotation >= want {
+		return ""
+	}
+	return fmt.Sprintf("service %s would keep %d host(s) in rotation, below %d (min_in_service, and never none)", service, inRotation, want)
+}
+
+// MaintenanceOn takes the host out of every load balancer of each of its
+// services (drained: requests in flight finish) and records it as in
+// maintenance on the lock machine: deploys and rollbacks keep moving it to
+// their version and health-checking it, but leave it down until
+// MaintenanceOff. It refuses, unless forced, when a service would be left
+// with fewer hosts in rotation than its min_in_service, or none.
+func MaintenanceOn(ctx context.Context, o MaintenanceOptions) error {
+	ctx, m, err := openMaintenance(ctx, o, "maintenance on")
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	rec, already := m.current[o.Host]
+	if already {
+		fmt.Fprintf(o.Out, "%s is already %s; making sure it is down in every load balancer\n", o.Host, rec)
+	}
+
+	type svcLBs struct {
+		name      string
+		balancers []*lb.Nginx
+	}
+	var work []svcLBs
+	var refusals []string
+	for _, svcName := range m.target.Services {
+		svc, ok := o.Config.Services[svcName]
+		if !ok {
+			continue
+		}
+		list, entries, err := m.balancers(ctx, svcName, o.Out)
+		if err != nil {
+			return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+		}
+		work = append(work, svcLBs{svcName, list})
+		if already {
+			continue
+		}
+		inRotation, others := 0, 0
+		for _, h := range discovery.ForService(m.all, svcName) {
+			if h.Name == o.Host {
+				continue
+			}
+			others++
+			if _, out := m.current[h.Name]; out {
+				continue
+			}
+			up := true
+			for _, found := range entries {
+				e, listed := found[h.Name]
+				up = up && listed && !e.Down
+			}
+			hc, reachable := m.conns.Hosts[h.Name]
+			if !up || !reachable {
+				continue
+			}
+			if port, known := hc.ServingPort(ctx, svc); known && hc.ServesHealthy(ctx, h, svc, port) {
+				inRotation++
+			}
+		}
+		if why := RotationProblem(svcName, inRotation, others, svc.MinInService); why != "" {
+			refusals = append(refusals, why)
+		}
+	}
+	if len(refusals) > 0 {
+		if !o.Force {
+			return fmt.Errorf("%w: maintenance on %s: %s (pass --force to do it anyway)", rollout.ErrPreflight, o.Host, strings.Join(refusals, "; "))
+		}
+		fmt.Fprintf(o.Out, "WARNING: --force: taking %s out although %s\n", o.Host, strings.Join(refusals, "; "))
+	}
+
+	// Recorded first: a run cut off while draining leaves a host that every
+	// deploy drains and keeps out, not one it puts back.
+	if !already {
+		rec = inventory.Maintenance{Host: o.Host, Who: lock.Whoami(), Since: time.Now().UTC(), Message: o.Message}
+		if err := m.records.Add(ctx, rec); err != nil {
+			return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+		}
+	}
+	var errs []error
+	var done []string
+	for _, w := range work {
+		var g errgroup.Group
+		lbErrs := make([]error, len(w.balancers))
+		for i, n := range w.balancers {
+			g.Go(func() error {
+				lbErrs[i] = n.Drain(ctx, w.name, o.Host)
+				return nil
+			})
+		}
+		_ = g.Wait()
+		for i, n := range w.balancers {
+			if lbErrs[i] != nil {
+				errs = append(errs, lbErrs[i])
+			} else {
+				done = append(done, w.name+" on "+n.Name)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s is recorded in maintenance, but draining it failed (the next deploy, or gantry maintenance on again, drains it): %w", o.Host, err)
+	}
+	fmt.Fprintf(o.Out, "%s is in maintenance: drained and down in %s. Deploys and rollbacks still move it and health-check it, and leave it down until: gantry maintenance off %s --env %s\n",
+		o.Host, orNothing(done), o.Host, o.Env)
+	return nil
+}
+
+// MaintenanceOff health-checks the host's running container of each of its
+// services and, when every one passes, forgets its maintenance and puts it
+// back into every load balancer, on the port its container serves on. A
+// host marked down by hand is put back the same way. An unhealthy host is
+// refused and stays out.
+func MaintenanceOff(ctx context.Context, o MaintenanceOptions) error {
+	ctx, m, err := openMaintenance(ctx, o, "maintenance off")
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	rec, was := m.current[o.Host]
+	host := m.conns.Hosts[o.Host]
+
+	type svcAddr struct {
+		name      string
+		addr      string
+		balancers []*lb.Nginx
+	}
+	var work []svcAddr
+	var sick []string
+	for _, svcName := range m.target.Services {
+		svc, ok := o.Config.Services[svcName]
+		if !ok {
+			continue
+		}
+		c, ok, err := host.Inspect(ctx, svc.ContainerName)
+		if err != nil {
+			return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+		}
+		if !ok || !c.Running {
+			sick = append(sick, fmt.Sprintf("%s: no running %s container", svcName, svc.ContainerName))
+			continue
+		}
+		port := c.Port(svc.Port)
+		healthy := false
+		// A single failed probe is not proof: ask up to three times.
+		for try := 0; try < 3 && !healthy && ctx.Err() == nil; try++ {
+			healthy = host.ServesHealthy(ctx, m.target, svc, port)
+		}
+		if !healthy {
+			sick = append(sick, fmt.Sprintf("%s: %s does not pass its health check (GET %s%s, want %d)", svcName, c.Version(), config.HostPort(m.target.Address, port), svc.Health.Path, svc.Health.ExpectedStatus))
+			continue
+		}
+		list, _, err := m.balancers(ctx, svcName, o.Out)
+		if err != nil {
+			return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+		}
+		addr := config.HostPort(m.target.Address, port)
+		for _, n := range list {
+			n.AddServer(svcName, lb.Server{Host: o.Host, Addr: addr})
+		}
+		work = append(work, svcAddr{svcName, addr, list})
+	}
+	if len(sick) > 0 {
+		state := "it stays out of the load balancers"
+		if was {
+			state = "it stays in maintenance"
+		}
+		return fmt.Errorf("%w: %s is not healthy: %s; %s (fix it, or deploy a version that passes, then run gantry maintenance off %s --env %s again)",
+			rollout.ErrPreflight, o.Host, strings.Join(sick, "; "), state, o.Host, o.Env)
+	}
+	// Forgotten before it goes back: a run cut off in between leaves a
+	// healthy host down, which the next deploy checks and puts back.
+	if was {
+		if err := m.records.Remove(ctx, o.Host); err != nil {
+			return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+		}
+	}
+	var errs []error
+	var done []string
+	for _, w := range work {
+		var g errgroup.Group
+		lbErrs := make([]error, len(w.balancers))
+		for i, n := range w.balancers {
+			g.Go(func() error {
+				lbErrs[i] = n.Switch(ctx, w.name, o.Host, w.addr)
+				return nil
+			})
+		}
+		_ = g.Wait()
+		for i, n := range w.balancers {
+			if lbErrs[i] != nil {
+				errs = append(errs, lbErrs[i])
+			} else {
+				done = append(done, w.name+" on "+n.Name)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s is out of maintenance, but putting it back failed (the next deploy checks it and puts it back): %w", o.Host, err)
+	}
+	how := "was not in maintenance"
+	if was {
+		how = "was " + rec.String()
+	}
+	fmt.Fprintf(o.Out, "%s is back: healthy and up in %s (it %s)\n", o.Host, orNothing(done), how)
+	return nil
+}
+
+// MaintenanceList prints the environment's hosts in maintenance: since
+// when, by whom, and why.
+func MaintenanceList(ctx context.Context, o MaintenanceOptions) error {
+	env, err := o.Config.Environment(o.Env)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	conn, err := dialMachine(ctx, o.Config, env, env.Lock.Host)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	list, err := inventory.Maintenances{Runner: conn, Dir: env.Lock.Dir, Env: o.Env}.List(ctx)
+	if err != nil {
+		return err
+	}
+	recs := make([]inventory.Maintenance, 0, len(list))
+	for _, r := range list {
+		recs = append(recs, r)
+	}
+	sort.Slice(recs, func(i, j int) bool { return names.Less(recs[i].Host, recs[j].Host) })
+	if o.JSON {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(recs)
+	}
+	if len(recs) == 0 {
+		fmt.Fprintf(o.Out, "no host of %s is in maintenance\n", o.Env)
+		return nil
+	}
+	tw := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tSINCE\tBY\tMESSAGE")
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Host, r.Since.UTC().Format("2006-01-02 15:04 MST"), r.Who, r.Message)
+	}
+	return tw.Flush()
+}
