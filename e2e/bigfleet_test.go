@@ -22,7 +22,7 @@ const bigFleetHosts = 24
 var bigFrontends = []string{"http://127.0.0.1:8101/", "http://127.0.0.1:8102/"}
 
 // bigFleet is environment big of lab/gantry-big.yml: service big on port
-// 8081 on every lab host, behind both load balancers, batches of half the
+// 9080 on every lab host, behind both load balancers, batches of half the
 // fleet. Stock sshd limits everywhere (MaxSessions 10, MaxStartups 10).
 type bigFleet struct {
 	l      *lab
@@ -74,7 +74,7 @@ func (b *bigFleet) underLoad(t *testing.T, config string, args ...string) (resul
 func (b *bigFleet) assertOn(t *testing.T, want string) {
 	t.Helper()
 	for _, h := range b.hosts {
-		out, err := exec.Command("curl", "-fsS", "--max-time", "5", "http://"+h.Address+":8081/").Output()
+		out, err := exec.Command("curl", "-fsS", "--max-time", "5", "http://"+h.Address+":9080/").Output()
 		if v, _, _ := strings.Cut(strings.TrimSpace(string(out)), " "); err != nil || v != sha(want) {
 			t.Errorf("%s answers %q (%v), want %s", h.Name, v, err, sha(want))
 		}
@@ -91,7 +91,7 @@ func (b *bigFleet) assertOn(t *testing.T, want string) {
 			t.Errorf("%s/big.conf has a host down:\n%s", dir, data)
 		}
 		for _, h := range b.hosts {
-			if !bytes.Contains(data, []byte("server "+h.Address+":8081; # "+h.Name+"\n")) {
+			if !bytes.Contains(data, []byte("server "+h.Address+":9080; # "+h.Name+"\n")) {
 				t.Errorf("%s/big.conf does not have %s up:\n%s", dir, h.Name, data)
 			}
 		}

@@ -10,7 +10,7 @@ exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
 LAB_STATE=${LAB_STATE:-/tmp/gantry-lab}
 LAB_HOSTS=${LAB_HOSTS:-4}
 # Environment `lab` (service www, lab/gantry.yml) is the first 4 hosts
-# whatever LAB_HOSTS is; environment `big` (service big on port 8081,
+# whatever LAB_HOSTS is; environment `big` (service big on port 9080,
 # lab/gantry-big.yml) is every host: the large-fleet tests use it.
 LAB_WWW_HOSTS=$(( LAB_HOSTS < 4 ? LAB_HOSTS : 4 ))
 LAB_LBS=2
