@@ -507,7 +507,7 @@ func (f *fakeFleet) executor(deadline time.Duration) *Executor {
 				Path: healthPath, Status: 200, Interval: 2 * time.Millisecond,
 				Timeout: 50 * time.Millisecond, Threshold: 2, Deadline: deadline,
 			},
-			StopTimeout: time.Second, LogMaxSize: "10m", LogMaxFile: 3,
+			StopTimeout: time.Second, Options: inventory.ContainerOptions{LogMaxSize: "10m", LogMaxFile: 3},
 		},
 		PullConcurrency: 4,
 		PullTimeout:     time.Second,
