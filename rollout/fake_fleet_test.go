@@ -35,6 +35,7 @@ type fakeContainer struct {
 	Image    string
 	Labels   map[string]string
 	Env      []string
+	Options  inventory.ContainerOptions
 	Running  bool
 	ExitCode int
 }
@@ -152,7 +153,7 @@ func (h *fakeHost) Create(ctx context.Context, spec inventory.ContainerSpec) (st
 	h.nextID++
 	c := &fakeContainer{
 		ID: fmt.Sprintf("%s-c%d", h.name, h.nextID), Name: spec.Name, Image: spec.Image,
-		Labels: maps.Clone(spec.Labels), Env: slices.Clone(spec.Env),
+		Labels: maps.Clone(spec.Labels), Env: slices.Clone(spec.Env), Options: spec.Options,
 	}
 	h.containers[c.Name] = c
 	return c.ID, nil

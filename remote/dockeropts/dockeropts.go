@@ -76,7 +76,7 @@ func Volume(spec string) (mount.Mount, error) {
 	case strings.HasPrefix(m.Source, ".") || strings.HasPrefix(m.Source, "~"):
 		return mount.Mount{}, fmt.Errorf("%q: a host path must be absolute (it is a path on every host, not on the deployer's machine)", spec)
 	default:
-		return mount.Mount{}, fmt.Errorf("%q: %q is neither an absolute host path nor a volume name (letters, digits, '_', '.', '-')", spec, m.Source)
+		return mount.Mount{}, fmt.Errorf("%q: %q is neither an absolute host path nor a volume name (two or more letters, digits, '_', '.', '-')", spec, m.Source)
 	}
 	return m, nil
 }
