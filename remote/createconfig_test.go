@@ -44,8 +44,8 @@ func TestCreateConfigAppliesEveryOption(t *testing.T) {
 		Options: inventory.ContainerOptions{
 			Command: []string{"/app", "--web"}, Entrypoint: []string{"/tini", "--"},
 			WorkingDir: "/srv", User: "1000:1000",
-			Volumes:    []string{"data:/data", "/srv/uploads:/uploads:ro"},
-			Memory:     "512m", CPUs: 1.5, PidsLimit: 200,
+			Volumes: []string{"data:/data", "/srv/uploads:/uploads:ro"},
+			Memory:  "512m", CPUs: 1.5, PidsLimit: 200,
 			Ulimits: map[string]string{"nofile": "1024:65536", "nproc": "512"},
 			CapAdd:  []string{"net_admin"}, CapDrop: []string{"ALL"},
 			Init: true, StopSignal: "SIGQUIT",
