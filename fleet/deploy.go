@@ -119,7 +119,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	// even dialled.
 	secrets, err := cfg.ResolveSecrets(svcName, o.LookupEnv)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w\nnothing was changed", rollout.ErrPreflight, err)
+		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
 	hosts, lockConn, err := serviceHosts(ctx, cfg, env, o.Env, svcName, o.Out)
 	if err != nil {
