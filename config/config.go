@@ -401,7 +401,14 @@ type Argv []string
 // UnmarshalYAML takes a string or a list of strings.
 func (a *Argv) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
-		*a = Argv{"/bin/sh", "-c", n.Value}
+		switch {
+		case n.Tag == "!!null":
+			*a = nil
+		case strings.TrimSpace(n.Value) == "":
+			*a = Argv{}
+		default:
+			*a = Argv{"/bin/sh", "-c", n.Value}
+		}
 		return nil
 	}
 	var list []string

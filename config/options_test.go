@@ -26,6 +26,7 @@ func TestContainerOptionsAccepted(t *testing.T) {
 		{"command string runs in a shell", "    command: ./app --worker 2\n", func(s Service) any { return []string(s.Command) }, []string{"/bin/sh", "-c", "./app --worker 2"}},
 		{"entrypoint", "    entrypoint: [/tini, --]\n", func(s Service) any { return []string(s.Entrypoint) }, []string{"/tini", "--"}},
 		{"no command", "", func(s Service) any { return s.Command == nil }, true},
+		{"null command", "    command: ~\n", func(s Service) any { return s.Command == nil }, true},
 		{"working_dir", "    working_dir: /srv/app\n", func(s Service) any { return s.WorkingDir }, "/srv/app"},
 		{"user uid:gid", "    user: \"1000:1000\"\n", func(s Service) any { return s.User }, "1000:1000"},
 		{"user name", "    user: www-data\n", func(s Service) any { return s.User }, "www-data"},
@@ -79,6 +80,7 @@ func TestContainerOptionsRejected(t *testing.T) {
 	}{
 		{"command not a command", "    command: {run: app}\n", []string{"services.www.command", "want a command line"}},
 		{"empty command", "    command: []\n", []string{"services.www.command", "empty"}},
+		{"blank command line", "    entrypoint: \" \"\n", []string{"services.www.entrypoint", "empty"}},
 		{"empty program", "    entrypoint: [\"\", x]\n", []string{"services.www.entrypoint", "program (first element) is empty"}},
 		{"relative working_dir", "    working_dir: app\n", []string{"services.www.working_dir", `"app" must be an absolute path`}},
 		{"bad user", "    user: \"a b\"\n", []string{"services.www.user", "NAME, UID, NAME:GROUP or UID:GID"}},
