@@ -14,10 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/gantry-dev/gantry/internal/names"
+	"github.com/gantry-dev/gantry/remote/dockeropts"
 )
 
 // DefaultPath is the config file used when --config is not given.
@@ -41,6 +43,7 @@ const (
 	DefaultStopTimeout       = 10 * time.Second
 	DefaultLogMaxSize        = "10m"
 	DefaultLogMaxFile        = 3
+	DefaultLogDriver         = dockeropts.LogDriverJSONFile
 	DefaultBatchSize         = 1
 	DefaultUpstreamsDir      = "/etc/nginx/gantry"
 	DefaultPullTimeout       = 5 * time.Minute
@@ -306,12 +309,19 @@ type Service struct {
 	Order string `yaml:"order"`
 	// Ports are the two ports a start-first service alternates between;
 	// Port is then Ports[0], where a container with no port label serves.
-	Ports       []int             `yaml:"ports"`
-	Env         map[string]string `yaml:"env"`
-	Health      Health            `yaml:"health"`
-	StopTimeout Duration          `yaml:"stop_timeout"`
-	Log         Log               `yaml:"log"`
-	BatchSize   int               `yaml:"batch_size"`
+	Ports []int `yaml:"ports"`
+	// Env is the container's environment: literal values (with
+	// ${host.name}-style placeholders) or {from_env: NAME}, a variable of
+	// the deployer's environment read when a run starts.
+	Env map[string]EnvValue `yaml:"env"`
+	// EnvFile lists env files on the deployer's machine (Docker's
+	// --env-file format), read when a run starts; env wins over them.
+	// Their values, like from_env ones, are secrets.
+	EnvFile     StringList `yaml:"env_file"`
+	Health      Health     `yaml:"health"`
+	StopTimeout Duration   `yaml:"stop_timeout"`
+	Log         Log        `yaml:"log"`
+	BatchSize   int        `yaml:"batch_size"`
 	// MinInService is how many of the service's hosts must stay in
 	// service while a batch is out (count or percent; default 1 when the
 	// service has more than one host).
@@ -325,6 +335,109 @@ type Service struct {
 	// AllowSinglePointOfFailure lets a production environment deploy a
 	// service that runs on one host or in one zone.
 	AllowSinglePointOfFailure bool `yaml:"allow_single_point_of_failure"`
+
+	// Container options (README "Container options"). Left out, Docker's
+	// or the image's default applies.
+
+	// Command and Entrypoint: a list is the argv (exec form); a string is
+	// run by /bin/sh -c, like a Dockerfile's shell form.
+	Command    Argv   `yaml:"command"`
+	Entrypoint Argv   `yaml:"entrypoint"`
+	WorkingDir string `yaml:"working_dir"`
+	User       string `yaml:"user"`
+	// Volumes are SOURCE:TARGET[:ro], SOURCE an absolute host path or a
+	// named volume.
+	Volumes []string `yaml:"volumes"`
+	// Memory is the memory limit, e.g. 512m; CPUs the CPU limit, e.g. 1.5.
+	Memory    string  `yaml:"memory"`
+	CPUs      float64 `yaml:"cpus"`
+	PidsLimit int64   `yaml:"pids_limit"`
+	// Ulimits maps a limit's name to SOFT or SOFT:HARD, e.g. nofile: 65536.
+	Ulimits    map[string]string `yaml:"ulimits"`
+	CapAdd     []string          `yaml:"cap_add"`
+	CapDrop    []string          `yaml:"cap_drop"`
+	Init       bool              `yaml:"init"`
+	StopSignal string            `yaml:"stop_signal"`
+	// Tmpfs are TARGET[:OPTIONS] tmpfs mounts, e.g. /tmp:size=64m.
+	Tmpfs []string `yaml:"tmpfs"`
+	// Labels are put on the containers beside gantry's own dev.gantry.*.
+	Labels map[string]string `yaml:"labels"`
+	// ExtraHosts maps host names to IP addresses in the container's /etc/hosts.
+	ExtraHosts map[string]string `yaml:"extra_hosts"`
+}
+
+// EnvValue is one value of a service's env: literal text, or the name of
+// a variable in the deployer's environment whose value is a secret.
+type EnvValue struct {
+	Value   string
+	FromEnv string
+}
+
+// UnmarshalYAML takes a scalar (literal) or {from_env: NAME}.
+func (v *EnvValue) UnmarshalYAML(n *yaml.Node) error {
+	bad := func(format string, args ...any) error {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*v = EnvValue{Value: n.Value}
+		if n.Tag == "!!null" {
+			v.Value = ""
+		}
+		return nil
+	case yaml.MappingNode:
+		if len(n.Content) != 2 || n.Content[0].Value != "from_env" || n.Content[1].Kind != yaml.ScalarNode || n.Content[1].Value == "" {
+			return bad("want a value, or {from_env: NAME} to take it from the deployer's environment")
+		}
+		*v = EnvValue{FromEnv: n.Content[1].Value}
+		return nil
+	}
+	return bad("want a value, or {from_env: NAME} to take it from the deployer's environment")
+}
+
+// Argv is a command: a list is taken as it is (exec form), a string is run
+// with /bin/sh -c (shell form, as in a Dockerfile).
+type Argv []string
+
+// UnmarshalYAML takes a string or a list of strings.
+func (a *Argv) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		switch {
+		case n.Tag == "!!null":
+			*a = nil
+		case strings.TrimSpace(n.Value) == "":
+			*a = Argv{}
+		default:
+			*a = Argv{"/bin/sh", "-c", n.Value}
+		}
+		return nil
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil || n.Kind != yaml.SequenceNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a command line (run by /bin/sh -c) or a list of arguments", n.Line)}}
+	}
+	if list == nil {
+		list = []string{}
+	}
+	*a = list
+	return nil
+}
+
+// StringList is one string or a list of them.
+type StringList []string
+
+// UnmarshalYAML takes a string or a list of strings.
+func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*l = StringList{n.Value}
+		return nil
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil || n.Kind != yaml.SequenceNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a path or a list of paths", n.Line)}}
+	}
+	*l = list
+	return nil
 }
 
 // Health check kinds (Health.Kind).
@@ -365,10 +478,18 @@ type Health struct {
 	Deadline         Duration `yaml:"deadline"`
 }
 
-// Log is the json-file log rotation of a service's containers.
+// Log is the logging of a service's containers: json-file with rotation
+// unless another Docker logging driver is named.
 type Log struct {
+	// Driver is a Docker logging driver (default json-file): local,
+	// syslog, journald, gelf, fluentd, awslogs, ... or a plugin.
+	Driver string `yaml:"driver"`
+	// MaxSize and MaxFile rotate json-file and local logs.
 	MaxSize string `yaml:"max_size"`
 	MaxFile int    `yaml:"max_file"`
+	// Options are the driver's own (docker run --log-opt), e.g.
+	// syslog-address for syslog.
+	Options map[string]string `yaml:"options"`
 }
 
 // Duration is a time.Duration written in YAML as "500ms", "30s", "2m".
@@ -662,11 +783,21 @@ func (c *Config) applyDefaults() {
 		if s.StopTimeout == 0 {
 			s.StopTimeout = Duration(DefaultStopTimeout)
 		}
-		if s.Log.MaxSize == "" {
-			s.Log.MaxSize = DefaultLogMaxSize
+		if s.Log.Driver == "" {
+			s.Log.Driver = DefaultLogDriver
 		}
-		if s.Log.MaxFile == 0 {
-			s.Log.MaxFile = DefaultLogMaxFile
+		if dockeropts.Rotates(s.Log.Driver) {
+			// Other drivers have their own options: a max_size given
+			// with them is reported, not defaulted.
+			if s.Log.MaxSize == "" {
+				s.Log.MaxSize = DefaultLogMaxSize
+			}
+			if s.Log.MaxFile == 0 {
+				s.Log.MaxFile = DefaultLogMaxFile
+			}
+		}
+		for i, f := range s.EnvFile {
+			s.EnvFile[i] = abs(f)
 		}
 		if s.BatchSize == 0 {
 			s.BatchSize = DefaultBatchSize
@@ -870,12 +1001,24 @@ func (c *Config) validate() []error {
 			if !envKeyRE.MatchString(k) {
 				bad(key+".env."+k, "not a valid environment variable name")
 			}
-			for _, m := range placeRE.FindAllStringSubmatch(s.Env[k], -1) {
+			if v := s.Env[k]; v.FromEnv != "" {
+				if !envKeyRE.MatchString(v.FromEnv) {
+					bad(key+".env."+k+".from_env", "%q is not an environment variable name, e.g. DB_PASSWORD", v.FromEnv)
+				}
+				continue
+			}
+			for _, m := range placeRE.FindAllStringSubmatch(s.Env[k].Value, -1) {
 				if !hostFacts[m[1]] {
 					bad(key+".env."+k, "unknown placeholder ${%s}: use ${host.name}, ${host.address}, ${host.zone} or ${port}", m[1])
 				}
 			}
 		}
+		for i, f := range s.EnvFile {
+			if f == "" {
+				bad(fmt.Sprintf("%s.env_file[%d]", key, i), "empty: give the path of an env file on the deployer's machine (relative to %s)", filepath.Dir(c.Path))
+			}
+		}
+		c.validateContainerOptions(bad, key, s)
 		h := s.Health
 		switch h.Kind {
 		case HealthHTTP, HealthTCP, HealthCommand, HealthDocker, HealthRunning:
@@ -915,11 +1058,33 @@ func (c *Config) validate() []error {
 		if h.Deadline < h.Interval {
 			bad(key+".health.deadline", "must be longer than health.interval")
 		}
-		if !logSizeRE.MatchString(s.Log.MaxSize) {
-			bad(key+".log.max_size", "%q is not a size like 10m, 500k or 1g", s.Log.MaxSize)
+		if err := dockeropts.LogDriver(s.Log.Driver); err != nil {
+			bad(key+".log.driver", "%v", err)
 		}
-		if s.Log.MaxFile < 1 {
-			bad(key+".log.max_file", "must be at least 1")
+		if dockeropts.Rotates(s.Log.Driver) {
+			if !logSizeRE.MatchString(s.Log.MaxSize) {
+				bad(key+".log.max_size", "%q is not a size like 10m, 500k or 1g", s.Log.MaxSize)
+			}
+			if s.Log.MaxFile < 1 {
+				bad(key+".log.max_file", "must be at least 1")
+			}
+			for _, o := range []string{"max-size", "max-file"} {
+				if _, ok := s.Log.Options[o]; ok {
+					bad(key+".log.options."+o, "set it with log.%s", strings.ReplaceAll(o, "-", "_"))
+				}
+			}
+		} else {
+			if s.Log.MaxSize != "" {
+				bad(key+".log.max_size", "only for the json-file and local drivers: give %s's own options under log.options", s.Log.Driver)
+			}
+			if s.Log.MaxFile != 0 {
+				bad(key+".log.max_file", "only for the json-file and local drivers: give %s's own options under log.options", s.Log.Driver)
+			}
+		}
+		for _, o := range sortedKeys(s.Log.Options) {
+			if o == "" || strings.ContainsAny(o, " =") {
+				bad(key+".log.options", "%q is not a log option name (e.g. syslog-address, tag)", o)
+			}
 		}
 		// Docker takes the stop timeout in whole seconds: 500ms would
 		// become 0, an immediate kill without a graceful stop.
@@ -937,6 +1102,109 @@ func (c *Config) validate() []error {
 	}
 	return errs
 }
+
+// validateContainerOptions checks a service's container options with the
+// same functions that turn them into Docker's types when a container is
+// created.
+func (c *Config) validateContainerOptions(bad func(key, format string, args ...any), key string, s Service) {
+	for _, a := range []struct {
+		name string
+		argv Argv
+	}{{"command", s.Command}, {"entrypoint", s.Entrypoint}} {
+		if a.argv != nil && len(a.argv) == 0 {
+			bad(key+"."+a.name, "empty: give the %s as a list, e.g. [\"/app\", \"--worker\"], or leave it out for the image's", a.name)
+		}
+		for i, arg := range a.argv {
+			if i == 0 && arg == "" {
+				bad(key+"."+a.name, "the program (first element) is empty")
+			}
+		}
+	}
+	if s.WorkingDir != "" {
+		if err := dockeropts.WorkingDir(s.WorkingDir); err != nil {
+			bad(key+".working_dir", "%v: the directory in the container, e.g. /app", err)
+		}
+	}
+	if s.User != "" {
+		if err := dockeropts.User(s.User); err != nil {
+			bad(key+".user", "%v", err)
+		}
+	}
+	targets := map[string]string{}
+	for i, v := range s.Volumes {
+		vk := fmt.Sprintf("%s.volumes[%d]", key, i)
+		m, err := dockeropts.Volume(v)
+		if err != nil {
+			bad(vk, "%v: e.g. data:/var/lib/app (a named volume) or /srv/uploads:/uploads:ro (a host path, read-only)", err)
+			continue
+		}
+		if prev, ok := targets[m.Target]; ok {
+			bad(vk, "%s is already mounted by %s: each target once", m.Target, prev)
+		}
+		targets[m.Target] = vk
+	}
+	for i, t := range s.Tmpfs {
+		tk := fmt.Sprintf("%s.tmpfs[%d]", key, i)
+		target, _, err := dockeropts.Tmpfs(t)
+		if err != nil {
+			bad(tk, "%v: e.g. /tmp or /tmp:size=64m,mode=1777", err)
+			continue
+		}
+		if prev, ok := targets[target]; ok {
+			bad(tk, "%s is already mounted by %s: each target once", target, prev)
+		}
+		targets[target] = tk
+	}
+	if s.Memory != "" {
+		if _, err := dockeropts.Memory(s.Memory); err != nil {
+			bad(key+".memory", "%v", err)
+		}
+	}
+	if s.CPUs != 0 {
+		if _, err := dockeropts.NanoCPUs(s.CPUs); err != nil {
+			bad(key+".cpus", "%v", err)
+		}
+	}
+	if s.PidsLimit < -1 {
+		bad(key+".pids_limit", "%d: give the most processes the container may run, e.g. 200 (or -1 for no limit)", s.PidsLimit)
+	}
+	for _, name := range sortedKeys(s.Ulimits) {
+		if _, err := dockeropts.Ulimit(name, s.Ulimits[name]); err != nil {
+			bad(key+".ulimits."+name, "%v", err)
+		}
+	}
+	for _, caps := range []struct {
+		name string
+		list []string
+	}{{"cap_add", s.CapAdd}, {"cap_drop", s.CapDrop}} {
+		for i, cp := range caps.list {
+			if _, err := dockeropts.Capability(cp); err != nil {
+				bad(fmt.Sprintf("%s.%s[%d]", key, caps.name, i), "%v", err)
+			}
+		}
+	}
+	if s.StopSignal != "" {
+		if err := dockeropts.StopSignal(s.StopSignal); err != nil {
+			bad(key+".stop_signal", "%v", err)
+		}
+	}
+	for _, l := range sortedKeys(s.Labels) {
+		switch {
+		case l == "":
+			bad(key+".labels", "a label's name is empty")
+		case strings.HasPrefix(l, gantryLabelPrefix):
+			bad(key+".labels."+l, "%s* labels are gantry's own record of what runs where and cannot be set: use another prefix, e.g. com.example.%s", gantryLabelPrefix, strings.TrimPrefix(l, gantryLabelPrefix))
+		}
+	}
+	for _, h := range sortedKeys(s.ExtraHosts) {
+		if _, err := dockeropts.ExtraHost(h, s.ExtraHosts[h]); err != nil {
+			bad(key+".extra_hosts."+h, "%v: e.g. db.internal: 10.0.0.5", err)
+		}
+	}
+}
+
+// gantryLabelPrefix starts the labels gantry puts on its containers.
+const gantryLabelPrefix = "dev.gantry."
 
 // checkMachine checks what hosts and load balancers have in common: a
 // unique name, an address and an SSH port.
@@ -998,23 +1266,123 @@ func (s Service) MinInServiceOf(total int) int {
 	return 0
 }
 
-// ExpandEnv returns the service's env for one host, with ${host.name},
-// ${host.address} and ${host.zone} replaced by the host's facts and ${port}
-// by the service's port.
-func (s Service) ExpandEnv(h Host) []string { return s.ExpandEnvPort(h, s.Port) }
+// ExpandEnv returns the service's literal env for one host, with
+// ${host.name}, ${host.address} and ${host.zone} replaced by the host's
+// facts and ${port} by the service's port.
+func (s Service) ExpandEnv(h Host) []string { return s.ExpandEnvPort(h, s.Port, nil) }
 
 // ExpandEnvPort is ExpandEnv for a container listening on port (start-first
-// containers alternate between two).
-func (s Service) ExpandEnvPort(h Host, port int) []string {
+// containers alternate between two), with secrets (from ResolveSecrets)
+// added as they are: no placeholder is expanded in a secret.
+func (s Service) ExpandEnvPort(h Host, port int, secrets map[string]string) []string {
 	facts := map[string]string{"host.name": h.Name, "host.address": h.Address, "host.zone": h.Zone, "port": strconv.Itoa(port)}
-	out := make([]string, 0, len(s.Env))
-	for _, k := range sortedKeys(s.Env) {
-		v := placeRE.ReplaceAllStringFunc(s.Env[k], func(m string) string {
+	vals := map[string]string{}
+	for k, v := range secrets {
+		vals[k] = v
+	}
+	for k, v := range s.Env {
+		if v.FromEnv != "" {
+			continue
+		}
+		vals[k] = placeRE.ReplaceAllStringFunc(v.Value, func(m string) string {
 			return facts[m[2:len(m)-1]]
 		})
-		out = append(out, k+"="+v)
+	}
+	out := make([]string, 0, len(vals))
+	for _, k := range sortedKeys(vals) {
+		out = append(out, k+"="+vals[k])
 	}
 	return out
+}
+
+// LookupFunc finds a variable of the deployer's environment, as
+// os.LookupEnv does. The command that starts a run passes os.LookupEnv.
+type LookupFunc func(name string) (string, bool)
+
+// ResolveSecrets reads the service's secret env values: its env files
+// (in order, a later file winning) and its {from_env: NAME} values, from
+// lookup. Literal env values win over env files. Every unset variable and
+// unreadable file is reported, by key and name; no value is ever put in
+// an error.
+func (c *Config) ResolveSecrets(service string, lookup LookupFunc) (map[string]string, error) {
+	s, err := c.Service(service)
+	if err != nil {
+		return nil, err
+	}
+	if lookup == nil {
+		lookup = func(string) (string, bool) { return "", false }
+	}
+	key := "services." + service
+	out := map[string]string{}
+	var errs []error
+	for i, f := range s.EnvFile {
+		vals, err := ReadEnvFile(f, lookup)
+		if err != nil {
+			errs = append(errs, &Error{File: c.Path, Key: fmt.Sprintf("%s.env_file[%d]", key, i), Problem: err.Error()})
+			continue
+		}
+		for k, v := range vals {
+			out[k] = v
+		}
+	}
+	for _, k := range sortedKeys(s.Env) {
+		v := s.Env[k]
+		if v.FromEnv == "" {
+			delete(out, k)
+			continue
+		}
+		val, ok := lookup(v.FromEnv)
+		if !ok {
+			errs = append(errs, &Error{File: c.Path, Key: key + ".env." + k, Problem: fmt.Sprintf("environment variable %s is not set on the deployer's machine: export it (e.g. from your CI's secrets) and run again", v.FromEnv)})
+			continue
+		}
+		out[k] = val
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// ReadEnvFile reads an env file in Docker's --env-file format: one
+// VAR=VALUE per line, the value taken as it is (no quotes removed, no
+// expansion); a line with VAR alone takes VAR from lookup, and is skipped
+// when it is unset; blank lines and lines starting with # are skipped.
+// Errors name the file and line, never a value.
+func ReadEnvFile(path string, lookup LookupFunc) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("env file %s not found on the deployer's machine", path)
+		}
+		return nil, fmt.Errorf("env file %s: %w", path, err)
+	}
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("env file %s is not UTF-8 text", path)
+	}
+	out := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		// Like docker: leading white space goes, trailing stays (it is
+		// part of the value).
+		line = strings.TrimLeft(line, " \t")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, hasValue := strings.Cut(line, "=")
+		if !envKeyRE.MatchString(k) {
+			// The line is not echoed: it may hold a secret.
+			return nil, fmt.Errorf("env file %s, line %d: not NAME=VALUE (NAME: letters, digits and _)", path, i+1)
+		}
+		if !hasValue {
+			if val, ok := lookup(k); ok {
+				out[k] = val
+			}
+			continue
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // JumpHostFor returns the bastion to reach env's machines through ("" for none).
@@ -1103,12 +1471,34 @@ func (w Webhook) Endpoint() string {
 }
 
 // Secrets are the secret values the config points at (the registry
-// password, webhook URLs): output must never show them.
-func (c *Config) Secrets() []string {
+// password, webhook URLs, every service's from_env and env file values),
+// found through lookup: output must never show them. What cannot be read
+// is skipped here; a run reports it (ResolveSecrets).
+func (c *Config) Secrets(lookup LookupFunc) []string {
 	var out []string
+	if lookup == nil {
+		lookup = func(string) (string, bool) { return "", false }
+	}
 	if c.Registry.PasswordEnv != "" {
-		if v := os.Getenv(c.Registry.PasswordEnv); v != "" {
+		if v, _ := lookup(c.Registry.PasswordEnv); v != "" {
 			out = append(out, v)
+		}
+	}
+	for _, sn := range sortedKeys(c.Services) {
+		s := c.Services[sn]
+		for _, f := range s.EnvFile {
+			if vals, err := ReadEnvFile(f, lookup); err == nil {
+				for _, k := range sortedKeys(vals) {
+					out = append(out, vals[k])
+				}
+			}
+		}
+		for _, k := range sortedKeys(s.Env) {
+			if e := s.Env[k].FromEnv; e != "" {
+				if v, _ := lookup(e); v != "" {
+					out = append(out, v)
+				}
+			}
 		}
 	}
 	for _, en := range sortedKeys(c.Environments) {

@@ -641,12 +641,12 @@ func TestLookupUnknownNamesListsKnownOnes(t *testing.T) {
 }
 
 func TestServiceExpandEnv(t *testing.T) {
-	svc := Service{Env: map[string]string{
-		"LISTEN":  "${host.address}:8080",
-		"NAME":    "${host.name}",
-		"WHERE":   "${host.name} in ${host.zone}",
-		"PLAIN":   "no placeholders $HOME",
-		"ZONE_ID": "zone-${host.zone}",
+	svc := Service{Env: map[string]EnvValue{
+		"LISTEN":  {Value: "${host.address}:8080"},
+		"NAME":    {Value: "${host.name}"},
+		"WHERE":   {Value: "${host.name} in ${host.zone}"},
+		"PLAIN":   {Value: "no placeholders $HOME"},
+		"ZONE_ID": {Value: "zone-${host.zone}"},
 	}}
 	tests := []struct {
 		name string
@@ -700,7 +700,7 @@ func TestStartFirstService(t *testing.T) {
 		t.Errorf("start-first %v, port %d; want true, 8081 (the first of ports)", svc.StartFirst(), svc.Port)
 	}
 	h := Host{Name: "host1", Address: "10.0.0.1"}
-	if got := strings.Join(svc.ExpandEnvPort(h, 8080), " "); got != "LISTEN=10.0.0.1:8080" {
+	if got := strings.Join(svc.ExpandEnvPort(h, 8080, nil), " "); got != "LISTEN=10.0.0.1:8080" {
 		t.Errorf("ExpandEnvPort = %q", got)
 	}
 	if got := strings.Join(svc.ExpandEnv(h), " "); got != "LISTEN=10.0.0.1:8081" {

@@ -59,6 +59,10 @@ type DeployOptions struct {
 	Progress Progress
 	// OnEvent, if set, also receives every progress event.
 	OnEvent func(rollout.Event)
+	// LookupEnv reads the deployer's environment for the service's
+	// {from_env: NAME} values and env files' bare names; the command that
+	// starts the run passes os.LookupEnv. Nil: no variable is set.
+	LookupEnv config.LookupFunc
 
 	// resumesRollback: the run is a rollback to each host's previous
 	// version, which resumes one recorded by a run cut off midway.
@@ -110,6 +114,12 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	env, err := cfg.Environment(o.Env)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	// Secrets first: a missing one stops the run before any machine is
+	// even dialled.
+	secrets, err := cfg.ResolveSecrets(svcName, o.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
 	hosts, lockConn, err := serviceHosts(ctx, cfg, env, o.Env, svcName, o.Out)
 	if err != nil {
@@ -247,7 +257,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 
 	exec := &rollout.Executor{
 		Hosts:           map[string]rollout.Host{},
-		Service:         serviceSpec(svcName, svc),
+		Service:         serviceSpec(svcName, svc, secrets),
 		PullConcurrency: cfg.Registry.PullConcurrency,
 		PullTimeout:     cfg.Registry.PullTimeout.D(),
 		CleanupTimeout:  CleanupTimeout,
@@ -474,18 +484,46 @@ func snapshot(ctx context.Context, conns *Connections, hosts []inventory.Host, c
 	return snap, merr.ErrorOrNil()
 }
 
-func serviceSpec(name string, s config.Service) rollout.ServiceSpec {
+// serviceSpec is what the executor creates the service's containers
+// from; secrets are its resolved secret env values.
+func serviceSpec(name string, s config.Service, secrets map[string]string) rollout.ServiceSpec {
 	return rollout.ServiceSpec{
 		Name:          name,
 		ContainerName: s.ContainerName,
 		Port:          s.Port,
 		Env: func(h inventory.Host, port int) []string {
-			return s.ExpandEnvPort(config.Host{Name: h.Name, Address: h.Address, Zone: h.Zone}, port)
+			return s.ExpandEnvPort(config.Host{Name: h.Name, Address: h.Address, Zone: h.Zone}, port, secrets)
 		},
 		Health:      healthCheck(s.Health),
 		StopTimeout: s.StopTimeout.D(),
-		LogMaxSize:  s.Log.MaxSize,
-		LogMaxFile:  s.Log.MaxFile,
+		Options:     containerOptions(s),
+		Labels:      s.Labels,
+	}
+}
+
+// containerOptions are the service's container options as the executor
+// passes them to every container it creates.
+func containerOptions(s config.Service) inventory.ContainerOptions {
+	return inventory.ContainerOptions{
+		Command:    s.Command,
+		Entrypoint: s.Entrypoint,
+		WorkingDir: s.WorkingDir,
+		User:       s.User,
+		Volumes:    s.Volumes,
+		Memory:     s.Memory,
+		CPUs:       s.CPUs,
+		PidsLimit:  s.PidsLimit,
+		Ulimits:    s.Ulimits,
+		CapAdd:     s.CapAdd,
+		CapDrop:    s.CapDrop,
+		Init:       s.Init,
+		StopSignal: s.StopSignal,
+		Tmpfs:      s.Tmpfs,
+		ExtraHosts: s.ExtraHosts,
+		LogDriver:  s.Log.Driver,
+		LogMaxSize: s.Log.MaxSize,
+		LogMaxFile: s.Log.MaxFile,
+		LogOptions: s.Log.Options,
 	}
 }
 

@@ -88,6 +88,40 @@ type ContainerSpec struct {
 	Env         []string
 	Labels      map[string]string
 	StopTimeout time.Duration
-	LogMaxSize  string
-	LogMaxFile  int
+	// Options are the container options of the service's config.
+	Options ContainerOptions
+}
+
+// ContainerOptions are how a service's containers run, as gantry.yml gives
+// them (checked when the config is loaded; remote turns them into the
+// Docker API's types). Zero values leave Docker's (or the image's) default.
+type ContainerOptions struct {
+	// Command and Entrypoint are in exec form (argv).
+	Command    []string
+	Entrypoint []string
+	WorkingDir string
+	User       string
+	// Volumes are SOURCE:TARGET[:ro|rw], SOURCE a host path or a volume name.
+	Volumes []string
+	// Memory is a size such as 512m.
+	Memory    string
+	CPUs      float64
+	PidsLimit int64
+	// Ulimits maps a name (nofile) to SOFT or SOFT:HARD.
+	Ulimits map[string]string
+	CapAdd  []string
+	CapDrop []string
+	Init    bool
+	// StopSignal replaces SIGTERM as the signal that asks the app to stop.
+	StopSignal string
+	// Tmpfs are TARGET[:OPTIONS], e.g. /tmp:size=64m.
+	Tmpfs []string
+	// ExtraHosts maps host names to IP addresses in /etc/hosts.
+	ExtraHosts map[string]string
+	// LogDriver is json-file when empty; LogMaxSize and LogMaxFile are its
+	// rotation (json-file and local only); LogOptions are the driver's.
+	LogDriver  string
+	LogMaxSize string
+	LogMaxFile int
+	LogOptions map[string]string
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/gantry-dev/gantry/inventory"
+	"github.com/gantry-dev/gantry/remote/dockeropts"
 )
 
 // Docker is a host's Docker daemon, reached through the host's SSH
@@ -161,7 +162,8 @@ func (d *Docker) Inspect(ctx context.Context, name string) (c inventory.Containe
 }
 
 // Create creates (does not start) a container from spec, on the host
-// network, restarting unless stopped, with json-file log rotation.
+// network, restarting unless stopped, with the spec's container options
+// (json-file log rotation unless another logging driver is given).
 //
 // Creating is not idempotent: when the connection breaks during the call,
 // the daemon may or may not have created the container. Create then looks
@@ -170,18 +172,13 @@ func (d *Docker) Inspect(ctx context.Context, name string) (c inventory.Containe
 func (d *Docker) Create(ctx context.Context, spec inventory.ContainerSpec) (string, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	stop := int(spec.StopTimeout / time.Second)
+	cfg, hc, err := createConfig(spec)
+	if err != nil {
+		return "", fmt.Errorf("create %s on %s: %w", spec.Name, d.conn.Endpoint.Name, err)
+	}
 	var id string
-	err := retryReobserving(ctx, func() error {
-		resp, err := d.api.ContainerCreate(ctx,
-			&container.Config{Image: spec.Image, Env: spec.Env, Labels: spec.Labels, StopTimeout: &stop},
-			&container.HostConfig{
-				NetworkMode:   "host",
-				RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-				LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{
-					"max-size": spec.LogMaxSize, "max-file": fmt.Sprint(spec.LogMaxFile),
-				}},
-			}, nil, nil, spec.Name)
+	err = retryReobserving(ctx, func() error {
+		resp, err := d.api.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
 		id = resp.ID
 		return err
 	}, func() (bool, error) {
@@ -196,6 +193,21 @@ func (d *Docker) Create(ctx context.Context, spec inventory.ContainerSpec) (stri
 		return "", d.wrap("create "+spec.Name, err)
 	}
 	return id, nil
+}
+
+// createConfig is what Create asks the daemon for: spec and its options in
+// the Docker API's types.
+func createConfig(spec inventory.ContainerSpec) (*container.Config, *container.HostConfig, error) {
+	stop := int(spec.StopTimeout / time.Second)
+	cfg := &container.Config{Image: spec.Image, Env: spec.Env, Labels: spec.Labels, StopTimeout: &stop}
+	hc := &container.HostConfig{
+		NetworkMode:   "host",
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+	}
+	if err := dockeropts.Apply(spec.Options, cfg, hc); err != nil {
+		return nil, nil, err
+	}
+	return cfg, hc, nil
 }
 
 // createdFrom reports whether c is what creating spec makes: the same

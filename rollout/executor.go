@@ -98,8 +98,12 @@ type ServiceSpec struct {
 	Env         func(h inventory.Host, port int) []string
 	Health      HealthCheck
 	StopTimeout time.Duration
-	LogMaxSize  string
-	LogMaxFile  int
+	// Options are the container options every container of the service
+	// is created with.
+	Options inventory.ContainerOptions
+	// Labels are the service's own labels, put on its containers beside
+	// gantry's (which win).
+	Labels map[string]string
 }
 
 // Executor carries out a Plan. Hosts are looked up by host name.
@@ -560,22 +564,28 @@ func (e *Executor) containerSpec(target Target, h inventory.Host, name string, o
 			prevImage = old.Image
 		}
 	}
+	labels := map[string]string{}
+	for k, v := range svc.Labels {
+		labels[k] = v
+	}
+	for k, v := range map[string]string{
+		inventory.LabelManaged:       "true",
+		inventory.LabelService:       svc.Name,
+		inventory.LabelVersion:       target.Tag,
+		inventory.LabelImage:         target.Image,
+		inventory.LabelPreviousImage: prevImage,
+		inventory.LabelDeployedAt:    time.Now().UTC().Format(time.RFC3339),
+		inventory.LabelPort:          strconv.Itoa(port),
+	} {
+		labels[k] = v
+	}
 	return inventory.ContainerSpec{
-		Name:  name,
-		Image: target.Image,
-		Env:   svc.Env(h, port),
-		Labels: map[string]string{
-			inventory.LabelManaged:       "true",
-			inventory.LabelService:       svc.Name,
-			inventory.LabelVersion:       target.Tag,
-			inventory.LabelImage:         target.Image,
-			inventory.LabelPreviousImage: prevImage,
-			inventory.LabelDeployedAt:    time.Now().UTC().Format(time.RFC3339),
-			inventory.LabelPort:          strconv.Itoa(port),
-		},
+		Name:        name,
+		Image:       target.Image,
+		Env:         svc.Env(h, port),
+		Labels:      labels,
 		StopTimeout: svc.StopTimeout,
-		LogMaxSize:  svc.LogMaxSize,
-		LogMaxFile:  svc.LogMaxFile,
+		Options:     svc.Options,
 	}
 }
 

@@ -36,6 +36,7 @@ type fakeContainer struct {
 	Image    string
 	Labels   map[string]string
 	Env      []string
+	Options  inventory.ContainerOptions
 	Running  bool
 	ExitCode int
 }
@@ -184,7 +185,7 @@ func (h *fakeHost) Create(ctx context.Context, spec inventory.ContainerSpec) (st
 	h.nextID++
 	c := &fakeContainer{
 		ID: fmt.Sprintf("%s-c%d", h.name, h.nextID), Name: spec.Name, Image: spec.Image,
-		Labels: maps.Clone(spec.Labels), Env: slices.Clone(spec.Env),
+		Labels: maps.Clone(spec.Labels), Env: slices.Clone(spec.Env), Options: spec.Options,
 	}
 	h.containers[c.Name] = c
 	return c.ID, nil
@@ -539,7 +540,7 @@ func (f *fakeFleet) executor(deadline time.Duration) *Executor {
 				Path: healthPath, Status: 200, Interval: 2 * time.Millisecond,
 				Timeout: 50 * time.Millisecond, Threshold: 2, Deadline: deadline,
 			},
-			StopTimeout: time.Second, LogMaxSize: "10m", LogMaxFile: 3,
+			StopTimeout: time.Second, Options: inventory.ContainerOptions{LogMaxSize: "10m", LogMaxFile: 3},
 		},
 		PullConcurrency: 4,
 		PullTimeout:     time.Second,

@@ -281,7 +281,7 @@ func simulate(cfg config, n int) Result {
 			Name: "www", ContainerName: "www", Port: 8080,
 			Env:         func(h inventory.Host, _ int) []string { return []string{"HOST_NAME=" + h.Name} },
 			Health:      cfg.lat,
-			StopTimeout: 10 * time.Second, LogMaxSize: "10m", LogMaxFile: 3,
+			StopTimeout: 10 * time.Second, Options: inventory.ContainerOptions{LogMaxSize: "10m", LogMaxFile: 3},
 		},
 		PullConcurrency: cfg.pullConcurrency,
 		PullTimeout:     5 * time.Minute,

@@ -243,7 +243,7 @@ func outputFlags() []cli.Flag {
 // newView makes the view of a run from the output flags: JSON with
 // --json, the live view when stdout is a terminal, else plain lines.
 func newView(c *cli.Context, cfg *config.Config, env string) (*progress.View, error) {
-	o := progress.Options{Out: os.Stdout, Env: env, Secrets: cfg.Secrets(), Kind: "deploy"}
+	o := progress.Options{Out: os.Stdout, Env: env, Secrets: cfg.Secrets(os.LookupEnv), Kind: "deploy"}
 	if c.Command.Name == "rollback" {
 		o.Kind = "rollback"
 	}
@@ -310,17 +310,21 @@ Examples:
 // runOptions fills the options every fleet-changing command shares, and
 // makes the view that shows the run.
 func runOptions(c *cli.Context, cfg *config.Config, st *state, env string) (fleet.DeployOptions, error) {
+	// The run reads the deployer's environment here, and nowhere deeper.
+	st.secrets = cfg.Secrets(os.LookupEnv)
 	o := fleet.DeployOptions{
 		Config:    cfg,
 		Env:       env,
 		DryRun:    c.Bool("dry-run"),
 		OnFailure: c.String("on-failure"),
 		LockWait:  c.Duration("lock-wait"),
-		Message:   c.String("message"),
+		// The message goes to the lock, the history and webhooks: a
+		// secret pasted into it is redacted there too.
+		Message:   progress.Redact(c.String("message"), st.secrets),
 		ForceLock: c.Bool("force"),
 		OnEvent:   st.observe,
+		LookupEnv: os.LookupEnv,
 	}
-	st.secrets = cfg.Secrets()
 	view, err := newView(c, cfg, o.Env)
 	if err != nil {
 		return o, err

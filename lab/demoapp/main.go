@@ -6,9 +6,12 @@
 //	HOST_NAME   name of the lab host it runs on
 //	BROKEN      when "1", /healthz answers 500 (a release that never gets healthy)
 //	BOOT_DELAY  Go duration to sleep before listening (a slow-starting release)
+//	DATA_FILE   a file (e.g. in a volume) the app appends "<VERSION> <HOST_NAME>"
+//	            to when it starts, and serves at GET /data
 //
 // GET / answers 200 with the first line "<VERSION> <HOST_NAME>".
 // GET /healthz answers 200 "ok" (or 500 when BROKEN=1).
+// GET /data answers 200 with DATA_FILE's content (404 without DATA_FILE).
 // GET /slow?ms=N answers like / after N milliseconds (at most 60000): a slow
 // request, in flight while a host is drained.
 // On SIGTERM or SIGINT it stops accepting connections, lets in-flight
@@ -53,7 +56,26 @@ func main() {
 		bootDelay = d
 	}
 
+	dataFile := os.Getenv("DATA_FILE")
+	if dataFile != "" {
+		if err := appendLine(dataFile, version+" "+hostName); err != nil {
+			log.Fatalf("DATA_FILE: %v", err)
+		}
+	}
+
 	mux := http.NewServeMux()
+	mux.HandleFunc("/data", func(w http.ResponseWriter, r *http.Request) {
+		if dataFile == "" {
+			http.NotFound(w, r)
+			return
+		}
+		data, err := os.ReadFile(dataFile)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Write(data)
+	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if broken {
 			http.Error(w, "broken", http.StatusInternalServerError)
@@ -130,6 +152,18 @@ func healthcheck(listen string) int {
 	}
 	fmt.Println("healthy")
 	return 0
+}
+
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(f, line); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func envOr(key, def string) string {
