@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gantry-dev/gantry/config"
@@ -92,12 +91,14 @@ func Logs(ctx context.Context, o LogsOptions) error {
 	}
 
 	var mu sync.Mutex
-	var errs *multierror.Error
 	var bad []string
 	failed := func(host string, err error) {
-		warn(err.Error())
+		msg := err.Error()
+		if !strings.Contains(msg, host) {
+			msg = host + ": " + msg
+		}
+		warn(msg)
 		mu.Lock()
-		errs = multierror.Append(errs, err)
 		bad = append(bad, host)
 		mu.Unlock()
 	}
@@ -109,7 +110,7 @@ func Logs(ctx context.Context, o LogsOptions) error {
 	}()
 	for _, h := range hosts {
 		if err, ok := unreached[h.Name]; ok && ctx.Err() == nil {
-			failed(h.Name, fmt.Errorf("%s unreachable: %w", h.Name, err))
+			failed(h.Name, err)
 		}
 	}
 
@@ -143,9 +144,10 @@ func Logs(ctx context.Context, o LogsOptions) error {
 		})
 	}
 	_ = g.Wait()
-	if err := errs.ErrorOrNil(); err != nil {
+	if len(bad) > 0 {
+		// Each host's error was a warning already: name the hosts only.
 		namerules.Sort(bad)
-		return fmt.Errorf("%w: the logs of %s could not be read (see the warnings above): %w", ErrLogsIncomplete, strings.Join(bad, ", "), err)
+		return fmt.Errorf("%w: the logs of %s could not be read (see the warnings above)", ErrLogsIncomplete, strings.Join(bad, ", "))
 	}
 	return nil
 }
