@@ -71,6 +71,38 @@ func TestLogs(t *testing.T) {
 	}
 }
 
+// TestLogsDrivers: a container logging with the local driver is read
+// like json-file; one with a driver Docker cannot read back ("none") is an
+// error naming the host and the driver.
+func TestLogsDrivers(t *testing.T) {
+	l := needLab(t)
+	l.fresh(t)
+	v := sha(l.onBaseline(t))
+	h := l.hosts[0]
+	image := "127.0.0.1:5000/gantry/www:" + v
+	cfg := l.configWith(t, "container_name: www\n", "container_name: logtest\n")
+	for _, tc := range []struct{ driver, port string }{{"local", "9097"}, {"none", "9098"}} {
+		docker(h, "rm", "-f", "logtest") // a leftover of an earlier run
+		if out, err := docker(h, "run", "-d", "--network", "host", "--name", "logtest", "--log-driver", tc.driver,
+			"-e", "LISTEN="+h.Address+":"+tc.port, "-e", "HOST_NAME="+h.Name, image); err != nil {
+			t.Fatalf("%s: starting logtest with driver %s: %v %s", h.Name, tc.driver, err, out)
+		}
+		t.Cleanup(func() { docker(h, "rm", "-f", "logtest") })
+		r := l.runWith(t, cfg, "logs", "www", "--env", "lab", "--host", h.Name)
+		switch tc.driver {
+		case "local":
+			if r.code != 0 || !regexp.MustCompile(`(?m)^host1 +\| demoapp: version=`+v+` host=host1 listen=`+h.Address+`:9097`).MatchString(r.stdout) {
+				t.Errorf("logs of a container with the local driver: exit %d, want its start line:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+		case "none":
+			if r.code != 1 || !strings.Contains(r.stderr, "host1: container logtest logs with driver \"none\", which Docker cannot read back") {
+				t.Errorf("logs of a container with driver none: exit %d, want 1 naming host1 and the driver:\n%s", r.code, r.stderr)
+			}
+		}
+		docker(h, "rm", "-f", "logtest")
+	}
+}
+
 // TestLogsFollow: --follow streams every host, keeps following a container
 // that restarts, and ends on Ctrl-C with exit 130 and nothing on stderr.
 func TestLogsFollow(t *testing.T) {
