@@ -22,7 +22,6 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/jsonmessage"
-	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/remote/dockeropts"
@@ -285,38 +284,18 @@ func (d *Docker) ProbeTCP(ctx context.Context, addr string, timeout time.Duratio
 // execOutputMax is how much of a health command's output is kept.
 const execOutputMax = 4 << 10
 
-// Exec runs cmd (an argv: no shell is involved) in the running container
-// id, waits for it up to timeout, and returns its exit code and the last
-// few KiB of its stdout and stderr.
-func (d *Docker) Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (int, string, error) {
+// ExecCheck runs cmd (an argv: no shell is involved) in the running
+// container id, waits for it up to timeout, and returns its exit code and
+// the last few KiB of its stdout and stderr: a health command.
+func (d *Docker) ExecCheck(ctx context.Context, id string, cmd []string, timeout time.Duration) (int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	created, err := d.api.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		return 0, "", d.wrap("exec in "+short(id), err)
-	}
-	att, err := d.api.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
-	if err != nil {
-		return 0, "", d.wrap("exec in "+short(id), err)
-	}
-	defer att.Close()
 	out := &tailBuffer{max: execOutputMax}
-	done := make(chan error, 1)
-	go func() { _, err := stdcopy.StdCopy(out, out, att.Reader); done <- err }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		att.Close()
+	code, err := d.Exec(ctx, id, ExecOptions{Cmd: cmd, Stdout: out, Stderr: out})
+	if err != nil && ctx.Err() != nil {
 		return 0, out.String(), fmt.Errorf("exec %q in %s: no exit within %s: %w", strings.Join(cmd, " "), short(id), timeout, ctx.Err())
 	}
-	if err != nil {
-		return 0, out.String(), d.wrap("exec in "+short(id), err)
-	}
-	info, err := d.api.ContainerExecInspect(ctx, created.ID)
-	if err != nil {
-		return 0, out.String(), d.wrap("exec in "+short(id), err)
-	}
-	return info.ExitCode, out.String(), nil
+	return code, out.String(), err
 }
 
 // tailBuffer keeps the last max bytes written to it.

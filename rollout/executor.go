@@ -47,9 +47,9 @@ type Host interface {
 	ProbeHTTP(ctx context.Context, addr, path, hostHeader string, timeout time.Duration) (int, error)
 	// ProbeTCP opens a TCP connection to addr from the host's side.
 	ProbeTCP(ctx context.Context, addr string, timeout time.Duration) error
-	// Exec runs cmd (an argv, no shell) in the running container id and
-	// returns its exit code and the tail of its output.
-	Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (exitCode int, output string, err error)
+	// ExecCheck runs cmd (an argv, no shell) in the running container id
+	// and returns its exit code and the tail of its output.
+	ExecCheck(ctx context.Context, id string, cmd []string, timeout time.Duration) (exitCode int, output string, err error)
 }
 
 // Balancer is one load balancer that can take a host out of a service's

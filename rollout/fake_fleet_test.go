@@ -146,8 +146,8 @@ func (h *fakeHost) ProbeTCP(ctx context.Context, addr string, _ time.Duration) e
 	return nil
 }
 
-// Exec runs a health command: exit 0 for a healthy app, 1 otherwise.
-func (h *fakeHost) Exec(ctx context.Context, id string, cmd []string, _ time.Duration) (int, string, error) {
+// ExecCheck runs a health command: exit 0 for a healthy app, 1 otherwise.
+func (h *fakeHost) ExecCheck(ctx context.Context, id string, cmd []string, _ time.Duration) (int, string, error) {
 	if err := h.run("exec", h.runningImage()); err != nil {
 		return 0, "", err
 	}

@@ -62,7 +62,7 @@ func probeOnce(ctx context.Context, host Host, id, addr string, hc HealthCheck, 
 		}
 		return true, "", nil
 	case HealthCommand:
-		code, out, err := host.Exec(ctx, id, hc.Command, hc.Timeout)
+		code, out, err := host.ExecCheck(ctx, id, hc.Command, hc.Timeout)
 		switch {
 		case err != nil:
 			return false, err.Error(), nil

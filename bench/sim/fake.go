@@ -374,8 +374,8 @@ func (h *simHost) ProbeTCP(context.Context, string, time.Duration) error {
 	return fmt.Errorf("tcp health checks are not simulated")
 }
 
-// Exec is not simulated: the simulated fleets use HTTP checks.
-func (h *simHost) Exec(context.Context, string, []string, time.Duration) (int, string, error) {
+// ExecCheck is not simulated: the simulated fleets use HTTP checks.
+func (h *simHost) ExecCheck(context.Context, string, []string, time.Duration) (int, string, error) {
 	return 0, "", fmt.Errorf("command health checks are not simulated")
 }
 

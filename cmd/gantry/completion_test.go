@@ -56,7 +56,7 @@ complete_line gantry promote www --from staging --to production ""
 	}
 	for _, want := range []string{
 		"complete -o bashdefault -o default -o nospace -F _gantry_bash_autocomplete gantry",
-		"gantry : deploy plan rollback promote history inventory prune lock completion decommission recommission maintenance version config",
+		"gantry : deploy plan rollback promote history inventory prune lock logs exec completion decommission recommission maintenance version config",
 		"gantry pr: promote prune",
 		"gantry deploy --e: --env",
 	} {
@@ -80,7 +80,8 @@ func TestGenerateBashCompletion(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--generate-bash-completion"}, []string{"deploy", "rollback", "promote", "inventory", "history", "lock", "completion", "config", "version"}},
+		{[]string{"--generate-bash-completion"}, []string{"deploy", "rollback", "promote", "inventory", "history", "lock", "logs", "exec", "completion", "config", "version"}},
+		{[]string{"logs", "--f", "--generate-bash-completion"}, []string{"--follow"}},
 		{[]string{"lock", "--generate-bash-completion"}, []string{"status", "acquire", "release"}},
 		{[]string{"promote", "--f", "--generate-bash-completion"}, []string{"--from", "--force"}},
 		// flagsFirst would move www@abc1234 behind "--", where urfave/cli

@@ -53,6 +53,12 @@ func main() {
 	ctx = hurry.With(ctx, hurried)
 	go func() {
 		s := <-sigs
+		if st.interruptIsQuiet() {
+			// logs and exec change nothing: stopping is all there is.
+			cancel()
+			<-sigs
+			os.Exit(exitInterrupted)
+		}
 		fmt.Fprintf(os.Stderr, "gantry: %s: finishing the current step so every host serves, then stopping (again to cut waits short, a third time to abort)\n", s)
 		cancel()
 		s = <-sigs
@@ -76,6 +82,23 @@ type state struct {
 	report  *rollout.Report
 	dryRun  bool
 	secrets []string // the config's secret values, kept out of all output
+
+	// quiet: the command changes nothing (logs, exec), so an interrupt
+	// just stops it, without the deploy's three-step message.
+	quiet bool
+}
+
+// quietInterrupt says the command running changes nothing.
+func (s *state) quietInterrupt() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.quiet = true
+}
+
+func (s *state) interruptIsQuiet() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.quiet
 }
 
 func (s *state) observe(ev rollout.Event) {
@@ -116,7 +139,7 @@ func run(ctx context.Context, args []string, st *state) int {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: config.DefaultPath, EnvVars: []string{"GANTRY_CONFIG"}, Usage: "config file"},
 		},
-		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code, st), rollbackCommand(&code, st), promoteCommand(&code, st), historyCommand(), inventoryCommand(), pruneCommand(), lockCommand(&code), completionCommand()},
+		Commands:       []*cli.Command{deployCommand(&code, st), planCommand(&code, st), rollbackCommand(&code, st), promoteCommand(&code, st), historyCommand(), inventoryCommand(), pruneCommand(), lockCommand(&code), logsCommand(&code, st), execCommand(&code, st), completionCommand()},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	app.Commands = append(app.Commands, decommissionCommands()...)

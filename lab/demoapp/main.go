@@ -16,16 +16,25 @@
 // request, in flight while a host is drained.
 // On SIGTERM or SIGINT it stops accepting connections, lets in-flight
 // requests finish (at most 10 s) and exits 0.
+// It logs one line when it starts and one per signal, to stderr.
 //
-// `demoapp healthcheck` (a health command, or the image's HEALTHCHECK with
-// `lab/publish --healthcheck`) GETs /healthz on LISTEN and exits 0 when it
-// answers 200, 1 otherwise.
+// With arguments it runs one small command instead of serving (the image
+// is FROM scratch, so these are what `gantry exec` can run in it):
+//
+//	demoapp version      print "<VERSION> <HOST_NAME>"
+//	demoapp echo ARGS... print each argument on its own line, as received
+//	demoapp cat          copy stdin to stdout
+//	demoapp exit N       print "exiting N" to stderr and exit with status N
+//	demoapp healthcheck  GET /healthz on LISTEN: exit 0 when it answers 200,
+//	                     1 otherwise (a health command, or the image's
+//	                     HEALTHCHECK with `lab/publish --healthcheck`)
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -38,8 +47,8 @@ import (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("demoapp: ")
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(healthcheck(envOr("LISTEN", "127.0.0.1:8080")))
+	if len(os.Args) > 1 {
+		os.Exit(command(os.Args[1:]))
 	}
 
 	listen := envOr("LISTEN", "127.0.0.1:8080")
@@ -171,4 +180,40 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// command runs one of the small commands of the package comment and
+// returns the exit status.
+func command(args []string) int {
+	switch args[0] {
+	case "version":
+		fmt.Printf("%s %s\n", envOr("VERSION", "dev"), envOr("HOST_NAME", "unknown"))
+		return 0
+	case "echo":
+		for _, a := range args[1:] {
+			fmt.Println(a)
+		}
+		return 0
+	case "cat":
+		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
+			log.Printf("cat: %v", err)
+			return 1
+		}
+		return 0
+	case "exit":
+		n := 0
+		if len(args) > 1 {
+			var err error
+			if n, err = strconv.Atoi(args[1]); err != nil || n < 0 || n > 255 {
+				log.Printf("exit: %q is not a status 0..255", args[1])
+				return 2
+			}
+		}
+		fmt.Fprintf(os.Stderr, "exiting %d\n", n)
+		return n
+	case "healthcheck":
+		return healthcheck(envOr("LISTEN", "127.0.0.1:8080"))
+	}
+	log.Printf("unknown command %q (want version, echo, cat, exit or healthcheck)", args[0])
+	return 2
 }
