@@ -455,6 +455,11 @@ const (
 	OrderStartFirst = "start-first"
 )
 
+// Worker reports whether the service is a worker: no port, so no load
+// balancer entry (queue consumers, schedulers). Its hosts are swapped
+// without draining, and its health check cannot be http or tcp.
+func (s Service) Worker() bool { return s.Port == 0 && len(s.Ports) == 0 }
+
 // StartFirst reports whether the service is deployed start-first.
 func (s Service) StartFirst() bool { return s.Order == OrderStartFirst }
 
@@ -758,6 +763,10 @@ func (c *Config) applyDefaults() {
 		h := &s.Health
 		if h.Kind == "" {
 			h.Kind = HealthHTTP
+			if s.Worker() {
+				// Nothing to probe: up, without a restart, for a while.
+				h.Kind = HealthRunning
+			}
 		}
 		if h.Kind == HealthRunning && h.MinRunning == 0 {
 			h.MinRunning = Duration(DefaultHealthMinRunning)
@@ -981,6 +990,9 @@ func (c *Config) validate() []error {
 				bad(key+".ports", "only for order: %s (two ports to alternate between); use port", OrderStartFirst)
 			}
 		case OrderStartFirst:
+			if s.Worker() {
+				break // the new worker starts beside the old one: no port to alternate
+			}
 			if len(s.Ports) != 2 || s.Ports[0] == s.Ports[1] {
 				bad(key+".ports", "order: %s needs two different ports to alternate between, e.g. [8080, 8081]", OrderStartFirst)
 			} else if s.Port != s.Ports[0] {
@@ -994,8 +1006,18 @@ func (c *Config) validate() []error {
 		default:
 			bad(key+".order", "%q: use %s (default) or %s", s.Order, OrderStopFirst, OrderStartFirst)
 		}
-		if s.Port < 1 || s.Port > 65535 {
-			bad(key+".port", "required: the TCP port the app listens on (1-65535)")
+		if !s.Worker() && (s.Port < 1 || s.Port > 65535) {
+			bad(key+".port", "%d is not a TCP port (1-65535): the port the app listens on; leave port out for a worker (no port, no load balancer)", s.Port)
+		}
+		if s.Worker() {
+			if h := s.Health.Kind; h == HealthHTTP || h == HealthTCP {
+				bad(key+".health.kind", "%s needs a port, and this service has none (a worker): use running (the default for workers), command or docker", h)
+			}
+			for _, k := range sortedKeys(s.Env) {
+				if strings.Contains(s.Env[k].Value, "${port}") {
+					bad(key+".env."+k, "${port}: a worker has no port")
+				}
+			}
 		}
 		for _, k := range sortedKeys(s.Env) {
 			if !envKeyRE.MatchString(k) {

@@ -317,16 +317,28 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 			want: []string{"services.www.stop_timeout", "2.5s is not whole seconds", "cut it to 2s", "e.g. 3s"},
 		},
 		{
-			name: "port 0",
+			name: "port 0 with an http health check: a worker cannot be probed over HTTP",
 			old:  "port: 8080",
-			new:  "port: 0",
-			want: []string{"services.www.port", "1-65535"},
+			new:  "port: 0\n    health: {kind: http, path: /healthz}",
+			want: []string{"services.www.health.kind", "http needs a port, and this service has none (a worker)", "use running"},
 		},
 		{
-			name: "port missing",
+			name: "a worker's env cannot use ${port}",
 			old:  "    port: 8080\n",
-			new:  "",
-			want: []string{"services.www.port", "required"},
+			new:  "    env: {PORT: \"${port}\"}\n",
+			want: []string{"services.www.env.PORT", "${port}: a worker has no port"},
+		},
+		{
+			name: "port out of range",
+			old:  "port: 8080",
+			new:  "port: 70000",
+			want: []string{"services.www.port", "1-65535", "leave port out for a worker"},
+		},
+		{
+			name: "port missing with a tcp health check",
+			old:  "    port: 8080\n",
+			new:  "    health: {kind: tcp}\n",
+			want: []string{"services.www.health.kind", "tcp needs a port"},
 		},
 		{
 			name: "port 70000",
@@ -599,7 +611,7 @@ services:
 		`gantry.yml: environments.lab.hosts[0].services[1]: unknown service "api"`,
 		`gantry.yml: environments.lab.hosts[1].name: host "host1" is listed twice`,
 		"gantry.yml: environments.lab.hosts[1].address: required",
-		"gantry.yml: services.www.port: required",
+		"gantry.yml: services.www.port: 70000 is not a TCP port",
 		`gantry.yml: services.www.log.max_size: "big" is not a size`,
 	}
 	// Each problem is its own line (errors.Join), so users see them all.
@@ -733,5 +745,23 @@ func TestHealthKindsAccepted(t *testing.T) {
 		if h := c.Services["www"].Health; !tc.check(h) {
 			t.Errorf("health:\n%s parsed as %+v", tc.health, h)
 		}
+	}
+}
+
+// TestWorkerService: a service with no port is a worker: no load balancer,
+// health by running unless told otherwise, start-first without ports.
+func TestWorkerService(t *testing.T) {
+	data := strings.Replace(minimalYAML, "    port: 8080\n", "    order: start-first\n    stop_timeout: 10m\n", 1)
+	c, err := Parse("gantry.yml", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Services["www"]
+	if !w.Worker() || w.Health.Kind != HealthRunning || w.Health.MinRunning.D() != DefaultHealthMinRunning || !w.StartFirst() || w.StopTimeout.D() != 10*time.Minute {
+		t.Errorf("worker parsed as worker=%v health=%+v order=%s stop_timeout=%s", w.Worker(), w.Health, w.Order, w.StopTimeout.D())
+	}
+	data = strings.Replace(minimalYAML, "    port: 8080\n", "    health: {kind: command, command: [/app, ping]}\n", 1)
+	if c, err = Parse("gantry.yml", []byte(data)); err != nil || c.Services["www"].Health.Kind != HealthCommand {
+		t.Errorf("worker with a command health check: %v", err)
 	}
 }

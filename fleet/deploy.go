@@ -169,16 +169,21 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
-	balancers := newNginxes(env, conns, o.Out)
-	if err := observeEntries(ctx, balancers, svcName, observed); err != nil {
-		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
-	maint, err := inventory.Maintenances{Runner: lockConn, Dir: env.Lock.Dir, Env: o.Env}.List(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, env.Lock.Host, err)
-	}
-	for _, w := range markHeld(observed, maint, o.Env) {
-		fmt.Fprintf(o.Out, "warning: %s\n", w)
+	// A worker has no load balancer entry: nothing to observe, drain,
+	// restore or keep out (maintenance is about load balancers).
+	var balancers []*lb.Nginx
+	if !svc.Worker() {
+		balancers = newNginxes(env, conns, o.Out)
+		if err := observeEntries(ctx, balancers, svcName, observed); err != nil {
+			return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+		}
+		maint, err := inventory.Maintenances{Runner: lockConn, Dir: env.Lock.Dir, Env: o.Env}.List(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, env.Lock.Host, err)
+		}
+		for _, w := range markHeld(observed, maint, o.Env) {
+			fmt.Fprintf(o.Out, "warning: %s\n", w)
+		}
 	}
 	// Each load balancer's view starts as what it lists now: a host is
 	// only put (back) in by a step that checked its container first.
@@ -186,6 +191,9 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	// What a run cut off earlier left behind is repaired first; the rest
 	// is planned from the state the repairs leave.
 	repairs, snap := rollout.PlanRepairs(observed, svc.ContainerName, svc.Port)
+	if svc.Worker() {
+		repairs = rollout.WithoutBalancers(repairs)
+	}
 	if why := rollout.FootprintOf(snap).SinglePointOfFailure(svc.MinZones); why != "" {
 		if env.Production && !svc.AllowSinglePointOfFailure {
 			return nil, fmt.Errorf("%w: %s is a production environment and %s: add hosts in other zones, or set services.%s.allow_single_point_of_failure: true in %s", rollout.ErrPreflight, o.Env, why, svcName, cfg.Path)
@@ -211,7 +219,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
 	}
-	order := rollout.Order{StartFirst: svc.StartFirst(), Port: svc.Port}
+	order := rollout.Order{StartFirst: svc.StartFirst(), Port: svc.Port, Worker: svc.Worker()}
 	if len(svc.Ports) == 2 {
 		order.Ports = [2]int{svc.Ports[0], svc.Ports[1]}
 	}

@@ -168,6 +168,11 @@ func (e *Executor) emit(ev Event) {
 // in fn (in gantry or in an adapter it calls) is the step's error, so the
 // host is put back like after any other failure.
 func (e *Executor) step(host, name string, fn func() (string, error)) error {
+	if len(e.Balancers) == 0 && balancerSteps[StepKind(name)] {
+		// A worker service: no load balancer sends it anything, so there
+		// is nothing to drain, restore or switch.
+		return nil
+	}
 	e.emit(Event{Host: host, Step: name})
 	start := time.Now()
 	var detail string
@@ -181,6 +186,9 @@ func (e *Executor) step(host, name string, fn func() (string, error)) error {
 	e.emit(Event{Host: host, Step: name, Done: true, Duration: time.Since(start), Detail: detail, Err: err})
 	return err
 }
+
+// balancerSteps are the steps that only change load balancers.
+var balancerSteps = map[StepKind]bool{StepDrain: true, StepRestore: true, StepSwitch: true}
 
 // Run executes plan and reports what each host ended on. It never returns
 // with a host drained: failures put the old container back and the host

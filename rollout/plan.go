@@ -198,6 +198,9 @@ type Order struct {
 	Port int
 	// Ports are the two ports a start-first service alternates between.
 	Ports [2]int
+	// Worker is set for a service with no port and no load balancer:
+	// nothing to drain, switch or restore.
+	Worker bool
 }
 
 // WithOrder decides, for every host of the plan, the port its new container
@@ -214,7 +217,10 @@ func (p Plan) WithOrder(o Order) Plan {
 				hp.FromPort = o.Port
 			}
 			hp.Port, hp.StartFirst = o.Port, o.StartFirst
-			if hp.KeepOut != "" {
+			if o.Worker {
+				hp.KeepOut = "" // no load balancer to keep it out of
+				hp.Steps = WorkerSteps(hp)
+			} else if hp.KeepOut != "" {
 				// Out of the load balancers, it has no traffic to keep:
 				// stop-first, on the port it serves on.
 				hp.StartFirst = false
@@ -237,6 +243,37 @@ func (p Plan) WithOrder(o Order) Plan {
 	}
 	p.Batches = batches
 	return p
+}
+
+// WorkerSteps are the steps that move a worker (no port, no load
+// balancer) on a host: stop-first, the old worker finishes the job in hand
+// (within stop_timeout) before the new one starts; start-first, the new one
+// starts and passes its check before the old one is stopped.
+func WorkerSteps(hp HostPlan) []Step {
+	if hp.StartFirst {
+		steps := []Step{
+			{StepCreate, "create " + hp.To.Tag + " beside the old worker"},
+			{StepStart, "start " + hp.To.Tag + " while the old worker keeps working"},
+			{StepHealth, "the new worker passes its check; on failure it goes and nothing else changed"},
+		}
+		if hp.From != "" {
+			steps = append(steps,
+				Step{StepStop, "stop " + hp.From + ": it finishes the job in hand (stop_timeout)"},
+				Step{StepCleanup, "remove the old container; its image stays cached for rollback"})
+		}
+		return steps
+	}
+	steps := []Step{{StepCreate, "create " + hp.To.Tag + " beside the old container; it starts nothing until started"}}
+	if hp.From != "" {
+		steps = append(steps, Step{StepStop, "stop " + hp.From + ": it finishes the job in hand (stop_timeout), keep it until the new one passes"})
+	}
+	steps = append(steps,
+		Step{StepStart, "start " + hp.To.Tag + " under the service's name"},
+		Step{StepHealth, "the new worker passes its check, or the old one is started again"})
+	if hp.From != "" {
+		steps = append(steps, Step{StepCleanup, "remove the old container; its image stays cached for rollback"})
+	}
+	return steps
 }
 
 // StartFirstSteps are the steps that move a host start-first: the new

@@ -408,3 +408,29 @@ func RepairsString(repairs []Repair) string {
 	}
 	return b.String()
 }
+
+// WithoutBalancers drops the load balancer steps (drain, switch) of
+// repairs, for a worker service: no load balancer lists it. A repair left
+// with no step goes.
+func WithoutBalancers(repairs []Repair) []Repair {
+	var out []Repair
+	for _, r := range repairs {
+		var steps, fallback []RepairStep
+		for _, s := range r.Steps {
+			if !balancerSteps[s.Kind] {
+				steps = append(steps, s)
+			}
+		}
+		for _, s := range r.Fallback {
+			if !balancerSteps[s.Kind] {
+				fallback = append(fallback, s)
+			}
+		}
+		if len(steps) == 0 {
+			continue
+		}
+		r.Steps, r.Fallback = steps, fallback
+		out = append(out, r)
+	}
+	return out
+}
