@@ -118,6 +118,7 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 		{"load_balancers[0].reload_command", lb.ReloadCommand, DefaultReloadCommand},
 		{"load_balancers[0].drain_timeout", lb.DrainTimeout.D(), DefaultDrainTimeout},
 		{"load_balancers[0].pid_file", lb.PidFile, ""},
+		{"load_balancers[0].reload_timeout", lb.ReloadTimeout.D(), DefaultReloadTimeout},
 		{"www.container_name", svc.ContainerName, "www"},
 		{"www.health.path", svc.Health.Path, DefaultHealthPath},
 		{"www.health.expected_status", svc.Health.ExpectedStatus, DefaultHealthStatus},
