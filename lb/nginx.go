@@ -501,7 +501,7 @@ if ! out=$( { %s ; } 2>&1 ); then
   putback; echo "$out" >&2; exit %d
 fi
 old=$(echo $(ps -o pid= --ppid "$m" 2>/dev/null))
-if ! { %s ; } >&2; then putback; exit 1; fi
+if ! out=$( { %s ; } 2>&1 ); then putback; echo "$out" >&2; exit 1; fi
 end=$(( $(date +%%s) + %d ))
 while :; do
   m=$(cat "$pidfile" 2>/dev/null || true)
