@@ -71,6 +71,12 @@ type Nginx struct {
 
 	pidMu        sync.Mutex
 	foundPidFile string // PidFile found from nginx's configuration
+
+	// rejected lists the services whose last reload nginx rejected: their
+	// file was put back to what nginx kept serving, so writing that same
+	// content again needs no reload (which nginx would reject again).
+	// Guarded by mu.
+	rejected map[string]bool
 }
 
 // change is one host's drain or restore waiting to be applied.
@@ -402,8 +408,8 @@ const (
 
 // apply writes content over the service's upstream file atomically, tests
 // and reloads nginx, and confirms the master took the new configuration
-// (it started new workers); a file that would not change is left alone,
-// with no reload. When wait is set it returns the pids of the worker
+// (it started new workers). After a rejected reload of the service, a file
+// that would not change is left alone, with no reload. When wait is set it returns the pids of the worker
 // processes that ran before the reload: they may still be proxying to a
 // drained host.
 func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait bool) (string, error) {
@@ -419,7 +425,15 @@ func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait 
 	secs := int((reload + time.Second - 1) / time.Second)
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second+reload)
 	defer cancel()
-	out, err := n.Runner.Run(rctx, applyScript(file, n.TestCommand, n.ReloadCommand, pidFile, secs), content)
+	out, err := n.Runner.Run(rctx, applyScript(file, n.TestCommand, n.ReloadCommand, pidFile, secs, n.rejected[service]), content)
+	if shell.ExitStatus(err) == exitReloadRejected {
+		if n.rejected == nil {
+			n.rejected = map[string]bool{}
+		}
+		n.rejected[service] = true
+	} else if err == nil {
+		delete(n.rejected, service)
+	}
 	if err == nil {
 		if !wait {
 			return "", nil
@@ -482,13 +496,23 @@ func (n *Nginx) waitWorkers(ctx context.Context, pids string) error {
 // only slow ends on the previous file too) and the script exits
 // exitReloadRejected. It prints the pids of the workers running before
 // the reload.
-func applyScript(file, testCmd, reloadCmd, pidFile string, secs int) string {
+//
+// With keepSame, content equal to the file's is not written nor reloaded:
+// only for a file put back after a rejected reload, which nginx still
+// serves. Otherwise the same content is reloaded all the same: a run cut
+// off between writing the file and reloading leaves a file nginx does not
+// serve yet.
+func applyScript(file, testCmd, reloadCmd, pidFile string, secs int, keepSame bool) string {
 	q := shell.Quote
+	same := 0
+	if keepSame {
+		same = 1
+	}
 	return fmt.Sprintf(`set -u
 f=%s; tmp="$f.gantry-tmp"; prev="$f.gantry-prev"; pidfile=%s
 mkdir -p "$(dirname "$f")" || exit 1
 cat > "$tmp" || exit 1
-if [ -f "$f" ] && cmp -s "$tmp" "$f"; then rm -f "$tmp"; exit 0; fi
+if [ %d = 1 ] && [ -f "$f" ] && cmp -s "$tmp" "$f"; then rm -f "$tmp"; exit 0; fi
 m=$(cat "$pidfile" 2>/dev/null || true)
 case "$m" in ''|*[!0-9]*) m="";; esac
 if [ -z "$m" ] || [ ! -d "/proc/$m" ]; then
@@ -517,7 +541,7 @@ while :; do
   fi
   sleep 0.05
 done
-`, q(file), q(pidFile), exitNoMaster, testCmd, exitTestFailed, reloadCmd, secs, reloadCmd, secs, exitReloadRejected)
+`, q(file), q(pidFile), same, exitNoMaster, testCmd, exitTestFailed, reloadCmd, secs, reloadCmd, secs, exitReloadRejected)
 }
 
 // waitScript waits until none of pids runs, for at most secs seconds.

@@ -227,12 +227,32 @@ func TestRejectedReloadRestoresThePreviousFile(t *testing.T) {
 		t.Errorf("Restore after the rejected drain: %v", err)
 	}
 	if data, _ := os.ReadFile(reloads); strings.Count(string(data), "\n") != 2 {
-		t.Errorf("an unchanged file was reloaded")
+		t.Errorf("the file put back after the rejected reload was reloaded again")
+	}
+}
+
+// TestSameContentIsReloaded: outside the file put back after a rejected
+// reload, writing the content the file already has still reloads nginx: a
+// run cut off between writing and reloading left a file nginx does not
+// serve.
+func TestSameContentIsReloaded(t *testing.T) {
+	dir := t.TempDir()
+	n := newNginx(t, dir)
+	reloads := filepath.Join(t.TempDir(), "reloads")
+	n.ReloadCommand = "echo >> " + shell.Quote(reloads) + "; " + n.ReloadCommand
+	ctx := context.Background()
+	for range 2 {
+		if err := n.Drain(ctx, "www", "host1"); err != nil {
+			t.Fatalf("Drain: %v", err)
+		}
+	}
+	if data, _ := os.ReadFile(reloads); strings.Count(string(data), "\n") != 2 {
+		t.Errorf("nginx was reloaded %d times for two drains, want 2", strings.Count(string(data), "\n"))
 	}
 }
 
 func TestApplyScriptQuotesItsValues(t *testing.T) {
-	s := applyScript("/etc/nginx/gantry/it's.conf", "nginx -t", "nginx -s reload", "/run/$(reboot).pid", 10)
+	s := applyScript("/etc/nginx/gantry/it's.conf", "nginx -t", "nginx -s reload", "/run/$(reboot).pid", 10, false)
 	for _, want := range []string{`f='/etc/nginx/gantry/it'\''s.conf'`, `pidfile='/run/$(reboot).pid'`, "+ 10 ))", "within 10s"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("apply script does not contain %q:\n%s", want, s)
