@@ -401,6 +401,12 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 			want: []string{"environments.lab.load_balancers[0].upstreams_dir", "absolute path"},
 		},
 		{
+			name: "load balancer reload_timeout under a second",
+			old:  "        services: [www]\n",
+			new:  "        services: [www]\n    load_balancers:\n      - name: lb1\n        address: 127.0.3.1\n        upstreams_dir: /etc/nginx/gantry\n        reload_timeout: 200ms\n",
+			want: []string{"environments.lab.load_balancers[0].reload_timeout", "too short"},
+		},
+		{
 			name: "bad env placeholder",
 			old:  "    port: 8080\n",
 			new:  "    port: 8080\n    env:\n      LISTEN: \"${host.ip}:8080\"\n",
