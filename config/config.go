@@ -33,6 +33,7 @@ const (
 	DefaultTestCommand       = "nginx -t -q"
 	DefaultReloadCommand     = "nginx -s reload"
 	DefaultDrainTimeout      = 30 * time.Second
+	DefaultReloadTimeout     = 10 * time.Second
 	DefaultHealthPath        = "/healthz"
 	DefaultHealthStatus      = 200
 	DefaultHealthInterval    = 500 * time.Millisecond
@@ -292,8 +293,9 @@ type LoadBalancer struct {
 	UpstreamsDir  string   `yaml:"upstreams_dir"`
 	TestCommand   string   `yaml:"test_command"`
 	ReloadCommand string   `yaml:"reload_command"`
-	PidFile       string   `yaml:"pid_file"`
+	PidFile       string   `yaml:"pid_file"` // empty: found with test_command -T / -V
 	DrainTimeout  Duration `yaml:"drain_timeout"`
+	ReloadTimeout Duration `yaml:"reload_timeout"` // for new workers after a reload
 }
 
 // Service is one deployable container.
@@ -735,6 +737,9 @@ func (c *Config) applyDefaults() {
 			if lb.DrainTimeout == 0 {
 				lb.DrainTimeout = Duration(DefaultDrainTimeout)
 			}
+			if lb.ReloadTimeout == 0 {
+				lb.ReloadTimeout = Duration(DefaultReloadTimeout)
+			}
 		}
 		for i := range env.Notify.Webhooks {
 			w := &env.Notify.Webhooks[i]
@@ -925,6 +930,9 @@ func (c *Config) validate() []error {
 			}
 			if lb.PidFile != "" && !filepath.IsAbs(lb.PidFile) {
 				bad(lk+".pid_file", "%q must be an absolute path on the load balancer", lb.PidFile)
+			}
+			if lb.ReloadTimeout.D() < time.Second {
+				bad(lk+".reload_timeout", "%s is too short: nginx needs time to start new workers; give 1s or more (default %s)", lb.ReloadTimeout.D(), DefaultReloadTimeout)
 			}
 		}
 	}

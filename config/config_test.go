@@ -118,6 +118,7 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 		{"load_balancers[0].reload_command", lb.ReloadCommand, DefaultReloadCommand},
 		{"load_balancers[0].drain_timeout", lb.DrainTimeout.D(), DefaultDrainTimeout},
 		{"load_balancers[0].pid_file", lb.PidFile, ""},
+		{"load_balancers[0].reload_timeout", lb.ReloadTimeout.D(), DefaultReloadTimeout},
 		{"www.container_name", svc.ContainerName, "www"},
 		{"www.health.kind", svc.Health.Kind, HealthHTTP},
 		{"www.health.path", svc.Health.Path, DefaultHealthPath},
@@ -453,6 +454,12 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 			old:  "        services: [www]\n",
 			new:  "        services: [www]\n    load_balancers:\n      - name: lb1\n        address: 127.0.3.1\n        upstreams_dir: nginx/gantry\n",
 			want: []string{"environments.lab.load_balancers[0].upstreams_dir", "absolute path"},
+		},
+		{
+			name: "load balancer reload_timeout under a second",
+			old:  "        services: [www]\n",
+			new:  "        services: [www]\n    load_balancers:\n      - name: lb1\n        address: 127.0.3.1\n        upstreams_dir: /etc/nginx/gantry\n        reload_timeout: 200ms\n",
+			want: []string{"environments.lab.load_balancers[0].reload_timeout", "too short"},
 		},
 		{
 			name: "bad env placeholder",

@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-dev/gantry/internal/shell"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
+	"github.com/gantry-dev/gantry/lb/lbtest"
 )
 
 // injected is the server line a hostile tag tries to add to the upstream.
@@ -125,7 +126,8 @@ func TestEC2HostileTags(t *testing.T) {
 	// on a load balancer, as a deploy does.
 	dir := t.TempDir()
 	r := &recorder{}
-	n := &lb.Nginx{Name: "lb1", Runner: r, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: "true", DrainTimeout: time.Second}
+	pidFile, reload := lbtest.FakeMaster(t, true)
+	n := &lb.Nginx{Name: "lb1", Runner: r, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: reload, PidFile: pidFile, DrainTimeout: time.Second}
 	servers := make([]lb.Server, len(hosts))
 	for i, h := range hosts {
 		servers[i] = lb.Server{Host: h.Name, Addr: config.HostPort(h.Address, 8080)}

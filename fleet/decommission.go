@@ -162,6 +162,15 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 		fmt.Fprintf(o.Out, "WARNING: --force: decommissioning %s although %s\n", o.Host, strings.Join(refusals, "; "))
 	}
 
+	// Every load balancer must be able to take the host out (its config
+	// test passes, it has a master whose workers can be waited for) before
+	// the host leaves any of them.
+	for _, n := range newNginxes(env, conns, o.Out) {
+		if err := n.Check(ctx); err != nil {
+			return fmt.Errorf("%w: decommissioning %s: %w", rollout.ErrPreflight, o.Host, err)
+		}
+	}
+
 	// Out of every load balancer, for good.
 	for _, svcName := range target.Services {
 		svc, ok := cfg.Services[svcName]

@@ -352,6 +352,7 @@ func newNginxes(env config.Environment, conns *Connections, out io.Writer) []*lb
 			ReloadCommand: lc.ReloadCommand,
 			PidFile:       lc.PidFile,
 			DrainTimeout:  lc.DrainTimeout.D(),
+			ReloadTimeout: lc.ReloadTimeout.D(),
 			Warn:          func(s string) { fmt.Fprintln(out, "warning: "+s) },
 		})
 	}

@@ -5,7 +5,14 @@
 // block). Draining a host rewrites that file with the host marked down
 // (temp file + rename, the previous content kept beside it), runs the
 // configured test command (restoring the previous file if it fails), reloads
-// nginx and waits until the old worker processes — the ones that may still
-// be proxying requests to the host — have exited, or the drain timeout
-// passes. Restoring rewrites the file with the host up.
+// nginx, confirms the master took the file (it started new workers within
+// the reload timeout; if not, the previous file is put back:
+// ErrReloadRejected) and waits until the old worker processes — the ones
+// that may still be proxying requests to the host — have exited, or the
+// drain timeout passes. Restoring rewrites the file with the host up.
+//
+// Both the wait and the confirmation need the master's pid file: the
+// configured one, or the one nginx's own configuration names (the test
+// command run with -T and -V). Without one nothing is changed
+// (ErrNoPidFile).
 package lb

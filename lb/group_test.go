@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,8 +21,9 @@ import (
 // restoring them all at once brings every one back up.
 func TestConcurrentDrainsAreGroupedAndOrdered(t *testing.T) {
 	dir := t.TempDir()
-	runner := &shell.LocalRunner{}
-	n := &Nginx{Name: "lb1", Runner: runner, UpstreamsDir: dir, TestCommand: "sleep 0.05", ReloadCommand: "true", DrainTimeout: time.Second}
+	runner := &applyCounter{Runner: &shell.LocalRunner{}}
+	pidFile, reload := fakeMaster(t, true)
+	n := &Nginx{Name: "lb1", Runner: runner, UpstreamsDir: dir, TestCommand: "sleep 0.05", ReloadCommand: reload, PidFile: pidFile, DrainTimeout: time.Second}
 	var servers []Server
 	for i := 1; i <= 8; i++ {
 		servers = append(servers, Server{Host: fmt.Sprintf("host%d", i), Addr: fmt.Sprintf("10.0.0.%d:8080", i)})
@@ -46,13 +49,26 @@ func TestConcurrentDrainsAreGroupedAndOrdered(t *testing.T) {
 	if c := strings.Count(content, " down;"); c != len(servers) {
 		t.Fatalf("after draining all %d hosts at once the file has %d down:\n%s", len(servers), c, content)
 	}
-	if runs := runner.Runs.Load(); runs >= int64(len(servers)) {
-		t.Errorf("%d remote commands for %d concurrent drains: changes were not grouped", runs, len(servers))
+	if applies := runner.applies.Load(); applies >= int64(len(servers)) {
+		t.Errorf("%d file updates for %d concurrent drains: changes were not grouped", applies, len(servers))
 	}
 	run(n.Restore)
 	if content := readFile(t, file); strings.Contains(content, " down;") {
 		t.Fatalf("after restoring every host some are still down:\n%s", content)
 	}
+}
+
+// applyCounter counts the file updates (apply scripts) run through it.
+type applyCounter struct {
+	Runner
+	applies atomic.Int64
+}
+
+func (c *applyCounter) Run(ctx context.Context, command string, stdin []byte) ([]byte, error) {
+	if strings.Contains(command, ".gantry-tmp") {
+		c.applies.Add(1)
+	}
+	return c.Runner.Run(ctx, command, stdin)
 }
 
 // sessionCounter counts the commands run on a load balancer, the most
@@ -86,20 +102,25 @@ func (c *sessionCounter) Run(ctx context.Context, command string, stdin []byte) 
 // still waits for the workers that ran before its reload.
 func TestBatchDrainUsesAFewSessions(t *testing.T) {
 	dir := t.TempDir()
-	// The "master": a shell whose children are the "workers", sleeping
-	// as long as a slow request in flight.
-	master := exec.Command("sh", "-c", "sleep 0.6 & sleep 0.6 & wait")
+	// The "master": its first "workers" stay as long as a slow request in
+	// flight (0.6 s); a reload (SIGHUP) starts new workers and retires
+	// those of the reload before, which had nothing in flight.
+	master := exec.Command("sh", "-c", `sleep 0.6 & sleep 0.6 & cur=""
+trap 'old=$cur; sleep 600 & a=$!; sleep 600 & cur="$a $!"; [ -z "$old" ] || kill $old' HUP
+trap 'exit 0' TERM
+while :; do wait; done`)
+	master.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := master.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer master.Wait()
+	t.Cleanup(func() { _ = syscall.Kill(-master.Process.Pid, syscall.SIGKILL); _ = master.Wait() })
 	pidFile := filepath.Join(dir, "nginx.pid")
 	if err := os.WriteFile(pidFile, []byte(fmt.Sprint(master.Process.Pid)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // the workers are up
 	counter := &sessionCounter{Runner: &shell.LocalRunner{}}
-	n := &Nginx{Name: "lb1", Runner: counter, UpstreamsDir: dir, TestCommand: "sleep 0.05", ReloadCommand: "true", PidFile: pidFile, DrainTimeout: 10 * time.Second}
+	n := &Nginx{Name: "lb1", Runner: counter, UpstreamsDir: dir, TestCommand: "sleep 0.05", ReloadCommand: "kill -HUP " + fmt.Sprint(master.Process.Pid), PidFile: pidFile, DrainTimeout: 10 * time.Second}
 	var servers []Server
 	for i := 1; i <= 24; i++ {
 		servers = append(servers, Server{Host: fmt.Sprintf("host%d", i), Addr: fmt.Sprintf("10.0.0.%d:8080", i)})
@@ -115,7 +136,7 @@ func TestBatchDrainUsesAFewSessions(t *testing.T) {
 			if err := n.Drain(context.Background(), "www", s.Host); err != nil {
 				t.Errorf("%s: %v", s.Host, err)
 			}
-			if master.ProcessState == nil && time.Since(start) < 400*time.Millisecond {
+			if time.Since(start) < 400*time.Millisecond {
 				t.Errorf("%s: drain returned after %s, before the old workers (0.6 s) exited", s.Host, time.Since(start))
 			}
 		}()

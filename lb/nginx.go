@@ -20,6 +20,16 @@ import (
 // file; the previous file has been put back.
 var ErrConfigTest = errors.New("load balancer config test failed")
 
+// ErrReloadRejected is returned (wrapped) when nginx's master did not take
+// a new configuration: after the reload it kept its old workers and started
+// no new one within ReloadTimeout (nginx -s reload exits 0 even when the
+// master rejects the configuration). The previous file has been put back.
+var ErrReloadRejected = errors.New("nginx did not take the new configuration")
+
+// DefaultReloadTimeout is how long a reload may take to start new workers
+// when ReloadTimeout is not set.
+const DefaultReloadTimeout = 10 * time.Second
+
 // Runner runs a shell command on the load balancer host, with stdin.
 type Runner interface {
 	Run(ctx context.Context, command string, stdin []byte) ([]byte, error)
@@ -39,10 +49,15 @@ type Nginx struct {
 	UpstreamsDir  string
 	TestCommand   string
 	ReloadCommand string
-	// PidFile is nginx's master pid file; without it gantry cannot wait for
-	// old workers and only reloads.
+	// PidFile is nginx's master pid file. When empty, it is found from
+	// nginx's configuration (the test command with -T and -V) the first
+	// time it is needed; without one nothing is changed (ErrNoPidFile).
 	PidFile      string
 	DrainTimeout time.Duration
+	// ReloadTimeout bounds how long the master may take to start new
+	// workers after a reload before the reload counts as rejected
+	// (DefaultReloadTimeout when zero).
+	ReloadTimeout time.Duration
 	// Warn receives non-fatal notes (a drain that hit its timeout).
 	Warn func(string)
 
@@ -54,6 +69,15 @@ type Nginx struct {
 	upstreams map[string]*upstream
 	qmu       sync.Mutex
 	queue     []*change
+
+	pidMu        sync.Mutex
+	foundPidFile string // PidFile found from nginx's configuration
+
+	// rejected lists the services whose last reload nginx rejected: their
+	// file was put back to what nginx kept serving, so writing that same
+	// content again needs no reload (which nginx would reject again).
+	// Guarded by mu.
+	rejected map[string]bool
 
 	// wmu guards the coalesced waits for old workers: at most one wait
 	// session runs on the load balancer at a time, and the drains that
@@ -82,8 +106,9 @@ type change struct {
 }
 
 type changeResult struct {
-	old string // workers to wait for (drains)
-	err error
+	old  string      // workers to wait for (drains)
+	wait *workerWait // the wait session that covers them
+	err  error
 }
 
 type upstream struct {
@@ -298,6 +323,17 @@ func (n *Nginx) Check(ctx context.Context) error {
 	if _, err := n.Runner.Run(ctx, n.TestCommand, nil); err != nil {
 		return fmt.Errorf("%s: %w (%s): %v", n.Name, ErrConfigTest, n.TestCommand, err)
 	}
+	// A drain must be able to wait for requests in flight, and a reload
+	// to be confirmed: both need the master's pid.
+	pidFile, err := n.masterPidFile(ctx)
+	if err != nil {
+		return err
+	}
+	if n.PidFile != "" {
+		if err := n.checkPidFile(ctx, pidFile); err != nil {
+			return fmt.Errorf("%s: %w: pid_file %s %v; set pid_file for load balancer %s to the path of the \"pid\" directive of its nginx.conf, or leave it out to let gantry find it", n.Name, ErrNoPidFile, pidFile, err, n.Name)
+		}
+	}
 	return nil
 }
 
@@ -337,7 +373,7 @@ func (n *Nginx) finish(ctx context.Context, c *change, r changeResult) error {
 	if r.err != nil || !(c.down || c.addr != "") {
 		return r.err
 	}
-	return n.waitWorkers(ctx, r.old)
+	return n.awaitWorkers(ctx, r.wait, r.old)
 }
 
 // applyChanges applies queued changes, one file write, test and reload per
@@ -408,8 +444,13 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 		} else {
 			u.servers, u.byHand = servers, hand
 		}
+		var w *workerWait
+		if err == nil && strings.TrimSpace(old) != "" {
+			// One wait for the whole group: its changes share the workers.
+			w = n.enqueueWait(ctx, old)
+		}
 		for _, c := range changes {
-			c.done <- changeResult{old: old, err: err}
+			c.done <- changeResult{old: old, wait: w, err: err}
 		}
 	}
 }
@@ -465,28 +506,53 @@ func render(lbName, service string, servers []Server, down, byHand map[string]bo
 
 // Exit codes of the apply script that mean something to Go.
 const (
-	exitTestFailed  = 41
-	exitDrainTimout = 42
+	exitTestFailed     = 41
+	exitDrainTimout    = 42
+	exitReloadRejected = 43
+	exitNoMaster       = 44
 )
 
 // apply writes content over the service's upstream file atomically, tests
-// and reloads nginx. When wait is set it returns the pids of the worker
+// and reloads nginx, and confirms the master took the new configuration
+// (it started new workers). After a rejected reload of the service, a file
+// that would not change is left alone, with no reload. When wait is set it returns the pids of the worker
 // processes that ran before the reload: they may still be proxying to a
 // drained host.
 func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait bool) (string, error) {
 	file := path.Join(n.UpstreamsDir, service+".conf")
-	pidFile := ""
-	if wait {
-		pidFile = n.PidFile
+	pidFile, err := n.masterPidFile(ctx)
+	if err != nil {
+		return "", err
 	}
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	reload := n.ReloadTimeout
+	if reload <= 0 {
+		reload = DefaultReloadTimeout
+	}
+	secs := int((reload + time.Second - 1) / time.Second)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second+reload)
 	defer cancel()
-	out, err := n.Runner.Run(rctx, applyScript(file, n.TestCommand, n.ReloadCommand, pidFile), content)
+	out, err := n.Runner.Run(rctx, applyScript(file, n.TestCommand, n.ReloadCommand, pidFile, secs, n.rejected[service]), content)
+	if shell.ExitStatus(err) == exitReloadRejected {
+		if n.rejected == nil {
+			n.rejected = map[string]bool{}
+		}
+		n.rejected[service] = true
+	} else if err == nil {
+		delete(n.rejected, service)
+	}
 	if err == nil {
+		if !wait {
+			return "", nil
+		}
 		return strings.TrimSpace(string(out)), nil
 	}
-	if shell.ExitStatus(err) == exitTestFailed {
+	switch shell.ExitStatus(err) {
+	case exitTestFailed:
 		return "", fmt.Errorf("%s: %w (%s); previous %s restored: %v", n.Name, ErrConfigTest, n.TestCommand, file, err)
+	case exitReloadRejected:
+		return "", fmt.Errorf("%s: %w (%s); previous %s restored, nginx left on its previous configuration: %v", n.Name, ErrReloadRejected, n.ReloadCommand, file, err)
+	case exitNoMaster:
+		return "", fmt.Errorf("%s: %w; nothing changed: %v", n.Name, ErrNoPidFile, err)
 	}
 	return "", fmt.Errorf("%s: updating %s: %w", n.Name, file, err)
 }
@@ -505,7 +571,15 @@ func (n *Nginx) waitWorkers(ctx context.Context, pids string) error {
 	if strings.TrimSpace(pids) == "" {
 		return nil
 	}
+	return n.awaitWorkers(ctx, n.enqueueWait(ctx, pids), pids)
+}
+
+// enqueueWait adds pids to the next wait session, starting it at once if
+// none runs, and returns it. A group of changes applied together enqueues
+// its workers once.
+func (n *Nginx) enqueueWait(ctx context.Context, pids string) *workerWait {
 	n.wmu.Lock()
+	defer n.wmu.Unlock()
 	if n.nextWait == nil {
 		n.nextWait = &workerWait{seen: map[string]bool{}, done: make(chan struct{})}
 	}
@@ -523,8 +597,14 @@ func (n *Nginx) waitWorkers(ctx context.Context, pids string) error {
 		// must not cut it (a second interrupt, the hurry, still does).
 		go n.runWaits(context.WithoutCancel(ctx), w)
 	}
-	n.wmu.Unlock()
+	return w
+}
 
+// awaitWorkers waits for the session w that covers pids to end.
+func (n *Nginx) awaitWorkers(ctx context.Context, w *workerWait, pids string) error {
+	if w == nil {
+		return nil
+	}
 	select {
 	case <-w.done:
 	case <-ctx.Done():
@@ -581,29 +661,64 @@ func (n *Nginx) runWait(ctx context.Context, w *workerWait) {
 }
 
 // applyScript is the POSIX shell script run on the load balancer to replace
-// the file, test and reload. The new file content arrives on stdin; every
-// interpolated value is quoted, except the test and reload commands, which
-// are shell commands from the config. With a pid file it prints the pids of
-// the workers running before the reload.
-func applyScript(file, testCmd, reloadCmd, pidFile string) string {
+// the file, test, reload and confirm the reload. The new file content
+// arrives on stdin; every interpolated value is quoted, except the test and
+// reload commands, which are shell commands from the config.
+//
+// A reload is confirmed when the master (as the pid file names it after
+// the reload) has a child process it did not have before: nginx starts new
+// workers only once it has taken the new configuration, and keeps its old
+// ones when it rejects it. Without that within secs seconds, the previous
+// file is put back and nginx reloaded once more (so that a master that was
+// only slow ends on the previous file too) and the script exits
+// exitReloadRejected. It prints the pids of the workers running before
+// the reload.
+//
+// With keepSame, content equal to the file's is not written nor reloaded:
+// only for a file put back after a rejected reload, which nginx still
+// serves. Otherwise the same content is reloaded all the same: a run cut
+// off between writing the file and reloading leaves a file nginx does not
+// serve yet.
+func applyScript(file, testCmd, reloadCmd, pidFile string, secs int, keepSame bool) string {
 	q := shell.Quote
+	same := 0
+	if keepSame {
+		same = 1
+	}
 	return fmt.Sprintf(`set -u
-f=%s; tmp="$f.gantry-tmp"; prev="$f.gantry-prev"
+f=%s; tmp="$f.gantry-tmp"; prev="$f.gantry-prev"; pidfile=%s
 mkdir -p "$(dirname "$f")" || exit 1
-had=0; if [ -f "$f" ]; then cp -p "$f" "$prev" || exit 1; had=1; fi
 cat > "$tmp" || exit 1
+if [ %d = 1 ] && [ -f "$f" ] && cmp -s "$tmp" "$f"; then rm -f "$tmp"; exit 0; fi
+m=$(cat "$pidfile" 2>/dev/null || true)
+case "$m" in ''|*[!0-9]*) m="";; esac
+if [ -z "$m" ] || [ ! -d "/proc/$m" ]; then
+  rm -f "$tmp"; echo "pid file $pidfile names no running nginx master (${m:-empty or unreadable})" >&2; exit %d
+fi
+had=0; if [ -f "$f" ]; then cp -p "$f" "$prev" || exit 1; had=1; fi
+putback() { if [ "$had" = 1 ]; then mv -f "$prev" "$f"; else rm -f "$f"; fi; }
 mv -f "$tmp" "$f" || exit 1
 if ! out=$( { %s ; } 2>&1 ); then
-  if [ "$had" = 1 ]; then mv -f "$prev" "$f"; else rm -f "$f"; fi
-  echo "$out" >&2; exit %d
+  putback; echo "$out" >&2; exit %d
 fi
-pidfile=%s; old=""
-if [ -n "$pidfile" ] && [ -r "$pidfile" ]; then
-  old=$(ps -o pid= --ppid "$(cat "$pidfile")" 2>/dev/null || true)
-fi
-{ %s ; } >&2 || exit 1
-echo $old
-`, q(file), testCmd, exitTestFailed, q(pidFile), reloadCmd)
+old=$(echo $(ps -o pid= --ppid "$m" 2>/dev/null))
+if ! out=$( { %s ; } 2>&1 ); then putback; echo "$out" >&2; exit 1; fi
+end=$(( $(date +%%s) + %d ))
+while :; do
+  m=$(cat "$pidfile" 2>/dev/null || true)
+  case "$m" in ''|*[!0-9]*) m=0;; esac
+  for p in $(ps -o pid= --ppid "$m" 2>/dev/null); do
+    case " $old " in *" $p "*) ;; *) echo $old; exit 0;; esac
+  done
+  if [ "$(date +%%s)" -gt "$end" ]; then
+    putback
+    { %s ; } >/dev/null 2>&1
+    echo "the nginx master kept its old workers (${old:-none}) and started no new one within %ds of the reload: it rejected the new configuration (see its error log)" >&2
+    exit %d
+  fi
+  sleep 0.05
+done
+`, q(file), q(pidFile), same, exitNoMaster, testCmd, exitTestFailed, reloadCmd, secs, reloadCmd, secs, exitReloadRejected)
 }
 
 // waitScript waits until none of pids runs, for at most secs seconds.

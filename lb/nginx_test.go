@@ -129,7 +129,8 @@ func TestDrainWithUnsafeServerChangesNothing(t *testing.T) {
 
 func TestUpstreamInNaturalHostOrder(t *testing.T) {
 	dir := t.TempDir()
-	n := &Nginx{Name: "lb1", Runner: &shell.LocalRunner{}, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: "true", DrainTimeout: time.Second}
+	pidFile, reload := fakeMaster(t, true)
+	n := &Nginx{Name: "lb1", Runner: &shell.LocalRunner{}, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: reload, PidFile: pidFile, DrainTimeout: time.Second}
 	n.SetUpstream("www", []Server{
 		{Host: "host10", Addr: "127.0.0.10:8080"},
 		{Host: "host2", Addr: "127.0.0.2:8080"},
@@ -152,12 +153,14 @@ const header = "# Managed by gantry (service www on lb1). Do not edit: rewritten
 
 func newNginx(t *testing.T, dir string) *Nginx {
 	t.Helper()
+	pidFile, reload := fakeMaster(t, true)
 	n := &Nginx{
 		Name:          "lb1",
 		Runner:        &shell.LocalRunner{},
 		UpstreamsDir:  dir,
 		TestCommand:   "true",
-		ReloadCommand: "true",
+		ReloadCommand: reload,
+		PidFile:       pidFile,
 		DrainTimeout:  time.Second,
 	}
 	n.SetUpstream("www", []Server{
