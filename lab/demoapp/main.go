@@ -8,6 +8,9 @@
 //	BOOT_DELAY  Go duration to sleep before listening (a slow-starting release)
 //	DATA_FILE   a file (e.g. in a volume) the app appends "<VERSION> <HOST_NAME>"
 //	            to when it starts, and serves at GET /data
+//	WORKER      when "1", a worker instead (see worker.go): no port, jobs of
+//	            JOB_MIN..JOB_MAX (1s..2s), each start and end logged (and
+//	            appended to JOB_LOG); SIGTERM finishes the job in hand
 //
 // GET / answers 200 with the first line "<VERSION> <HOST_NAME>".
 // GET /healthz answers 200 "ok" (or 500 when BROKEN=1).
@@ -55,6 +58,10 @@ func main() {
 	version := envOr("VERSION", "dev")
 	hostName := envOr("HOST_NAME", "unknown")
 	broken := os.Getenv("BROKEN") == "1"
+	if os.Getenv("WORKER") == "1" {
+		runWorker(version, hostName)
+		return
+	}
 
 	var bootDelay time.Duration
 	if s := os.Getenv("BOOT_DELAY"); s != "" {
