@@ -201,22 +201,18 @@ func MaintenanceOn(ctx context.Context, o MaintenanceOptions) error {
 		fmt.Fprintf(o.Out, "%s is already %s; making sure it is down in every load balancer\n", o.Host, rec)
 	}
 
-	type svcLBs struct {
-		name      string
-		balancers []*lb.Nginx
-	}
-	var work []svcLBs
+	var work []serviceBalancers
 	var refusals []string
 	for _, svcName := range m.target.Services {
 		svc, ok := o.Config.Services[svcName]
-		if !ok {
-			continue
+		if !ok || svc.Worker() {
+			continue // a worker is in no load balancer
 		}
 		list, entries, err := m.balancers(ctx, svcName, o.Out)
 		if err != nil {
 			return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 		}
-		work = append(work, svcLBs{svcName, list})
+		work = append(work, serviceBalancers{name: svcName, balancers: list})
 		if already {
 			continue
 		}
@@ -261,26 +257,7 @@ func MaintenanceOn(ctx context.Context, o MaintenanceOptions) error {
 			return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 		}
 	}
-	var errs []error
-	var done []string
-	for _, w := range work {
-		var g errgroup.Group
-		lbErrs := make([]error, len(w.balancers))
-		for i, n := range w.balancers {
-			g.Go(func() error {
-				lbErrs[i] = n.Drain(ctx, w.name, o.Host)
-				return nil
-			})
-		}
-		_ = g.Wait()
-		for i, n := range w.balancers {
-			if lbErrs[i] != nil {
-				errs = append(errs, lbErrs[i])
-			} else {
-				done = append(done, w.name+" on "+n.Name)
-			}
-		}
-	}
+	done, errs := eachBalancer(work, func(n *lb.Nginx, w serviceBalancers) error { return n.Drain(ctx, w.name, o.Host) })
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s is recorded in maintenance, but draining it failed (the next deploy, or gantry maintenance on again, drains it): %w", o.Host, err)
 	}
@@ -303,17 +280,12 @@ func MaintenanceOff(ctx context.Context, o MaintenanceOptions) error {
 	rec, was := m.current[o.Host]
 	host := m.conns.Hosts[o.Host]
 
-	type svcAddr struct {
-		name      string
-		addr      string
-		balancers []*lb.Nginx
-	}
-	var work []svcAddr
+	var work []serviceBalancers
 	var sick []string
 	for _, svcName := range m.target.Services {
 		svc, ok := o.Config.Services[svcName]
-		if !ok {
-			continue
+		if !ok || svc.Worker() {
+			continue // a worker is in no load balancer
 		}
 		c, ok, err := host.Inspect(ctx, svc.ContainerName)
 		if err != nil {
@@ -330,7 +302,7 @@ func MaintenanceOff(ctx context.Context, o MaintenanceOptions) error {
 			healthy = host.ServesHealthy(ctx, m.target, svc, port)
 		}
 		if !healthy {
-			sick = append(sick, fmt.Sprintf("%s: %s does not pass its health check (GET %s%s, want %d)", svcName, c.Version(), config.HostPort(m.target.Address, port), svc.Health.Path, svc.Health.ExpectedStatus))
+			sick = append(sick, fmt.Sprintf("%s: %s does not pass its health check (%s)", svcName, c.Version(), healthCheck(svc.Health).Describe(config.HostPort(m.target.Address, port))))
 			continue
 		}
 		list, _, err := m.balancers(ctx, svcName, o.Out)
@@ -341,7 +313,7 @@ func MaintenanceOff(ctx context.Context, o MaintenanceOptions) error {
 		for _, n := range list {
 			n.AddServer(svcName, lb.Server{Host: o.Host, Addr: addr})
 		}
-		work = append(work, svcAddr{svcName, addr, list})
+		work = append(work, serviceBalancers{name: svcName, addr: addr, balancers: list})
 	}
 	if len(sick) > 0 {
 		state := "it stays out of the load balancers"
@@ -358,26 +330,7 @@ func MaintenanceOff(ctx context.Context, o MaintenanceOptions) error {
 			return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 		}
 	}
-	var errs []error
-	var done []string
-	for _, w := range work {
-		var g errgroup.Group
-		lbErrs := make([]error, len(w.balancers))
-		for i, n := range w.balancers {
-			g.Go(func() error {
-				lbErrs[i] = n.Switch(ctx, w.name, o.Host, w.addr)
-				return nil
-			})
-		}
-		_ = g.Wait()
-		for i, n := range w.balancers {
-			if lbErrs[i] != nil {
-				errs = append(errs, lbErrs[i])
-			} else {
-				done = append(done, w.name+" on "+n.Name)
-			}
-		}
-	}
+	done, errs := eachBalancer(work, func(n *lb.Nginx, w serviceBalancers) error { return n.Switch(ctx, w.name, o.Host, w.addr) })
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s is out of maintenance, but putting it back failed (the next deploy checks it and puts it back): %w", o.Host, err)
 	}
@@ -425,4 +378,37 @@ func MaintenanceList(ctx context.Context, o MaintenanceOptions) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Host, r.Since.UTC().Format("2006-01-02 15:04 MST"), r.Who, r.Message)
 	}
 	return tw.Flush()
+}
+
+// serviceBalancers is one service's load balancers for a maintenance
+// change of a host, and (putting it back) the address it goes back on.
+type serviceBalancers struct {
+	name      string
+	addr      string
+	balancers []*lb.Nginx
+}
+
+// eachBalancer runs op on every load balancer of each service, the load
+// balancers of one service at once, and returns what was done ("www on
+// lb1") and every failure.
+func eachBalancer(work []serviceBalancers, op func(*lb.Nginx, serviceBalancers) error) (done []string, errs []error) {
+	for _, w := range work {
+		var g errgroup.Group
+		lbErrs := make([]error, len(w.balancers))
+		for i, n := range w.balancers {
+			g.Go(func() error {
+				lbErrs[i] = op(n, w)
+				return nil
+			})
+		}
+		_ = g.Wait()
+		for i, n := range w.balancers {
+			if lbErrs[i] != nil {
+				errs = append(errs, lbErrs[i])
+			} else {
+				done = append(done, w.name+" on "+n.Name)
+			}
+		}
+	}
+	return done, errs
 }

@@ -751,7 +751,7 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 			if last == "" {
 				last = "no answer yet"
 			}
-			return "", fmt.Errorf("%w: %s not healthy within %s after %d probes (last: %s)", ErrHealthCheck, hc.describe(addr), hc.Deadline, probes, last)
+			return "", fmt.Errorf("%w: %s not healthy within %s after %d probes (last: %s)", ErrHealthCheck, hc.Describe(addr), hc.Deadline, probes, last)
 		case <-tick.C:
 		}
 		probes++

@@ -29,8 +29,8 @@ const (
 // errNoDockerHealthcheck: health kind docker on an image without one.
 var errNoDockerHealthcheck = errors.New("the image has no HEALTHCHECK, so Docker never reports it healthy: add one to the image or choose another health.kind")
 
-// describe names what is probed, for messages: "10.0.0.1:8080/healthz".
-func (hc HealthCheck) describe(addr string) string {
+// Describe names what is probed, for messages: "10.0.0.1:8080/healthz".
+func (hc HealthCheck) Describe(addr string) string {
 	switch hc.Kind {
 	case HealthTCP:
 		return "tcp " + addr
