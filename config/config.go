@@ -73,6 +73,16 @@ type Config struct {
 	SSH          SSH                    `yaml:"ssh"`
 	Environments map[string]Environment `yaml:"environments"`
 	Services     map[string]Service     `yaml:"services"`
+	// Apps are services deployed together, at one version, by one
+	// command (gantry deploy APP@TAG).
+	Apps map[string]App `yaml:"apps"`
+}
+
+// App is several services deployed together: one target version, their
+// deploy locks held together, in Services' order; when one fails, every
+// service already moved goes back, so the app never runs two versions.
+type App struct {
+	Services []string `yaml:"services"`
 }
 
 // Registry is where images are pulled from.
@@ -1130,6 +1140,33 @@ func (c *Config) validate() []error {
 			bad(key+".keep_versions", "must be at least 1 (the running version)")
 		}
 	}
+	inApp := map[string]string{}
+	for _, name := range sortedKeys(c.Apps) {
+		key := "apps." + name
+		app := c.Apps[name]
+		if !nameRE.MatchString(name) || !names.Safe(name) {
+			bad(key, "%q is not a valid app name (lower-case letters, digits, '.', '_', '-')", name)
+		}
+		if _, clash := c.Services[name]; clash {
+			bad(key, "%q is also a service: gantry deploy %s@TAG would be ambiguous; rename the app", name, name)
+		}
+		if len(app.Services) == 0 {
+			bad(key+".services", "required: the services deployed together, in order, e.g. [jobs, www]")
+		}
+		seen := map[string]bool{}
+		for i, svc := range app.Services {
+			k := fmt.Sprintf("%s.services[%d]", key, i)
+			if _, ok := c.Services[svc]; !ok {
+				bad(k, "unknown service %q (not under services:)", svc)
+			} else if seen[svc] {
+				bad(k, "%q is listed twice", svc)
+			} else if other, ok := inApp[svc]; ok {
+				bad(k, "%q is already in app %s: a service belongs to one app at most", svc, other)
+			}
+			seen[svc] = true
+			inApp[svc] = name
+		}
+	}
 	return errs
 }
 
@@ -1477,6 +1514,12 @@ func (c *Config) Service(name string) (Service, error) {
 		return Service{}, fmt.Errorf("%s: no service %q (known: %s)", c.Path, name, strings.Join(sortedKeys(c.Services), ", "))
 	}
 	return s, nil
+}
+
+// App returns the app called name, or false.
+func (c *Config) App(name string) (App, bool) {
+	a, ok := c.Apps[name]
+	return a, ok
 }
 
 // HostPort joins an address and port, bracketing IPv6 addresses.

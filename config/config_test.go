@@ -772,3 +772,28 @@ func TestWorkerService(t *testing.T) {
 		t.Errorf("worker with a command health check: %v", err)
 	}
 }
+
+// TestApps: services deployed together, in order; each rule's message.
+func TestApps(t *testing.T) {
+	base := strings.Replace(minimalYAML, "services: [www]", "services: [www, jobs]", 1) + "  jobs:\n    image: gantry/www\n"
+	c, err := Parse("gantry.yml", []byte(base+"apps:\n  shop:\n    services: [jobs, www]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if app, ok := c.App("shop"); !ok || strings.Join(app.Services, ",") != "jobs,www" {
+		t.Errorf("app shop = %+v, %v", app, ok)
+	}
+	for _, tc := range []struct{ apps, want string }{
+		{"  www:\n    services: [jobs]\n", `apps.www: "www" is also a service`},
+		{"  shop:\n    services: []\n", "apps.shop.services: required"},
+		{"  shop:\n    services: [jobs, api]\n", `apps.shop.services[1]: unknown service "api"`},
+		{"  shop:\n    services: [jobs, jobs]\n", `apps.shop.services[1]: "jobs" is listed twice`},
+		{"  a:\n    services: [jobs]\n  b:\n    services: [www, jobs]\n", `apps.b.services[1]: "jobs" is already in app a`},
+		{"  Shop!:\n    services: [jobs]\n", `apps.Shop!: "Shop!" is not a valid app name`},
+	} {
+		_, err := Parse("gantry.yml", []byte(base+"apps:\n"+tc.apps))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("apps:\n%s: error %v, want %q", tc.apps, err, tc.want)
+		}
+	}
+}

@@ -67,6 +67,8 @@ type DeployOptions struct {
 	// resumesRollback: the run is a rollback to each host's previous
 	// version, which resumes one recorded by a run cut off midway.
 	resumesRollback bool
+	// locksHeld: the caller (an app's run) holds the service's deploy lock.
+	locksHeld bool
 }
 
 // Progress is what a run shows while it happens.
@@ -139,11 +141,14 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
 	lockName := lock.Name(o.Env, svcName)
-	if o.DryRun {
+	switch {
+	case o.DryRun:
 		if holder, err := locker.Read(ctx, lockName); err == nil && holder != nil {
 			fmt.Fprintf(o.Out, "note: deploy lock %s is held by %s\n", lockName, holder)
 		}
-	} else {
+	case o.locksHeld:
+		// An app's run holds (and renews) every one of its services' locks.
+	default:
 		held, err = locker.Acquire(ctx, lock.Request{Name: lockName, Target: o.Target, Message: o.Message, Wait: o.LockWait, Force: o.ForceLock})
 		if err != nil {
 			return nil, err

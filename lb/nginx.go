@@ -35,6 +35,25 @@ type Runner interface {
 	Run(ctx context.Context, command string, stdin []byte) ([]byte, error)
 }
 
+// RetryingRunner is a Runner that can also run a command safe to run
+// twice again when the connection breaks while it runs (an SSH connection
+// redialled). Every command lb runs is such a command: reads, and the
+// apply script, which writes the whole file and reloads (run twice, it
+// lists as old workers those of both generations, so the wait still covers
+// the requests in flight before the first reload).
+type RetryingRunner interface {
+	Runner
+	RunIdempotent(ctx context.Context, command string, stdin []byte) ([]byte, error)
+}
+
+// run runs command, again after a broken connection when the runner can.
+func (n *Nginx) run(ctx context.Context, command string, stdin []byte) ([]byte, error) {
+	if r, ok := n.Runner.(RetryingRunner); ok {
+		return r.RunIdempotent(ctx, command, stdin)
+	}
+	return n.Runner.Run(ctx, command, stdin)
+}
+
 // Server is one upstream server: the host it belongs to and host:port.
 type Server struct {
 	Host string
@@ -221,7 +240,7 @@ func (n *Nginx) Entries(ctx context.Context, service string) (map[string]Entry, 
 	f := path.Join(n.UpstreamsDir, service+".conf")
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	out, err := n.Runner.Run(rctx, fmt.Sprintf("[ -e %s ] || exit 0; cat %s", shell.Quote(f), shell.Quote(f)), nil)
+	out, err := n.run(rctx, fmt.Sprintf("[ -e %s ] || exit 0; cat %s", shell.Quote(f), shell.Quote(f)), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading %s: %w", n.Name, f, err)
 	}
@@ -320,7 +339,7 @@ func (n *Nginx) Switch(ctx context.Context, service, host, addr string) error {
 func (n *Nginx) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := n.Runner.Run(ctx, n.TestCommand, nil); err != nil {
+	if _, err := n.run(ctx, n.TestCommand, nil); err != nil {
 		return fmt.Errorf("%s: %w (%s): %v", n.Name, ErrConfigTest, n.TestCommand, err)
 	}
 	// A drain must be able to wait for requests in flight, and a reload
@@ -531,7 +550,7 @@ func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait 
 	secs := int((reload + time.Second - 1) / time.Second)
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second+reload)
 	defer cancel()
-	out, err := n.Runner.Run(rctx, applyScript(file, n.TestCommand, n.ReloadCommand, pidFile, secs, n.rejected[service]), content)
+	out, err := n.run(rctx, applyScript(file, n.TestCommand, n.ReloadCommand, pidFile, secs, n.rejected[service]), content)
 	if shell.ExitStatus(err) == exitReloadRejected {
 		if n.rejected == nil {
 			n.rejected = map[string]bool{}
@@ -653,7 +672,7 @@ func (n *Nginx) runWait(ctx context.Context, w *workerWait) {
 	// A second interrupt cuts the wait short: the hosts go back at once.
 	rctx, stop := hurry.Wait(rctx)
 	defer stop()
-	out, err := n.Runner.Run(rctx, waitScript(strings.Join(w.pids, " "), secs), nil)
+	out, err := n.run(rctx, waitScript(strings.Join(w.pids, " "), secs), nil)
 	w.out, w.err = strings.TrimSpace(string(out)), err
 	if err != nil && shell.ExitStatus(err) == exitDrainTimout && !hurry.Now(ctx) && n.Warn != nil {
 		n.Warn(fmt.Sprintf("%s: old nginx workers still running after drain timeout %s (%s); continuing", n.Name, n.DrainTimeout, w.out))

@@ -47,7 +47,7 @@ func (n *Nginx) masterPidFile(ctx context.Context) (string, error) {
 func (n *Nginx) findPidFile(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	out, err := n.Runner.Run(ctx, discoverScript(n.TestCommand), nil)
+	out, err := n.run(ctx, discoverScript(n.TestCommand), nil)
 	if err != nil {
 		return "", fmt.Errorf("asking nginx for its configuration (%s -T) failed: %w", n.TestCommand, err)
 	}
@@ -66,7 +66,7 @@ func (n *Nginx) findPidFile(ctx context.Context) (string, error) {
 func (n *Nginx) checkPidFile(ctx context.Context, file string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	out, err := n.Runner.Run(ctx, checkPidScript(file), nil)
+	out, err := n.run(ctx, checkPidScript(file), nil)
 	if err != nil {
 		return fmt.Errorf("could not be checked: %w", err)
 	}

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -12,7 +13,10 @@ import (
 
 // HostResult is what happened on one host.
 type HostResult struct {
-	Host string
+	// Service is set in an app's report (several services): whose
+	// container this is.
+	Service string
+	Host    string
 	Zone string
 	// From is the version before the deploy, To the target.
 	From, To string
@@ -194,8 +198,15 @@ func (r *Report) OutOfRotation() (median, maxd time.Duration) {
 func (r *Report) String() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	app := len(r.Hosts) > 0 && r.Hosts[0].Service != ""
+	if app {
+		fmt.Fprint(tw, "SERVICE\t")
+	}
 	fmt.Fprintln(tw, "HOST\tZONE\tFROM\tTO\tNOW RUNS\tOUTCOME\tOUT OF LB\tIN LBS")
 	for _, h := range r.Hosts {
+		if app {
+			fmt.Fprintf(tw, "%s\t", h.Service)
+		}
 		from, ended := orNone(h.From), orNone(h.Ended)
 		inlb := "yes"
 		switch {
@@ -243,6 +254,8 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
 
 // HostSummary is a host's result in machine-readable form.
 type HostSummary struct {
+	// Service is set in an app's report: whose container this is.
+	Service   string `json:"service,omitempty"`
 	Host      string `json:"host"`
 	Zone      string `json:"zone,omitempty"`
 	From      string `json:"from"`
@@ -289,7 +302,7 @@ func (r *Report) Summary() Summary {
 	}
 	for _, h := range r.Hosts {
 		hs := HostSummary{
-			Host: h.Host, Zone: h.Zone, From: h.From, To: h.To, Ended: h.Ended, Outcome: h.Outcome(),
+			Service: h.Service, Host: h.Host, Zone: h.Zone, From: h.From, To: h.To, Ended: h.Ended, Outcome: h.Outcome(),
 			InService: h.InService, KeptOut: h.KeptOut, OutOfRotationS: h.OutOfRotation.Seconds(), DurationS: h.Duration.Seconds(),
 			Warnings: append([]string(nil), h.Warnings...),
 		}
@@ -398,4 +411,35 @@ func (r *Report) PhaseTable() string {
 	}
 	tw.Flush()
 	return b.String()
+}
+
+// MergeReports is one report for an app's run: every service's hosts, in
+// the order the services ran, each marked with its service; the errors of
+// all; the times added up.
+func MergeReports(app Target, reports map[string]*Report, order []string) *Report {
+	m := &Report{Target: app, byName: map[string]*HostResult{}}
+	var errs []error
+	for _, svc := range order {
+		r := reports[svc]
+		if r == nil {
+			continue
+		}
+		for _, h := range r.Hosts {
+			h.Service = svc
+			m.Hosts = append(m.Hosts, h)
+			m.byName[svc+"/"+h.Host] = h
+		}
+		for _, f := range r.PullFailed {
+			m.PullFailed = append(m.PullFailed, svc+"/"+f)
+		}
+		m.PullDuration += r.PullDuration
+		m.Total += r.Total
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", svc, r.Err))
+		}
+	}
+	if len(errs) > 0 {
+		m.Err = errors.Join(errs...)
+	}
+	return m
 }

@@ -223,8 +223,8 @@ var deployFlags = []cli.Flag{
 func deployCommand(code *int, st *state) *cli.Command {
 	return &cli.Command{
 		Name:      "deploy",
-		Usage:     "deploy SERVICE@TAG to an environment",
-		ArgsUsage: "SERVICE@TAG",
+		Usage:     "deploy SERVICE@TAG (or APP@TAG: every service of the app) to an environment",
+		ArgsUsage: "SERVICE@TAG|APP@TAG",
 		Description: `Checks the fleet first (pre-flight), takes the environment's deploy lock,
 pulls the image on every host, then batch by batch drains each host from every
 load balancer, swaps the container, health-checks it and puts the host back.
@@ -324,7 +324,12 @@ Examples:
 				return err
 			}
 			opts := fleet.RollbackOptions{DeployOptions: ro, Service: c.Args().First(), To: c.String("to"), Emergency: c.Bool("emergency")}
-			rep, err := fleet.Rollback(c.Context, opts)
+			var rep *rollout.Report
+			if fleet.IsApp(ro, c.Args().First()) {
+				rep, err = fleet.RollbackApp(c.Context, opts, c.Args().First())
+			} else {
+				rep, err = fleet.Rollback(c.Context, opts)
+			}
 			return finish(c, code, st, "rollback of "+c.Args().First(), rep, err)
 		},
 	}
@@ -390,7 +395,7 @@ func planCommand(code *int, st *state) *cli.Command {
 	return &cli.Command{
 		Name:      "plan",
 		Usage:     "run the pre-flight checks and print what deploying SERVICE@TAG would do, changing nothing",
-		ArgsUsage: "SERVICE@TAG",
+		ArgsUsage: "SERVICE@TAG|APP@TAG",
 		Flags:     append(outputFlags(), deployFlags...),
 		Action:    func(c *cli.Context) error { return deploy(c, code, true, st) },
 	}
@@ -412,7 +417,11 @@ func deploy(c *cli.Context, code *int, dryRun bool, st *state) error {
 	st.dryRun = dryRun
 	opts.Target = c.Args().First()
 	opts.AllowMutableTag = c.Bool("allow-mutable-tag")
-	rep, err := fleet.Deploy(c.Context, opts)
+	deployFn := fleet.Deploy
+	if fleet.IsApp(opts, opts.Target) {
+		deployFn = fleet.DeployApp // every service of the app, at one version
+	}
+	rep, err := deployFn(c.Context, opts)
 	return finish(c, code, st, "deploy of "+c.Args().First(), rep, err)
 }
 
