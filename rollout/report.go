@@ -17,7 +17,7 @@ type HostResult struct {
 	// container this is.
 	Service string
 	Host    string
-	Zone string
+	Zone    string
 	// From is the version before the deploy, To the target.
 	From, To string
 	// Ended is the version the host runs at the end ("" if none runs).
