@@ -41,54 +41,11 @@ func (l *lab) jobLog(t *testing.T, h labHost) string {
 	return string(data)
 }
 
-// TestWorkerService deploys a worker (no port, no load balancer) twice:
-// no host is drained, every job a worker started is finished (SIGTERM lets
-// it finish the job in hand), and a version that crashes soon after it
-// starts fails its running check and every host goes back to the old one.
-func TestWorkerService(t *testing.T) {
-	l := needLab(t)
-	l.onBaseline(t)
-	cfg := l.workerConfig(t)
-	t.Cleanup(func() {
-		for _, h := range l.hosts {
-			docker(h, "rm", "-f", "jobs", "jobs-gantry-old", "jobs-gantry-new")
-			docker(h, "volume", "rm", "gantry-e2e-jobs")
-		}
-	})
-	v1, v2, broken := l.publish(t), l.publish(t), l.publish(t, "--broken")
-	jobs := func(v string) string { return "jobs@" + sha(v) }
-	before := map[string]string{}
-	for _, dir := range l.lbs {
-		before[dir] = upstream(t, dir)
-	}
-	for _, v := range []string{v1, v2} {
-		r := l.runWith(t, cfg, "deploy", jobs(v), "--env", "lab")
-		if r.code != 0 {
-			t.Fatalf("deploy %s exited %d", jobs(v), r.code)
-		}
-		for _, word := range []string{" drain ", " restore ", " switch "} {
-			if strings.Contains(r.stdout, word) {
-				t.Errorf("a worker deploy ran a load balancer step (%q):\n%s", word, r.stdout)
-			}
-		}
-	}
-	for _, dir := range l.lbs {
-		if after := upstream(t, dir); after != before[dir] {
-			t.Errorf("deploying the worker changed %s:\n%s\nwas:\n%s", dir, after, before[dir])
-		}
-	}
-	assertWorkersOn := func(want string) {
-		t.Helper()
-		for _, h := range l.hosts {
-			out, err := docker(h, "ps", "-a", "--filter", "label=dev.gantry.service=jobs", "--format", `{{.Names}} {{.Label "dev.gantry.version"}} {{.State}}`)
-			if err != nil || out != "jobs "+sha(want)+" running" {
-				t.Errorf("%s: containers of jobs = %q (%v), want exactly \"jobs %s running\"", h.Name, out, err, sha(want))
-			}
-		}
-	}
-	assertWorkersOn(v2)
-	// No job cut: every job started was finished, by the v1 workers that
-	// were stopped as well.
+// assertNoJobCut checks every host's job log: each job a worker started
+// was finished (a stopped worker finishes the job in hand), but the last
+// workers' own, still running.
+func (l *lab) assertNoJobCut(t *testing.T, running string) {
+	t.Helper()
 	for _, h := range l.hosts {
 		started, done := map[string]bool{}, map[string]bool{}
 		log := l.jobLog(t, h)
@@ -100,24 +57,92 @@ func TestWorkerService(t *testing.T) {
 				done[j] = true
 			}
 		}
-		v1Jobs := 0
+		if len(started) == 0 {
+			t.Errorf("%s: the workers logged no job:\n%s", h.Name, log)
+		}
 		for j := range started {
-			if strings.HasPrefix(j, sha(v1)+"@") {
-				v1Jobs++
-			}
-			if !done[j] && !strings.HasPrefix(j, sha(v2)+"@") {
+			if !done[j] && !strings.HasPrefix(j, sha(running)+"@") {
 				t.Errorf("%s: job %q was started and never finished (cut by the deploy):\n%s", h.Name, j, log)
 			}
 		}
-		if v1Jobs == 0 {
-			t.Errorf("%s: the v1 worker logged no job:\n%s", h.Name, log)
+	}
+}
+
+// assertWorkersOn checks that every host runs exactly one jobs container,
+// of version want, running.
+func (l *lab) assertWorkersOn(t *testing.T, want string) {
+	t.Helper()
+	for _, h := range l.hosts {
+		out, err := docker(h, "ps", "-a", "--filter", "label=dev.gantry.service=jobs", "--format", `{{.Names}} {{.Label "dev.gantry.version"}} {{.State}}`)
+		if err != nil || out != "jobs "+sha(want)+" running" {
+			t.Errorf("%s: containers of jobs = %q (%v), want exactly \"jobs %s running\"", h.Name, out, err, sha(want))
 		}
 	}
+}
 
-	r := l.runWith(t, cfg, "deploy", jobs(broken), "--env", "lab")
-	if r.code == 0 {
-		t.Errorf("deploying a worker that crashes after it starts exited 0")
+// TestAppOfWebAndWorker deploys app shop, the web service www and the
+// worker jobs (no port, no load balancer), at one version with one
+// command: under load, with no failed request and no job cut, and the
+// report lists both. Rollback of the app returns both services to the
+// version before; a release whose worker crashes puts the whole app back,
+// web included.
+func TestAppOfWebAndWorker(t *testing.T) {
+	l := needLab(t)
+	l.fresh(t)
+	cfg := l.workerConfig(t)
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	assertWorkersOn(v2)
-	l.assertLockFree(t)
+	if err := os.WriteFile(cfg, append(data, "apps:\n  shop:\n    services: [www, jobs]\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, h := range l.hosts {
+			docker(h, "rm", "-f", "jobs", "jobs-gantry-old", "jobs-gantry-new")
+			docker(h, "volume", "rm", "gantry-e2e-jobs")
+		}
+	})
+	v1, v2, brokenWorker := l.publish(t), l.publish(t), l.publish(t, "--broken-worker")
+	shop := func(v string) string { return "shop@" + sha(v) }
+	if r := l.runWith(t, cfg, "deploy", shop(v1), "--env", "lab"); r.code != 0 {
+		t.Fatalf("deploy %s exited %d", shop(v1), r.code)
+	}
+
+	stopLoad := startLoad()
+	r := l.runWith(t, cfg, "deploy", shop(v2), "--env", "lab")
+	assertNoFailedRequests(t, stopLoad())
+	if r.code != 0 {
+		t.Fatalf("deploy %s exited %d", shop(v2), r.code)
+	}
+	for _, want := range []string{"SERVICE", "jobs ", "www "} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the app's report does not list %q:\n%s", want, r.stdout)
+		}
+	}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(line, " jobs") && (strings.Contains(line, " drain ") || strings.Contains(line, " restore ")) {
+			t.Errorf("the worker went through a load balancer step: %s", line)
+		}
+	}
+	l.assertAllOn(t, v2)
+	l.assertWorkersOn(t, v2)
+	l.assertNoJobCut(t, v2)
+
+	if r := l.runWith(t, cfg, "rollback", "shop", "--env", "lab"); r.code != 0 {
+		t.Fatalf("rollback of app shop exited %d", r.code)
+	}
+	l.assertAllOn(t, v1)
+	l.assertWorkersOn(t, v1)
+
+	// www moves first and is healthy; jobs then crashes: both go back.
+	r = l.runWith(t, cfg, "deploy", shop(brokenWorker), "--env", "lab")
+	if r.code == 0 {
+		t.Errorf("deploying an app whose worker crashes exited 0")
+	}
+	l.assertAllOn(t, v1)
+	l.assertWorkersOn(t, v1)
+	if r := l.quietWith(cfg, "lock", "status", "jobs", "--env", "lab"); !strings.Contains(r.stdout, "free") {
+		t.Errorf("jobs' deploy lock is not free after the app's run:\n%s%s", r.stdout, r.stderr)
+	}
 }
