@@ -171,3 +171,52 @@ func stateWord(c *inventory.Container) string {
 	}
 	return c.State
 }
+
+// PromoteApp deploys to o.Env the version every service of the app runs
+// on every host of o.From: they must all run one version there (an app is
+// deployed at one version), or nothing is changed. Then it is a deploy of
+// APP@<that version>.
+func PromoteApp(ctx context.Context, o PromoteOptions, app string) (*rollout.Report, error) {
+	cfg := o.Config
+	a, _ := cfg.App(app)
+	if o.From == o.Env {
+		return nil, fmt.Errorf("%w: promote %s: --from and --to are both %q; promote from one environment to another", ErrRefused, app, o.From)
+	}
+	if _, err := cfg.Environment(o.Env); err != nil {
+		return nil, fmt.Errorf("%w: --to: %w", ErrRefused, err)
+	}
+	from, err := cfg.Environment(o.From)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --from: %w", ErrRefused, err)
+	}
+	tags := map[string][]string{}
+	for _, name := range a.Services {
+		svc, err := cfg.Service(name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+		so := o
+		so.Service = name
+		tag, _, err := runningVersion(ctx, so, svc, from)
+		if err != nil {
+			return nil, err
+		}
+		tags[tag] = append(tags[tag], name)
+	}
+	if len(tags) != 1 {
+		var parts []string
+		for tag, svcs := range tags {
+			parts = append(parts, strings.Join(svcs, ", ")+" run "+tag)
+		}
+		sort.Strings(parts)
+		return nil, fmt.Errorf("%w: promote %s: its services run different versions in %s (%s): deploy the app there at one version first", rollout.ErrPreflight, app, o.From, strings.Join(parts, "; "))
+	}
+	for tag := range tags {
+		o.Target = app + "@" + tag
+	}
+	if o.Message == "" {
+		o.Message = "promoted from " + o.From
+	}
+	fmt.Fprintf(o.Out, "promoting app %s from %s to %s: every service of it runs %s there\n", app, o.From, o.Env, o.Target)
+	return DeployApp(ctx, o.DeployOptions)
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
+	"github.com/gantry-dev/gantry/rollout"
 )
 
 // promoteCommand deploys to one environment the version another runs.
@@ -45,7 +46,12 @@ Examples:
 			}
 			opts := fleet.PromoteOptions{DeployOptions: ro, Service: c.Args().First(), From: c.String("from")}
 			opts.AllowMutableTag = c.Bool("allow-mutable-tag")
-			rep, err := fleet.Promote(c.Context, opts)
+			var rep *rollout.Report
+			if fleet.IsApp(ro, opts.Service) {
+				rep, err = fleet.PromoteApp(c.Context, opts, opts.Service)
+			} else {
+				rep, err = fleet.Promote(c.Context, opts)
+			}
 			return finish(c, code, st, fmt.Sprintf("promotion of %s from %s to %s", c.Args().First(), opts.From, opts.Env), rep, err)
 		},
 	}
