@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -31,5 +32,26 @@ func TestOutcomeInterruptNeitherHidesNorInvents(t *testing.T) {
 		if got := r.Outcome(tc.interrupted); got != tc.want {
 			t.Errorf("%s: outcome %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestMergeReports: an app's report lists every service's hosts, in the
+// app's order, with a SERVICE column, and fails when any service failed.
+func TestMergeReports(t *testing.T) {
+	www := &Report{Hosts: []*HostResult{{Host: "host1", From: "a", To: "b", Ended: "b", Started: true, Deployed: true, InService: true}}}
+	jobs := &Report{Hosts: []*HostResult{{Host: "host1", From: "a", To: "b", Ended: "a", Started: true, Err: errors.New("health check failed"), Reverted: true, InService: true}}, Err: errors.New("host1: health check failed")}
+	m := MergeReports(Target{Service: "shop", Tag: "b"}, map[string]*Report{"www": www, "jobs": jobs}, []string{"www", "jobs"})
+	if m.OK() || len(m.Hosts) != 2 || m.Hosts[0].Service != "www" || m.Hosts[1].Service != "jobs" {
+		t.Fatalf("merged: ok=%v hosts=%+v", m.OK(), m.Hosts)
+	}
+	table := m.String()
+	if !strings.HasPrefix(table, "SERVICE  HOST") || !strings.Contains(table, "www      host1") || !strings.Contains(table, "jobs     host1") {
+		t.Errorf("table:\n%s", table)
+	}
+	if !strings.Contains(m.Err.Error(), "jobs: host1: health check failed") {
+		t.Errorf("error: %v", m.Err)
+	}
+	if s := m.Summary(); s.Hosts[1].Service != "jobs" {
+		t.Errorf("summary hosts: %+v", s.Hosts)
 	}
 }
