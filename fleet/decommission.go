@@ -174,8 +174,8 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 	// Out of every load balancer, for good.
 	for _, svcName := range target.Services {
 		svc, ok := cfg.Services[svcName]
-		if !ok {
-			continue
+		if !ok || svc.Worker() {
+			continue // a worker is in no load balancer
 		}
 		var members []inventory.Host
 		ports := map[string]int{} // the others keep the port they serve on

@@ -150,7 +150,10 @@ func TakeInventory(ctx context.Context, o InventoryOptions) (*Inventory, error) 
 		}
 		n := &lb.Nginx{Name: lc.Name, Runner: conn, UpstreamsDir: lc.UpstreamsDir}
 		lbState[lc.Name] = map[string]map[string]string{}
-		for name := range services {
+		for name, svc := range services {
+			if svc.Worker() {
+				continue // in no load balancer
+			}
 			if st, err := n.Upstream(ctx, name); err == nil {
 				lbState[lc.Name][name] = st
 			}
@@ -177,8 +180,8 @@ func TakeInventory(ctx context.Context, o InventoryOptions) (*Inventory, error) 
 			}
 			for _, lc := range env.LoadBalancers {
 				for _, svc := range h.Services {
-					if _, ok := services[svc]; !ok {
-						continue
+					if s, ok := services[svc]; !ok || s.Worker() {
+						continue // a worker is in no load balancer
 					}
 					state := "unknown"
 					if per, ok := lbState[lc.Name][svc]; ok {
