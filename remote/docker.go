@@ -519,6 +519,24 @@ func (d *Docker) ListImageVersions(ctx context.Context, repo string) ([]ImageVer
 			out = append(out, ImageVersion{Tag: tag, Ref: rt, ID: im.ID, Created: time.Unix(im.Created, 0)})
 		}
 	}
+	// The list gives whole seconds: images built within one second would
+	// tie, so ties are settled by each image's exact creation time.
+	seconds := map[int64]int{}
+	for _, v := range out {
+		seconds[v.Created.Unix()]++
+	}
+	for i, v := range out {
+		if seconds[v.Created.Unix()] < 2 {
+			continue
+		}
+		var info image.InspectResponse
+		if err := retry(ctx, func() (err error) { info, err = d.api.ImageInspect(ctx, v.ID); return err }); err != nil {
+			return nil, d.wrap("inspect image "+v.Ref, err)
+		}
+		if t, err := time.Parse(time.RFC3339Nano, info.Created); err == nil {
+			out[i].Created = t
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	return out, nil
 }

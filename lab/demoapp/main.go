@@ -43,6 +43,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -50,9 +51,11 @@ import (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("demoapp: ")
-	if len(os.Args) > 1 {
+	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
 		os.Exit(command(os.Args[1:]))
 	}
+	// Flags (e.g. a service's command: [--verbose]) are accepted and
+	// ignored: the app is configured through its environment.
 
 	listen := envOr("LISTEN", "127.0.0.1:8080")
 	version := envOr("VERSION", "dev")
