@@ -720,13 +720,22 @@ mv -f "$tmp" "$f" || exit 1
 if ! out=$( { %s ; } 2>&1 ); then
   putback; echo "$out" >&2; exit %d
 fi
-old=$(echo $(ps -o pid= --ppid "$m" 2>/dev/null))
+# kids M: the master's worker processes (from /proc without a fork where
+# the kernel lists children there, else from ps).
+kids() {
+  if [ -r "/proc/$1/task/$1/children" ]; then
+    k=""; read -r k < "/proc/$1/task/$1/children" || true; echo $k
+  else
+    echo $(ps -o pid= --ppid "$1" 2>/dev/null)
+  fi
+}
+old=$(kids "$m")
 if ! out=$( { %s ; } 2>&1 ); then putback; echo "$out" >&2; exit 1; fi
 end=$(( $(date +%%s) + %d ))
 while :; do
-  m=$(cat "$pidfile" 2>/dev/null || true)
+  m=""; read -r m < "$pidfile" 2>/dev/null || true
   case "$m" in ''|*[!0-9]*) m=0;; esac
-  for p in $(ps -o pid= --ppid "$m" 2>/dev/null); do
+  for p in $(kids "$m"); do
     case " $old " in *" $p "*) ;; *) echo $old; exit 0;; esac
   done
   if [ "$(date +%%s)" -gt "$end" ]; then
@@ -735,7 +744,7 @@ while :; do
     echo "the nginx master kept its old workers (${old:-none}) and started no new one within %ds of the reload: it rejected the new configuration (see its error log)" >&2
     exit %d
   fi
-  sleep 0.05
+  sleep 0.01
 done
 `, q(file), q(pidFile), same, exitNoMaster, testCmd, exitTestFailed, reloadCmd, secs, reloadCmd, secs, exitReloadRejected)
 }
