@@ -194,28 +194,40 @@ func prunePolicy(containers []inventory.Container, services []pruneService) prun
 	for _, s := range services {
 		pruned[s.Name] = s.ContainerName
 	}
+	// Images in use by any container stay; a service's own (and the
+	// versions its running containers would roll back to) fill its Keep
+	// first. Services built from one image (a web service and its
+	// workers) each keep their own versions: one's in-use image takes
+	// none of the other's places.
 	inUse := map[string]bool{}
-	rollbackTo := map[string]bool{}
+	ownInUse := map[string]map[string]bool{}      // service -> image
+	ownRollbackTo := map[string]map[string]bool{} // service -> image
 	for _, c := range containers {
 		own, ok := pruned[c.Labels[inventory.LabelService]]
 		if ok && c.Labels[inventory.LabelManaged] == "true" && !c.Running && !c.Restarting && c.Name != own {
 			out.Containers = append(out.Containers, c)
 			continue
 		}
-		inUse[c.Image] = true
-		if img := c.Labels[inventory.LabelImage]; img != "" {
-			inUse[img] = true
+		svc := c.Labels[inventory.LabelService]
+		if ownInUse[svc] == nil {
+			ownInUse[svc], ownRollbackTo[svc] = map[string]bool{}, map[string]bool{}
+		}
+		for _, img := range []string{c.Image, c.Labels[inventory.LabelImage]} {
+			if img != "" {
+				inUse[img] = true
+				ownInUse[svc][img] = true
+			}
 		}
 		// The version a rollback would go back to comes right after.
 		if prev := c.Labels[inventory.LabelPreviousImage]; prev != "" && c.Running {
-			rollbackTo[prev] = true
+			ownRollbackTo[svc][prev] = true
 		}
 	}
 	for _, svc := range services {
-		// Kept first: images in use, then each running container's
-		// previous version (what rollback needs), then the newest.
+		// Kept first: its images in use, then its running containers'
+		// previous versions (what rollback needs), then the newest.
 		keepSet := map[string]bool{}
-		for _, want := range []map[string]bool{inUse, rollbackTo} {
+		for _, want := range []map[string]bool{ownInUse[svc.Name], ownRollbackTo[svc.Name]} {
 			for _, v := range svc.Versions {
 				if want[v.Ref] && len(keepSet) < svc.Keep {
 					keepSet[v.Ref] = true
@@ -225,6 +237,9 @@ func prunePolicy(containers []inventory.Container, services []pruneService) prun
 		for _, v := range svc.Versions {
 			if len(keepSet) >= svc.Keep {
 				break
+			}
+			if inUse[v.Ref] && !ownInUse[svc.Name][v.Ref] {
+				continue // another service's: kept, but not one of this one's
 			}
 			keepSet[v.Ref] = true
 		}

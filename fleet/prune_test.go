@@ -96,3 +96,28 @@ keep api:v2
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// A web service and its worker built from one image: the worker runs an
+// older version than the web service's newest. Pruning www keeps its own
+// last 2 versions, and the worker's image as in use, which takes none of
+// www's places.
+func TestPrunePolicySharedImage(t *testing.T) {
+	shared := func(service, name, tag, prev string) inventory.Container {
+		c := pruneContainer("img", name, tag, true, prev)
+		c.Labels[inventory.LabelService] = service
+		return c
+	}
+	host := []inventory.Container{
+		shared("www", "www", "v5", "reg/img:v4"),
+		shared("jobs", "jobs", "v1", ""),
+	}
+	www := pruneService{Name: "www", ContainerName: "www", Keep: 2, Versions: versions("img", "v5", "v4", "v3", "v2", "v1")}
+	got := prunePolicy(host, []pruneService{www}).String()
+	want := `remove image www:v3
+remove image www:v2
+keep www:v5, www:v4, www:v1 (in use)
+`
+	if got != want {
+		t.Errorf("prune www:\n%s\nwant:\n%s", got, want)
+	}
+}
