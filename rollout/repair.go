@@ -253,7 +253,8 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 	}
 	r.Keep, r.KeepPort, r.Why = keep, keepPort, strings.Join(why, "; ")
 
-	after := HostSnapshot{Host: h.Host, Held: h.Held}
+	// A release container a cut-off run left is the release step's to remove.
+	after := HostSnapshot{Host: h.Host, Held: h.Held, Release: h.Release}
 	if h.Held != "" && h.Entries != nil {
 		// Every load balancer lists it down once repaired.
 		after.Entries = map[string]Entry{}
