@@ -230,7 +230,8 @@ func deployCommand(code *int, st *state) *cli.Command {
 		Usage:     "deploy SERVICE@TAG to an environment",
 		ArgsUsage: "SERVICE@TAG",
 		Description: `Checks the fleet first (pre-flight), takes the environment's deploy lock,
-pulls the image on every host, then batch by batch drains each host from every
+pulls the image on every host, runs the service's release command once (if it
+has one; --skip-release skips it), then batch by batch drains each host from every
 load balancer, swaps the container, health-checks it and puts the host back.
 If a host fails, it goes back to its old version, and so do the hosts already
 moved (unless --on-failure halt).
