@@ -95,9 +95,27 @@ func TestReleaseCommand(t *testing.T) {
 	l.assertAllOn(t, a)
 	noReleaseContainer()
 
-	// 2. A failing release command: exit 3, nothing else changed.
+	// 2. A failing release command: exit 3, nothing else changed. A run
+	// killed mid-release left its container on host2: it is removed first.
+	failing := withRelease("[exit, \"3\"]")
+	h2 := l.hosts[1]
+	image, err := docker(h2, "inspect", "--format", "{{.Config.Image}}", "www")
+	if err != nil {
+		t.Fatalf("%s: %v %s", h2.Name, err, image)
+	}
+	if out, err := docker(h2, "create", "--name", "www-gantry-release", "--label", "dev.gantry.managed=true", "--label", "dev.gantry.release=true",
+		"--label", "dev.gantry.version="+sha(a), "--label", "dev.gantry.run-id=killed", "--network", "host", image, "release"); err != nil {
+		t.Fatalf("%s: creating a leftover release container: %v %s", h2.Name, err, out)
+	}
+	r = l.runWith(t, failing, "plan", base, "--env", "lab")
+	for _, want := range []string{"release: remove www-gantry-release on " + h2.Name + " (" + sha(a) + "), left by a run cut off mid-release\n",
+		"release on host1, once, after the pull and before any drain: exit 3 (timeout 30s)\n"} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("plan exited %d; want exit 0 and %q in its output", r.code, want)
+		}
+	}
 	before := l.snapshot(t)
-	r = l.runWith(t, withRelease("[exit, \"3\"]"), "deploy", base, "--env", "lab")
+	r = l.runWith(t, failing, "deploy", base, "--env", "lab")
 	if r.code != 3 {
 		t.Errorf("deploy with a failing release command exited %d, want 3", r.code)
 	}
