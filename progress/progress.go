@@ -288,6 +288,7 @@ func Redact(s string, secrets []string) string {
 // secret's characters so that the encoded bytes no longer match it.
 func RedactSummary(s rollout.Summary, secrets []string) rollout.Summary {
 	s.Error = Redact(s.Error, secrets)
+	s.Release = Redact(s.Release, secrets)
 	hosts := make([]rollout.HostSummary, len(s.Hosts))
 	for i, h := range s.Hosts {
 		h.Error = Redact(h.Error, secrets)
