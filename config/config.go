@@ -61,6 +61,8 @@ const (
 	DefaultLockTTL        = time.Minute
 	MinLockTTL            = 10 * time.Second
 	DefaultWebhookTimeout = 5 * time.Second
+	// DefaultReleaseTimeout bounds a release command with no timeout.
+	DefaultReleaseTimeout = 10 * time.Minute
 	DefaultHookTimeout    = 5 * time.Minute
 	DefaultKeepVersions   = 3
 )
@@ -376,6 +378,25 @@ type Service struct {
 	Labels map[string]string `yaml:"labels"`
 	// ExtraHosts maps host names to IP addresses in the container's /etc/hosts.
 	ExtraHosts map[string]string `yaml:"extra_hosts"`
+
+	// Release is a one-off command run once per deploy, in a container of
+	// the new version, after the pull and before any host is drained
+	// (database migrations, asset uploads); nil for none.
+	Release *Release `yaml:"release"`
+}
+
+// Release is a service's release command (README "Release command").
+type Release struct {
+	// Command replaces the image's CMD, as `docker run IMAGE COMMAND`
+	// does; the service's (or the image's) entrypoint stays. A list is the
+	// argv; a string is run by /bin/sh -c.
+	Command Argv `yaml:"command"`
+	// Timeout bounds the command; past it the container is killed and
+	// the deploy stops (default DefaultReleaseTimeout).
+	Timeout Duration `yaml:"timeout"`
+	// Host is the host it runs on; "" for the first host of the plan in
+	// natural order.
+	Host string `yaml:"host"`
 }
 
 // EnvValue is one value of a service's env: literal text, or the name of
@@ -829,6 +850,9 @@ func (c *Config) applyDefaults() {
 		if s.KeepVersions == 0 {
 			s.KeepVersions = DefaultKeepVersions
 		}
+		if s.Release != nil && s.Release.Timeout == 0 {
+			s.Release.Timeout = Duration(DefaultReleaseTimeout)
+		}
 		c.Services[name] = s
 	}
 }
@@ -1059,6 +1083,9 @@ func (c *Config) validate() []error {
 			}
 		}
 		c.validateContainerOptions(bad, key, s)
+		if s.Release != nil {
+			validateRelease(bad, key+".release", *s.Release)
+		}
 		h := s.Health
 		switch h.Kind {
 		case HealthHTTP, HealthTCP, HealthCommand, HealthDocker, HealthRunning:
@@ -1266,6 +1293,26 @@ func (c *Config) validateContainerOptions(bad func(key, format string, args ...a
 	for _, h := range sortedKeys(s.ExtraHosts) {
 		if _, err := dockeropts.ExtraHost(h, s.ExtraHosts[h]); err != nil {
 			bad(key+".extra_hosts."+h, "%v: e.g. db.internal: 10.0.0.5", err)
+		}
+	}
+}
+
+// validateRelease checks a service's release command.
+func validateRelease(bad func(key, format string, args ...any), key string, r Release) {
+	switch {
+	case len(r.Command) == 0:
+		bad(key+".command", "required: the command to run once per deploy in a container of the new version, e.g. [/app, migrate]")
+	case r.Command[0] == "":
+		bad(key+".command", "the program (first element) is empty")
+	}
+	if r.Timeout < 0 {
+		bad(key+".timeout", "%s is negative: give how long the command may run, e.g. 10m", r.Timeout.D())
+	} else if r.Timeout.D() < time.Second {
+		bad(key+".timeout", "%s is less than 1s: give how long the command may run, e.g. 10m", r.Timeout.D())
+	}
+	if r.Host != "" {
+		if err := names.Check(r.Host); err != nil {
+			bad(key+".host", "%q: %v: the name of one of the service's hosts, or leave it out for the first host of the plan", r.Host, err)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // withService returns minimalYAML with lines added to service www.
@@ -233,5 +234,64 @@ func TestResolveSecretsOnlyForTheServiceDeployed(t *testing.T) {
 	}
 	if _, err := c.ResolveSecrets("www", none); err == nil || !strings.Contains(err.Error(), "WWW_DB") {
 		t.Errorf("www: %v, want WWW_DB named", err)
+	}
+}
+
+func TestReleaseAccepted(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines string
+		want  *Release
+	}{
+		{"none", "", nil},
+		{"argv, default timeout and host", "    release:\n      command: [/app, migrate]\n", &Release{Command: Argv{"/app", "migrate"}, Timeout: Duration(DefaultReleaseTimeout)}},
+		{"shell form", "    release: {command: ./manage.py migrate --noinput}\n", &Release{Command: Argv{"/bin/sh", "-c", "./manage.py migrate --noinput"}, Timeout: Duration(DefaultReleaseTimeout)}},
+		{"timeout and host", "    release: {command: [migrate], timeout: 90s, host: host2}\n", &Release{Command: Argv{"migrate"}, Timeout: Duration(90 * time.Second), Host: "host2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := withService(t, tc.lines)
+			c, err := Parse("/srv/deploy/gantry.yml", []byte(data))
+			if err != nil {
+				t.Fatalf("Parse: %v\nconfig:\n%s", err, data)
+			}
+			if got := c.Services["www"].Release; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReleaseRejected(t *testing.T) {
+	const file = "/srv/deploy/gantry.yml"
+	tests := []struct {
+		name  string
+		lines string
+		want  []string
+	}{
+		{"no command", "    release: {timeout: 1m}\n", []string{"services.www.release.command", "required", "e.g. [/app, migrate]"}},
+		{"empty command", "    release: {command: []}\n", []string{"services.www.release.command", "required"}},
+		{"empty program", "    release: {command: [\"\", migrate]}\n", []string{"services.www.release.command", "program (first element) is empty"}},
+		{"command not a command", "    release: {command: {run: migrate}}\n", []string{"services.www.release.command", "want a command line"}},
+		{"timeout not a duration", "    release: {command: [migrate], timeout: soon}\n", []string{"services.www.release.timeout", "soon"}},
+		{"timeout too short", "    release: {command: [migrate], timeout: 10ms}\n", []string{"services.www.release.timeout", "less than 1s", "e.g. 10m"}},
+		{"bad host name", "    release: {command: [migrate], host: \"Host 1\"}\n", []string{"services.www.release.host", `"Host 1"`, "one of the service's hosts"}},
+		{"unknown key", "    release: {command: [migrate], on: first}\n", []string{"services.www.release", "on"}},
+		{"release a list", "    release: [migrate]\n", []string{"services.www.release"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := withService(t, tc.lines)
+			_, err := Parse(file, []byte(data))
+			if err == nil {
+				t.Fatalf("Parse succeeded, want an error; config:\n%s", data)
+			}
+			msg := err.Error()
+			for _, w := range append([]string{file + ": "}, tc.want...) {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not contain %q:\n%s", w, msg)
+				}
+			}
+		})
 	}
 }

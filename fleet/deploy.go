@@ -59,6 +59,9 @@ type DeployOptions struct {
 	Progress Progress
 	// OnEvent, if set, also receives every progress event.
 	OnEvent func(rollout.Event)
+	// SkipRelease skips the service's release command (deploy and promote
+	// run it; rollback never does).
+	SkipRelease bool
 	// LookupEnv reads the deployer's environment for the service's
 	// {from_env: NAME} values and env files' bare names; the command that
 	// starts the run passes os.LookupEnv. Nil: no variable is set.
@@ -101,8 +104,27 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
+	var rc *rollout.ReleaseCommand
+	if r := svc.Release; r != nil {
+		rc = &rollout.ReleaseCommand{Command: r.Command, Timeout: r.Timeout.D(), Host: r.Host}
+	}
+	skip := ""
+	if o.SkipRelease {
+		skip = "--skip-release"
+	}
 	return execute(ctx, o, svcName, svc, func(snap []rollout.HostSnapshot, _ map[string]string) (rollout.Plan, error) {
-		return rollout.PlanDeployWith(target, snap, rollout.SpreadRules{BatchSize: svc.BatchSize, MinInService: svc.MinInServiceOf(len(snap)), Serving: len(snap)})
+		p, err := rollout.PlanDeployWith(target, snap, rollout.SpreadRules{BatchSize: svc.BatchSize, MinInService: svc.MinInServiceOf(len(snap)), Serving: len(snap)})
+		if err != nil {
+			return p, err
+		}
+		p, err = p.WithRelease(rc, skip, snap)
+		if err != nil {
+			return p, fmt.Errorf("services.%s.%w in %s", svcName, err, cfg.Path)
+		}
+		if rc != nil && o.SkipRelease {
+			fmt.Fprintf(o.Out, "--skip-release: the release command (%s) is not run\n", strings.Join(rc.Command, " "))
+		}
+		return p, nil
 	})
 }
 
@@ -170,6 +192,10 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		}()
 	}
 
+	runID := ""
+	if held != nil {
+		runID = held.Holder.ID
+	}
 	observed, err := snapshot(ctx, conns, hosts, svc.ContainerName)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
@@ -275,6 +301,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		PullTimeout:     cfg.Registry.PullTimeout.D(),
 		CleanupTimeout:  CleanupTimeout,
 		OnFailure:       o.OnFailure,
+		RunID:           runID,
 		Observe: func(ev rollout.Event) {
 			show.Step(ev)
 			if o.OnEvent != nil {
@@ -305,6 +332,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	observeOutcome(ctx, conns, balancers, svcName, svc, hosts, rep)
 	recordHistory(ctx, conns, cfg, env, o, plan, rep)
 	run.Event, run.Duration, run.FailedHosts = rep.Outcome(ctx.Err() != nil), rep.Total, rep.FailedHosts()
+	run.Release = rep.Release.String()
 	notifier.Wait() // "started" arrives before how it ended
 	notifier.Notify(ctx, run)
 	if post != "" {
@@ -462,7 +490,8 @@ func modelUpstreams(balancers []*lb.Nginx, service string, port int, snap []roll
 }
 
 // snapshot inspects the service's container on every host, and the
-// -gantry-old/-gantry-new containers a cut-off run may have left.
+// -gantry-old/-gantry-new/-gantry-release containers a cut-off run may have
+// left (a release one only when gantry's labels say it is one).
 func snapshot(ctx context.Context, conns *Connections, hosts []inventory.Host, container string) ([]rollout.HostSnapshot, error) {
 	snap := make([]rollout.HostSnapshot, len(hosts))
 	errs := make([]error, len(hosts))
@@ -475,7 +504,7 @@ func snapshot(ctx context.Context, conns *Connections, hosts []inventory.Host, c
 			for _, f := range []struct {
 				name string
 				into **inventory.Container
-			}{{container, &snap[i].Current}, {container + "-gantry-old", &snap[i].Old}, {container + "-gantry-new", &snap[i].New}} {
+			}{{container, &snap[i].Current}, {container + "-gantry-old", &snap[i].Old}, {container + "-gantry-new", &snap[i].New}, {container + rollout.ReleaseSuffix, &snap[i].Release}} {
 				c, ok, err := conns.Hosts[h.Name].Inspect(ctx, f.name)
 				if err != nil {
 					errs[i] = err
@@ -484,6 +513,11 @@ func snapshot(ctx context.Context, conns *Connections, hosts []inventory.Host, c
 				if ok {
 					*f.into = &c
 				}
+			}
+			if r := snap[i].Release; r != nil && r.Labels[inventory.LabelRelease] != "true" {
+				// Not gantry's: creating the release container will
+				// say the name is taken.
+				snap[i].Release = nil
 			}
 			return nil
 		})
@@ -615,6 +649,7 @@ func recordHistory(ctx context.Context, conns *Connections, cfg *config.Config, 
 		e.Target = plan.Target.Service + "@" + versionsOf(plan)
 	}
 	e.Outcome = rep.Outcome(ctx.Err() != nil)
+	e.Release = rep.Release.String()
 	for _, h := range rep.Hosts {
 		e.Hosts = append(e.Hosts, history.HostEntry{Host: h.Host, From: h.From, To: h.To, Ended: h.Ended, Outcome: h.Outcome()})
 	}

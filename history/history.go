@@ -34,16 +34,19 @@ type HostEntry struct {
 
 // Entry is one deploy or rollback.
 type Entry struct {
-	Time      time.Time   `json:"time"`
-	Who       string      `json:"who"`
-	Kind      string      `json:"kind"` // deploy | rollback
-	Env       string      `json:"env"`
-	Service   string      `json:"service"`
-	Target    string      `json:"target"`
-	Outcome   string      `json:"outcome"` // rollout.Outcome*: succeeded | failed | reverted | revert-failed | interrupted
-	DurationS float64     `json:"duration_s"`
-	Message   string      `json:"message,omitempty"`
-	Hosts     []HostEntry `json:"hosts"`
+	Time      time.Time `json:"time"`
+	Who       string    `json:"who"`
+	Kind      string    `json:"kind"` // deploy | rollback
+	Env       string    `json:"env"`
+	Service   string    `json:"service"`
+	Target    string    `json:"target"`
+	Outcome   string    `json:"outcome"` // rollout.Outcome*: succeeded | failed | reverted | revert-failed | interrupted
+	DurationS float64   `json:"duration_s"`
+	Message   string    `json:"message,omitempty"`
+	// Release says how the release command ended, in one line (never its
+	// output): "release command ok (exit 0) on host1".
+	Release string      `json:"release,omitempty"`
+	Hosts   []HostEntry `json:"hosts"`
 }
 
 // Store is the trail of one environment, in Dir on the machine Runner reaches.
@@ -116,6 +119,9 @@ func Format(entries []Entry) string {
 			fmt.Fprintf(&b, " %q", e.Message)
 		}
 		b.WriteString("\n")
+		if e.Release != "" {
+			fmt.Fprintf(&b, "    %s\n", e.Release)
+		}
 		for _, h := range e.Hosts {
 			fmt.Fprintf(&b, "    %-12s %s -> %s  now %s  (%s)\n", h.Host, orNone(h.From), h.To, orNone(h.Ended), h.Outcome)
 		}

@@ -19,6 +19,11 @@ const (
 	// container says which one it serves on; without the label, the
 	// service's configured port.
 	LabelPort = "dev.gantry.port"
+	// LabelRelease marks the container a release command runs in; with
+	// LabelRunID, the run that started it. A run killed mid-release leaves
+	// it behind, and the next run removes it.
+	LabelRelease = "dev.gantry.release"
+	LabelRunID   = "dev.gantry.run-id"
 )
 
 // Host is one machine that runs services.

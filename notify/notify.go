@@ -37,6 +37,9 @@ type Run struct {
 	Duration    time.Duration
 	// Message is the operator's --message, if any.
 	Message string
+	// Release says how the release command ended, in one line (never
+	// its output); "" when there was none.
+	Release string
 }
 
 // Webhook is one endpoint to notify.
@@ -92,6 +95,7 @@ type Fields struct {
 	Hosts       []string `json:"hosts"`
 	FailedHosts []string `json:"failed_hosts"`
 	Message     string   `json:"message,omitempty"`
+	Release     string   `json:"release,omitempty"`
 }
 
 // PayloadOf builds the body sent for run.
@@ -115,6 +119,9 @@ func PayloadOf(run Run) Payload {
 	default:
 		text, color = fmt.Sprintf("%s: %s", what, run.Event), "#cccccc"
 	}
+	if run.Event == "failed" && strings.HasPrefix(run.Release, "release command failed") {
+		text = fmt.Sprintf(":x: %s stopped: %s; nothing else was changed", what, run.Release)
+	}
 	fields := []Field{
 		{Title: "Service", Value: run.Service, Short: true},
 		{Title: "Version", Value: run.Version, Short: true},
@@ -130,12 +137,15 @@ func PayloadOf(run Run) Payload {
 	if run.Message != "" {
 		fields = append(fields, Field{Title: "Message", Value: run.Message, Short: false})
 	}
+	if run.Release != "" {
+		fields = append(fields, Field{Title: "Release", Value: run.Release, Short: false})
+	}
 	return Payload{
 		Text:        text,
 		Attachments: []Attachment{{Color: color, Fields: fields}},
 		Gantry: Fields{
 			Event: run.Event, Kind: run.Kind, Env: run.Env, Service: run.Service, Version: run.Version, Image: run.Image,
-			Who: run.Who, DurationS: run.Duration.Seconds(), Hosts: nonNil(run.Hosts), FailedHosts: nonNil(run.FailedHosts), Message: run.Message,
+			Who: run.Who, DurationS: run.Duration.Seconds(), Hosts: nonNil(run.Hosts), FailedHosts: nonNil(run.FailedHosts), Message: run.Message, Release: run.Release,
 		},
 	}
 }

@@ -124,3 +124,15 @@ func TestHookGetsTheRunAndFailsOnNonZeroExit(t *testing.T) {
 		t.Errorf("a hook past its timeout gave %v, want a timeout error", err)
 	}
 }
+
+func TestPayloadOfAFailedReleaseCommand(t *testing.T) {
+	r := run
+	r.Event, r.FailedHosts, r.Release = "failed", nil, "release command failed (exit 3) on web1"
+	p := notify.PayloadOf(r)
+	if want := ":x: deploy of www@abc1234 to prod stopped: release command failed (exit 3) on web1; nothing else was changed"; p.Text != want {
+		t.Errorf("text %q, want %q", p.Text, want)
+	}
+	if p.Gantry.Release != r.Release {
+		t.Errorf("gantry.release %q, want %q", p.Gantry.Release, r.Release)
+	}
+}

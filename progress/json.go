@@ -64,6 +64,7 @@ type planEvent struct {
 	Pull    []string      `json:"pull"`
 	Batches [][]planHost  `json:"batches"`
 	Skipped []skippedHost `json:"skipped"`
+	Release *planRelease  `json:"release,omitempty"`
 }
 
 func planEventOf(h header, env string, p rollout.Plan) planEvent {
@@ -82,7 +83,35 @@ func planEventOf(h header, env string, p rollout.Plan) planEvent {
 	for _, hp := range p.Skipped {
 		ev.Skipped = append(ev.Skipped, skippedHost{Host: hp.Host.Name, From: hp.From, Reason: hp.Skip})
 	}
+	if r := p.Release; r != nil {
+		ev.Release = &planRelease{Command: r.Command, Host: r.Host.Name, TimeoutS: r.Timeout.Seconds(), Skip: r.Skip, Leftovers: []string{}}
+		if ev.Release.Command == nil {
+			ev.Release.Command = []string{}
+		}
+		for _, l := range r.Leftovers {
+			ev.Release.Leftovers = append(ev.Release.Leftovers, l.Host.Name)
+		}
+	}
 	return ev
+}
+
+// outputEvent is one line a step's command wrote (the release command's).
+type outputEvent struct {
+	header
+	Host   string `json:"host"`
+	Step   string `json:"step"`
+	Stream string `json:"stream"` // stdout | stderr
+	Text   string `json:"text"`
+}
+
+// planRelease is the release step in the plan event.
+type planRelease struct {
+	Command  []string `json:"command"`
+	Host     string   `json:"host"`
+	TimeoutS float64  `json:"timeout_s"`
+	Skip     string   `json:"skip,omitempty"`
+	// Leftovers are hosts whose release container a cut-off run left.
+	Leftovers []string `json:"leftovers"`
 }
 
 // stepEvent is one step on one host starting or ending.

@@ -33,6 +33,7 @@ var activeVerb = map[string]string{
 	"switch":  "switching LBs",
 	"cleanup": "removing old",
 	"revert":  "reverting",
+	"release": "running the release command",
 }
 
 // hostState is what the live view knows of one host.
@@ -220,6 +221,8 @@ func (lv *liveView) step(ev rollout.Event) {
 			}
 		case "cleanup":
 			h.status = "in service"
+		case "release":
+			h.status = "release command done, waiting"
 		default:
 			h.status = activeVerb[ev.Step] + " done"
 		}

@@ -145,10 +145,15 @@ func (v *View) Plan(p rollout.Plan) {
 	}
 }
 
-// Step shows one step on one host starting or ending.
+// Step shows one step on one host starting or ending, or a line of output
+// of the step's command (the release command's).
 func (v *View) Step(ev rollout.Event) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if ev.Stream != "" {
+		v.output(ev)
+		return
+	}
 	switch v.opts.Mode {
 	case JSON:
 		v.writeJSON(stepEventOf(v.header("step"), ev, v.batch[ev.Host], v.redact))
@@ -163,6 +168,27 @@ func (v *View) Step(ev rollout.Event) {
 		}
 		io.WriteString(v.out, v.redact(stepLine(ev))+"\n")
 	}
+}
+
+// output shows a line of a step's command's output, redacted, prefixed
+// with its host, in every mode and verbosity: it is what an operator needs
+// when the command fails. The caller holds v.mu.
+func (v *View) output(ev rollout.Event) {
+	switch {
+	case v.opts.Mode == JSON:
+		h := v.header("output")
+		h.Time = ev.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+		v.writeJSON(outputEvent{header: h, Host: ev.Host, Step: ev.Step, Stream: ev.Stream, Text: v.redact(ev.Output)})
+	case v.live != nil:
+		v.live.above(v.redact(outputLine(ev)) + "\n")
+	default:
+		io.WriteString(v.out, v.redact(outputLine(ev))+"\n")
+	}
+}
+
+// outputLine is a line of a step's command's output as one plain line.
+func outputLine(ev rollout.Event) string {
+	return fmt.Sprintf("%s %-10s %-8s | %s", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Host, ev.Step, ev.Output)
 }
 
 // stepLine is a step event as one timestamped plain line.
@@ -262,6 +288,7 @@ func Redact(s string, secrets []string) string {
 // secret's characters so that the encoded bytes no longer match it.
 func RedactSummary(s rollout.Summary, secrets []string) rollout.Summary {
 	s.Error = Redact(s.Error, secrets)
+	s.Release = Redact(s.Release, secrets)
 	hosts := make([]rollout.HostSummary, len(s.Hosts))
 	for i, h := range s.Hosts {
 		h.Error = Redact(h.Error, secrets)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 	"time"
@@ -50,6 +51,11 @@ type Host interface {
 	// ExecCheck runs cmd (an argv, no shell) in the running container id
 	// and returns its exit code and the tail of its output.
 	ExecCheck(ctx context.Context, id string, cmd []string, timeout time.Duration) (exitCode int, output string, err error)
+	// RunOnce creates a container from spec with no restart policy,
+	// starts it, copies its output to stdout and stderr until it exits,
+	// removes it and returns its exit code. When ctx ends first, the
+	// container is killed and removed and ctx's error returned.
+	RunOnce(ctx context.Context, spec inventory.ContainerSpec, stdout, stderr io.Writer) (exitCode int, err error)
 }
 
 // Balancer is one load balancer that can take a host out of a service's
@@ -123,6 +129,9 @@ type Executor struct {
 	// Observe receives progress events; it may be nil. It is called from
 	// several goroutines, one at a time.
 	Observe func(Event)
+	// RunID identifies the run (its deploy lock's ID): it labels the
+	// release container, so a leftover can be told from whose run it is.
+	RunID string
 
 	mu     sync.Mutex
 	report *Report // the run in progress, for per-phase timings
@@ -140,13 +149,18 @@ type Event struct {
 	Duration time.Duration
 	Detail   string
 	Err      error
+	// Stream is "stdout" or "stderr" for a line of output of the step's
+	// command (the release command's), Output being the line: such an
+	// event neither starts nor ends the step. "" for every other event.
+	Stream string
+	Output string
 }
 
 func (e *Executor) emit(ev Event) {
 	ev.Time = time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if ev.Done && e.report != nil {
+	if _, inReport := e.reportHost(ev.Host); ev.Done && inReport {
 		// Where time goes: each host's time per phase.
 		h := e.report.host(ev.Host)
 		if h.Phases == nil {
@@ -157,11 +171,24 @@ func (e *Executor) emit(ev Event) {
 	if e.Observe != nil {
 		// A panicking observer (progress output) must not fail a host
 		// half-way through a step: it costs the host a warning.
-		if err := panics.Catch(func() error { e.Observe(ev); return nil }); err != nil && e.report != nil {
-			h := e.report.host(ev.Host)
+		if err := panics.Catch(func() error { e.Observe(ev); return nil }); err != nil {
+			h, ok := e.reportHost(ev.Host)
+			if !ok {
+				return
+			}
 			h.Warnings = append(h.Warnings, "progress observer: "+err.Error())
 		}
 	}
+}
+
+// reportHost is the host's result in the run in progress, if it has one.
+// The caller holds e.mu.
+func (e *Executor) reportHost(name string) (*HostResult, bool) {
+	if e.report == nil {
+		return nil, false
+	}
+	h, ok := e.report.byName[name]
+	return h, ok
 }
 
 // step runs fn as a named step on host, reporting start and end. A panic
@@ -205,8 +232,29 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 		e.report = nil
 		e.mu.Unlock()
 	}()
+	if len(plan.Batches) > 0 {
+		// Pulling changes nothing that serves: it goes first, so that the
+		// release command runs on the new image before anything changes.
+		pullStart := time.Now()
+		err := e.pullAll(ctx, plan, rep)
+		rep.PullDuration = time.Since(pullStart)
+		if err != nil {
+			rep.Err = fmt.Errorf("pull failed, nothing was changed: %w", err)
+			rep.Total = time.Since(start)
+			return rep
+		}
+	}
+	if plan.Release != nil {
+		// Before any repair or drain: a failed release command leaves the
+		// fleet as it found it.
+		if err := e.release(ctx, plan, rep); err != nil {
+			rep.Err = err
+			rep.Total = time.Since(start)
+			return rep
+		}
+	}
 	if len(plan.Repairs) > 0 {
-		// What a cut-off run left is put right first; a host that cannot
+		// What a cut-off run left is put right next; a host that cannot
 		// be is a failure, and nothing else changes until it is.
 		if err := e.repairAll(ctx, plan, rep); err != nil {
 			rep.Err = fmt.Errorf("repairing what a cut-off run left (nothing else was changed): %w", err)
@@ -218,14 +266,6 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 		rep.Total = time.Since(start)
 		return rep
 	}
-	pullStart := time.Now()
-	if err := e.pullAll(ctx, plan, rep); err != nil {
-		rep.PullDuration = time.Since(pullStart)
-		rep.Err = fmt.Errorf("pull failed, nothing was changed: %w", err)
-		rep.Total = time.Since(start)
-		return rep
-	}
-	rep.PullDuration = time.Since(pullStart)
 
 	var errs *multierror.Error
 	for bi, batch := range plan.Batches {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sort"
@@ -67,6 +68,12 @@ type fakeHost struct {
 	hook func(op, image string)
 	// fail makes an operation fail, by name ("stop", "rename", ...).
 	fail map[string]error
+	// releaseExit is the exit code of a release command, by image
+	// (missing: 0); releases records each one run, as "image argv...".
+	releaseExit map[string]int
+	releases    []string
+	// releaseBlock, if set, is waited on by a release command (or ctx).
+	releaseBlock chan struct{}
 }
 
 func (h *fakeHost) run(op, image string) error {
@@ -189,6 +196,52 @@ func (h *fakeHost) Create(ctx context.Context, spec inventory.ContainerSpec) (st
 	}
 	h.containers[c.Name] = c
 	return c.ID, nil
+}
+
+// RunOnce runs a release command: the container exists while it runs
+// (its name is taken), it writes one line to each stream, and it is
+// removed when it ends.
+func (h *fakeHost) RunOnce(ctx context.Context, spec inventory.ContainerSpec, stdout, stderr io.Writer) (int, error) {
+	if err := h.run("runonce", spec.Image); err != nil {
+		return -1, err
+	}
+	h.mu.Lock()
+	if _, taken := h.containers[spec.Name]; taken {
+		h.mu.Unlock()
+		return -1, fmt.Errorf("conflict: container name %q is already in use", spec.Name)
+	}
+	if !h.images[spec.Image] {
+		h.mu.Unlock()
+		return -1, fmt.Errorf("no such image: %s", spec.Image)
+	}
+	h.nextID++
+	c := &fakeContainer{ID: fmt.Sprintf("%s-c%d", h.name, h.nextID), Name: spec.Name, Image: spec.Image,
+		Labels: maps.Clone(spec.Labels), Env: slices.Clone(spec.Env), Options: spec.Options, Running: true}
+	h.containers[c.Name] = c
+	h.releases = append(h.releases, strings.Join(append([]string{spec.Image}, spec.Options.Command...), " "))
+	code := h.releaseExit[spec.Image]
+	block := h.releaseBlock
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.containers, spec.Name)
+		h.mu.Unlock()
+	}()
+	for _, b := range h.fleet.lbs {
+		if d := b.drainedHosts(); len(d) > 0 {
+			h.fleet.violation(fmt.Sprintf("%s: release command runs while %v are drained", h.name, d))
+		}
+	}
+	fmt.Fprintf(stdout, "migrating with %s\npartial", strings.Join(spec.Env, " "))
+	fmt.Fprintf(stderr, "exiting %d\n", code)
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		}
+	}
+	return code, nil
 }
 
 func (h *fakeHost) Start(ctx context.Context, id string) error {

@@ -47,6 +47,9 @@ type HostSnapshot struct {
 	// Held says why the host is to stay out of every load balancer (in
 	// maintenance, or marked down by hand); "" for a host that serves.
 	Held string
+	// Release is the release container (<container>-gantry-release) a
+	// run cut off mid-release left on the host, if any.
+	Release *inventory.Container
 }
 
 // HostPlan is what will happen on one host.
@@ -96,6 +99,9 @@ type Plan struct {
 	// state; they run first, and the batches are planned from the state
 	// they leave.
 	Repairs []Repair
+	// Release is the release step (nil: none): it runs after the pull,
+	// before the repairs and any drain.
+	Release *Release
 }
 
 // RunKind is the plan's Kind, "deploy" when unset (a plan built by hand).
@@ -317,6 +323,7 @@ func (p Plan) String() string {
 		}
 		fmt.Fprintf(&b, "pull first, on every host: %s\n", strings.Join(names, " "))
 	}
+	b.WriteString(p.Release.String())
 	b.WriteString(RepairsString(p.Repairs))
 	for i, bt := range p.Batches {
 		fmt.Fprintf(&b, "batch %d:\n", i+1)

@@ -36,7 +36,8 @@ type Entry struct {
 // off on it (killed, or its connection lost): exactly one container under
 // the service's name, no -gantry-old/-gantry-new leftovers, and in every
 // load balancer on the port of a running, healthy container, or out of all
-// of them when none runs. Repairs run before anything else of a plan.
+// of them when none runs. Repairs run after the pull and the release
+// command, before any batch.
 type Repair struct {
 	Host inventory.Host
 	// Why says what was found.
@@ -253,7 +254,8 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 	}
 	r.Keep, r.KeepPort, r.Why = keep, keepPort, strings.Join(why, "; ")
 
-	after := HostSnapshot{Host: h.Host, Held: h.Held}
+	// A release container a cut-off run left is the release step's to remove.
+	after := HostSnapshot{Host: h.Host, Held: h.Held, Release: h.Release}
 	if h.Held != "" && h.Entries != nil {
 		// Every load balancer lists it down once repaired.
 		after.Entries = map[string]Entry{}

@@ -81,6 +81,8 @@ type Report struct {
 	Total      time.Duration
 	// Err aggregates every host's failure (a go-multierror) or nil.
 	Err error
+	// Release is what the release step did (nil: the plan had none).
+	Release *ReleaseResult
 
 	byName map[string]*HostResult
 }
@@ -226,6 +228,9 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, "result: %s\n", r.Verdict())
 	}
 	fmt.Fprintf(&b, "pull %s, total %s, out of rotation per host: median %s, max %s\n", secs(r.PullDuration), secs(r.Total), secs(med), secs(mx))
+	if r.Release != nil {
+		fmt.Fprintln(&b, r.Release.String())
+	}
 	for _, h := range r.Hosts {
 		if h.KeptOut != "" {
 			fmt.Fprintf(&b, "kept out of every load balancer: %s: %s\n", h.Host, h.KeptOut)
@@ -287,6 +292,9 @@ type Summary struct {
 	OutOfRotationMaxS    float64       `json:"out_of_rotation_max_s"`
 	Hosts                []HostSummary `json:"hosts"`
 	Error                string        `json:"error,omitempty"`
+	// Release says how the release command ended, in one line (never its
+	// output).
+	Release string `json:"release,omitempty"`
 }
 
 // Summary returns the report in machine-readable form.
@@ -300,6 +308,7 @@ func (r *Report) Summary() Summary {
 	if r.Err != nil {
 		s.Error = r.Err.Error()
 	}
+	s.Release = r.Release.String()
 	for _, h := range r.Hosts {
 		hs := HostSummary{
 			Service: h.Service, Host: h.Host, Zone: h.Zone, From: h.From, To: h.To, Ended: h.Ended, Outcome: h.Outcome(),
@@ -352,7 +361,7 @@ func (r *Report) phaseTotals() string {
 // reported in the JSON summary.
 const (
 	OutcomeSucceeded    = "succeeded"
-	OutcomeFailed       = "failed"        // some host failed; hosts already moved stay moved (halt)
+	OutcomeFailed       = "failed"        // some host failed; hosts already moved stay moved (halt); or the release command failed, and nothing was changed
 	OutcomeReverted     = "reverted"      // some host failed; every host moved was put back
 	OutcomeRevertFailed = "revert-failed" // putting some host back failed
 	OutcomeInterrupted  = "interrupted"
@@ -370,6 +379,8 @@ func (r *Report) Outcome(interrupted bool) string {
 		return OutcomeRevertFailed
 	case interrupted:
 		return OutcomeInterrupted
+	case r.ReleaseFailed():
+		return OutcomeFailed // and nothing was changed
 	}
 	for _, h := range r.Hosts {
 		if h.Deployed && !h.RolledBack && h.Ended == h.To && h.From != h.To {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -377,6 +378,11 @@ func (h *simHost) ProbeTCP(context.Context, string, time.Duration) error {
 // ExecCheck is not simulated: the simulated fleets use HTTP checks.
 func (h *simHost) ExecCheck(context.Context, string, []string, time.Duration) (int, string, error) {
 	return 0, "", fmt.Errorf("command health checks are not simulated")
+}
+
+// RunOnce is not simulated: the simulated fleets have no release command.
+func (h *simHost) RunOnce(context.Context, inventory.ContainerSpec, io.Writer, io.Writer) (int, error) {
+	return 0, fmt.Errorf("release commands are not simulated")
 }
 
 // ProbeHTTP answers 200 when the probe reaches a running container whose app

@@ -31,7 +31,7 @@ const (
 	exitOK           = 0
 	exitFailed       = 1 // the deploy failed; the fleet was reverted (or halted) and every host serves
 	exitUsage        = 2 // bad input: flags, config, target
-	exitPreflight    = 3 // refused by pre-flight checks: nothing was changed
+	exitPreflight    = 3 // refused by pre-flight checks, or the release command failed: nothing was changed
 	exitLockHeld     = 4 // someone else holds the deploy lock
 	exitRevertFailed = 5 // putting a host back failed: see the report
 	exitInterrupted  = 130
@@ -218,7 +218,11 @@ func exitCode(ctx context.Context, err error) int {
 var deployFlags = []cli.Flag{
 	&cli.StringFlag{Name: "env", Aliases: []string{"e"}, Required: true, EnvVars: []string{"GANTRY_ENV"}, Usage: "environment to deploy to"},
 	&cli.BoolFlag{Name: "allow-mutable-tag", Usage: "allow tags such as latest that can move"},
+	skipReleaseFlag,
 }
+
+// skipReleaseFlag is deploy's, plan's and promote's.
+var skipReleaseFlag = &cli.BoolFlag{Name: "skip-release", Usage: "do not run the service's release command (services.NAME.release) this time"}
 
 func deployCommand(code *int, st *state) *cli.Command {
 	return &cli.Command{
@@ -226,7 +230,8 @@ func deployCommand(code *int, st *state) *cli.Command {
 		Usage:     "deploy SERVICE@TAG (or APP@TAG: every service of the app) to an environment",
 		ArgsUsage: "SERVICE@TAG|APP@TAG",
 		Description: `Checks the fleet first (pre-flight), takes the environment's deploy lock,
-pulls the image on every host, then batch by batch drains each host from every
+pulls the image on every host, runs the service's release command once (if it
+has one; --skip-release skips it), then batch by batch drains each host from every
 load balancer, swaps the container, health-checks it and puts the host back.
 If a host fails, it goes back to its old version, and so do the hosts already
 moved (unless --on-failure halt).
@@ -386,6 +391,10 @@ func finish(c *cli.Context, code *int, st *state, what string, rep *rollout.Repo
 	case c.Context.Err() != nil:
 		*code = exitInterrupted
 		return fmt.Errorf("%s interrupted; every host above is serving and in every load balancer unless marked otherwise:\n%v", what, rep.Err)
+	case rep.ReleaseFailed():
+		// No host was touched: like a failed pre-flight check.
+		*code = exitPreflight
+		return fmt.Errorf("%s stopped: %v", what, rep.Err)
 	}
 	*code = exitFailed
 	return fmt.Errorf("%s failed; %s:\n%v", what, rep.Verdict(), rep.Err)
@@ -417,6 +426,7 @@ func deploy(c *cli.Context, code *int, dryRun bool, st *state) error {
 	st.dryRun = dryRun
 	opts.Target = c.Args().First()
 	opts.AllowMutableTag = c.Bool("allow-mutable-tag")
+	opts.SkipRelease = c.Bool("skip-release")
 	deployFn := fleet.Deploy
 	if fleet.IsApp(opts, opts.Target) {
 		deployFn = fleet.DeployApp // every service of the app, at one version

@@ -18,7 +18,9 @@ func promoteCommand(code *int, st *state) *cli.Command {
 		ArgsUsage: "SERVICE",
 		Description: `Reads the version of SERVICE on every host of the --from environment, changing
 nothing there, and deploys that version to the --to environment like deploy
-does (same lock, pre-flight, batches and failure handling). Refused with exit
+does (same lock, pre-flight, release command, batches and failure handling:
+the release command runs, as the version is new to --to; --skip-release skips
+it). Refused with exit
 3, before anything changes, when the --from hosts run different versions, when
 a --from host's container is not running or not healthy, or when no host there
 runs the service.
@@ -31,6 +33,7 @@ Examples:
 			&cli.StringFlag{Name: "from", Required: true, Usage: "environment whose running version is promoted"},
 			&cli.StringFlag{Name: "to", Required: true, Usage: "environment to deploy that version to"},
 			&cli.BoolFlag{Name: "allow-mutable-tag", Usage: "promote even when the version is a tag such as latest that can move"},
+			skipReleaseFlag,
 		}, append(runFlags(), outputFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -46,6 +49,7 @@ Examples:
 			}
 			opts := fleet.PromoteOptions{DeployOptions: ro, Service: c.Args().First(), From: c.String("from")}
 			opts.AllowMutableTag = c.Bool("allow-mutable-tag")
+			opts.SkipRelease = c.Bool("skip-release")
 			var rep *rollout.Report
 			if fleet.IsApp(ro, opts.Service) {
 				rep, err = fleet.PromoteApp(c.Context, opts, opts.Service)

@@ -28,6 +28,9 @@
 //	demoapp echo ARGS... print each argument on its own line, as received
 //	demoapp cat          copy stdin to stdout
 //	demoapp exit N       print "exiting N" to stderr and exit with status N
+//	demoapp release      append "<VERSION> <HOST_NAME> release" to DATA_FILE
+//	                     (when set) and print it: a release command
+//	                     (services.NAME.release) whose runs can be counted
 //	demoapp healthcheck  GET /healthz on LISTEN: exit 0 when it answers 200,
 //	                     1 otherwise (a health command, or the image's
 //	                     HEALTHCHECK with `lab/publish --healthcheck`)
@@ -221,9 +224,19 @@ func command(args []string) int {
 		}
 		fmt.Fprintf(os.Stderr, "exiting %d\n", n)
 		return n
+	case "release":
+		line := envOr("VERSION", "dev") + " " + envOr("HOST_NAME", "unknown") + " release"
+		if path := os.Getenv("DATA_FILE"); path != "" {
+			if err := appendLine(path, line); err != nil {
+				log.Printf("release: %v", err)
+				return 1
+			}
+		}
+		fmt.Println(line)
+		return 0
 	case "healthcheck":
 		return healthcheck(envOr("LISTEN", "127.0.0.1:8080"))
 	}
-	log.Printf("unknown command %q (want version, echo, cat, exit or healthcheck)", args[0])
+	log.Printf("unknown command %q (want version, echo, cat, exit, release or healthcheck)", args[0])
 	return 2
 }
