@@ -25,7 +25,8 @@ func (l *lab) workerConfig(t *testing.T) string {
       HOST_NAME: "${host.name}"
     volumes: [gantry-e2e-jobs:/data]
     stop_timeout: 10s
-    health: {kind: running, min_running: 1s, interval: 100ms, deadline: 20s}
+    # docker exec alone takes up to a second on the loaded lab machine.
+    health: {kind: command, command: [/demoapp, workercheck], interval: 100ms, timeout: 5s, deadline: 20s}
     batch_size: 2
   www:
 `)
@@ -84,8 +85,8 @@ func (l *lab) assertWorkersOn(t *testing.T, want string) {
 // worker jobs (no port, no load balancer), at one version with one
 // command: under load, with no failed request and no job cut, and the
 // report lists both. Rollback of the app returns both services to the
-// version before; a release whose worker crashes puts the whole app back,
-// web included.
+// version before; a release whose worker fails its health command puts
+// the whole app back, web included.
 func TestAppOfWebAndWorker(t *testing.T) {
 	l := needLab(t)
 	l.fresh(t)
@@ -135,10 +136,11 @@ func TestAppOfWebAndWorker(t *testing.T) {
 	l.assertAllOn(t, v1)
 	l.assertWorkersOn(t, v1)
 
-	// www moves first and is healthy; jobs then crashes: both go back.
+	// www moves first and is healthy; jobs' health command then fails:
+	// both go back.
 	r = l.runWith(t, cfg, "deploy", shop(brokenWorker), "--env", "lab")
 	if r.code == 0 {
-		t.Errorf("deploying an app whose worker crashes exited 0")
+		t.Errorf("deploying an app whose worker fails its health command exited 0")
 	}
 	l.assertAllOn(t, v1)
 	l.assertWorkersOn(t, v1)

@@ -31,6 +31,7 @@
 //	demoapp release      append "<VERSION> <HOST_NAME> release" to DATA_FILE
 //	                     (when set) and print it: a release command
 //	                     (services.NAME.release) whose runs can be counted
+//	demoapp workercheck  a worker's health command: exit 1 when BROKEN_WORKER=1
 //	demoapp healthcheck  GET /healthz on LISTEN: exit 0 when it answers 200,
 //	                     1 otherwise (a health command, or the image's
 //	                     HEALTHCHECK with `lab/publish --healthcheck`)
@@ -236,7 +237,16 @@ func command(args []string) int {
 		return 0
 	case "healthcheck":
 		return healthcheck(envOr("LISTEN", "127.0.0.1:8080"))
+	case "workercheck":
+		// The worker's health command: a broken release cannot reach its
+		// queue.
+		if os.Getenv("BROKEN_WORKER") == "1" {
+			fmt.Fprintln(os.Stderr, "workercheck: queue unreachable (BROKEN_WORKER=1)")
+			return 1
+		}
+		fmt.Println("worker ok")
+		return 0
 	}
-	log.Printf("unknown command %q (want version, echo, cat, exit, release or healthcheck)", args[0])
+	log.Printf("unknown command %q (want version, echo, cat, exit, release, healthcheck or workercheck)", args[0])
 	return 2
 }

@@ -15,8 +15,9 @@ import (
 // and logs each job's start and end, to stderr and, with JOB_LOG, to that
 // file (e.g. in a volume, so the record outlives the container). On
 // SIGTERM or SIGINT it finishes the job in hand, then exits 0; BROKEN=1
-// or BROKEN_WORKER=1 (a release whose web side is fine) makes it crash
-// (exit 1) 300 ms after it starts.
+// makes it crash (exit 1) 300 ms after it starts. BROKEN_WORKER=1 (a
+// release whose web side is fine) keeps it running but makes its health
+// command, `demoapp workercheck`, fail.
 func runWorker(version, hostName string) {
 	jobMin, jobMax := envDuration("JOB_MIN", time.Second), envDuration("JOB_MAX", 2*time.Second)
 	if jobMax < jobMin {
@@ -34,7 +35,7 @@ func runWorker(version, hostName string) {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	var crash <-chan time.Time
-	if os.Getenv("BROKEN") == "1" || os.Getenv("BROKEN_WORKER") == "1" {
+	if os.Getenv("BROKEN") == "1" {
 		crash = time.After(300 * time.Millisecond)
 	}
 	id := version + "@" + hostName + "#" + time.Now().UTC().Format("150405.000")
