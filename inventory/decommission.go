@@ -4,12 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path"
-	"strings"
 	"time"
-
-	"github.com/gantry-dev/gantry/internal/names"
-	"github.com/gantry-dev/gantry/internal/shell"
 )
 
 // Runner runs a shell command on the machine keeping the fleet's records.
@@ -35,33 +30,18 @@ type Decommissions struct {
 	Env    string
 }
 
-func (d Decommissions) dir() string { return path.Join(d.Dir, "decommissioned", d.Env) }
-
-// file is the record of host. A host or environment name that could leave
-// the directory ("../x", "a/b") or confuse the shell is refused, whatever
-// discovery or the config checked before.
-func (d Decommissions) file(host string) (string, error) {
-	if !names.Safe(host) {
-		return "", fmt.Errorf("decommission record: %w: host %q", names.ErrInvalid, host)
-	}
-	if !names.Safe(d.Env) {
-		return "", fmt.Errorf("decommission record: %w: environment %q", names.ErrInvalid, d.Env)
-	}
-	return path.Join(d.dir(), host+".json"), nil
+func (d Decommissions) records() hostRecords {
+	return hostRecords{Runner: d.Runner, Dir: d.Dir, Kind: "decommissioned", Env: d.Env, What: "decommission record"}
 }
 
 // List returns the decommissioned hosts by name.
 func (d Decommissions) List(ctx context.Context) (map[string]Decommission, error) {
-	q := shell.Quote(d.dir())
-	out, err := d.Runner.Run(ctx, fmt.Sprintf(`[ -d %s ] || exit 0; for f in %s/*.json; do [ -f "$f" ] && cat "$f" && echo; done; exit 0`, q, q), nil)
+	lines, err := d.records().lines(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading decommissioned hosts: %w", err)
 	}
 	list := map[string]Decommission{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
+	for _, line := range lines {
 		var rec Decommission
 		if err := json.Unmarshal([]byte(line), &rec); err == nil && rec.Host != "" {
 			list[rec.Host] = rec
@@ -72,25 +52,10 @@ func (d Decommissions) List(ctx context.Context) (map[string]Decommission, error
 
 // Add records rec.
 func (d Decommissions) Add(ctx context.Context, rec Decommission) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	file, err := d.file(rec.Host)
-	if err != nil {
-		return err
-	}
-	f := shell.Quote(file)
-	_, err = d.Runner.Run(ctx, fmt.Sprintf("mkdir -p %s && cat > %s.tmp && mv %s.tmp %s", shell.Quote(d.dir()), f, f, f), data)
-	return err
+	return d.records().add(ctx, rec.Host, rec)
 }
 
 // Remove forgets that host was decommissioned.
 func (d Decommissions) Remove(ctx context.Context, host string) error {
-	file, err := d.file(host)
-	if err != nil {
-		return err
-	}
-	_, err = d.Runner.Run(ctx, "rm -f "+shell.Quote(file), nil)
-	return err
+	return d.records().remove(ctx, host)
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path"
 	"strings"
 	"time"
 
 	"github.com/gantry-dev/gantry/internal/names"
-	"github.com/gantry-dev/gantry/internal/shell"
 )
 
 // Maintenance records that a host was taken out of every load balancer on
@@ -40,31 +38,17 @@ type Maintenances struct {
 	Env    string
 }
 
-func (m Maintenances) dir() string { return path.Join(m.Dir, "maintenance", m.Env) }
-
-// file is the record of host. A host or environment name that could leave
-// the directory or confuse the shell is refused.
-func (m Maintenances) file(host string) (string, error) {
-	if !names.Safe(host) {
-		return "", fmt.Errorf("maintenance record: %w: host %q", names.ErrInvalid, host)
-	}
-	if !names.Safe(m.Env) {
-		return "", fmt.Errorf("maintenance record: %w: environment %q", names.ErrInvalid, m.Env)
-	}
-	return path.Join(m.dir(), host+".json"), nil
+func (m Maintenances) records() hostRecords {
+	return hostRecords{Runner: m.Runner, Dir: m.Dir, Kind: "maintenance", Env: m.Env, What: "maintenance record"}
 }
 
 // List returns the hosts in maintenance by name.
 func (m Maintenances) List(ctx context.Context) (map[string]Maintenance, error) {
-	if !names.Safe(m.Env) {
-		return nil, fmt.Errorf("maintenance records: %w: environment %q", names.ErrInvalid, m.Env)
-	}
-	q := shell.Quote(m.dir())
-	out, err := m.Runner.Run(ctx, fmt.Sprintf(`[ -d %s ] || exit 0; for f in %s/*.json; do [ -f "$f" ] && cat "$f" && echo; done; exit 0`, q, q), nil)
+	lines, err := m.records().lines(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the hosts in maintenance: %w", err)
 	}
-	return parseMaintenances(string(out)), nil
+	return parseMaintenances(strings.Join(lines, "\n")), nil
 }
 
 // parseMaintenances reads one JSON record a line; a record that does not
@@ -83,19 +67,9 @@ func parseMaintenances(out string) map[string]Maintenance {
 	return list
 }
 
-// Add records rec, replacing an earlier record of the host (written to a
-// temporary file and renamed: a reader never sees half a record).
+// Add records rec, replacing an earlier record of the host.
 func (m Maintenances) Add(ctx context.Context, rec Maintenance) error {
-	file, err := m.file(rec.Host)
-	if err != nil {
-		return err
-	}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	f := shell.Quote(file)
-	if _, err := m.Runner.Run(ctx, fmt.Sprintf("mkdir -p %s && cat > %s.tmp && mv %s.tmp %s", shell.Quote(m.dir()), f, f, f), data); err != nil {
+	if err := m.records().add(ctx, rec.Host, rec); err != nil {
 		return fmt.Errorf("recording %s in maintenance: %w", rec.Host, err)
 	}
 	return nil
@@ -103,11 +77,7 @@ func (m Maintenances) Add(ctx context.Context, rec Maintenance) error {
 
 // Remove forgets that host is in maintenance.
 func (m Maintenances) Remove(ctx context.Context, host string) error {
-	file, err := m.file(host)
-	if err != nil {
-		return err
-	}
-	if _, err := m.Runner.Run(ctx, "rm -f "+shell.Quote(file), nil); err != nil {
+	if err := m.records().remove(ctx, host); err != nil {
 		return fmt.Errorf("removing the maintenance record of %s: %w", host, err)
 	}
 	return nil
