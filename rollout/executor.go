@@ -482,7 +482,7 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 			g.Go(func() error {
 				var r HostResult
 				guardHost(hp.Host.Name, &r, func() {
-					e.swapHost(ctx, back, HostPlan{Host: hp.Host, To: back, From: hp.To.Tag, FromImage: hp.To.Image, Port: fromPort, FromPort: port, StartFirst: hp.StartFirst, KeepOut: hp.KeepOut}, &r)
+					e.swapHost(ctx, back, HostPlan{Host: hp.Host, To: back, From: hp.To.Tag, FromImage: hp.To.Image, Port: fromPort, FromPort: port, StartFirst: hp.StartFirst, KeepOut: hp.KeepOut, MovingBack: true, Previous: hp.FromPrevious}, &r)
 				})
 				res.RolledBack = r.Deployed
 				res.Ended = r.Ended
@@ -556,7 +556,12 @@ func (e *Executor) createNew(ctx context.Context, host Host, target Target, hp H
 			return err
 		}
 	}
-	id, err := host.Create(ctx, e.containerSpec(target, hp.Host, newName, old, port))
+	spec := e.containerSpec(target, hp.Host, newName, old, port)
+	if hp.MovingBack {
+		// A move back keeps the history the host had before the deploy.
+		spec.Labels[inventory.LabelPreviousImage] = hp.Previous
+	}
+	id, err := host.Create(ctx, spec)
 	sw.newID = id
 	return err
 }

@@ -65,6 +65,16 @@ type HostPlan struct {
 	// FromPort is the port the current container serves on, as recorded
 	// on it (0: none recorded, the service's port).
 	FromPort int
+	// FromPrevious is the previous version's image the current container
+	// records: a move back to From records it again, so a rollback after
+	// a failed deploy goes to the version before From, not to the one
+	// that failed.
+	FromPrevious string
+	// MovingBack is set on a host moved back to the version it ran before
+	// the run (another host failed): the new container records Previous as
+	// its previous version's image, not the image of the one it replaces.
+	MovingBack bool
+	Previous   string
 	// Port is the port the new container listens on (0: the service's).
 	Port int
 	// StartFirst: the new container starts beside the old one on Port and
@@ -156,6 +166,7 @@ func planHost(target Target, h HostSnapshot) HostPlan {
 		if hp.FromImage == "" {
 			hp.FromImage = cur.Image
 		}
+		hp.FromPrevious = cur.Labels[inventory.LabelPreviousImage]
 		if cur.Running && cur.Labels[inventory.LabelImage] == target.Image {
 			hp.Skip = "already runs " + target.Tag
 			return hp

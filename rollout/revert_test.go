@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/gantry-dev/gantry/inventory"
 )
 
 // TestRunFailurePolicy: host2 fails its health check after host1 was
@@ -84,4 +86,27 @@ func TestRunRevertFailureIsReported(t *testing.T) {
 		t.Errorf("host1 ended on %q, want new2 (the version that was healthy there)", h1.Ended)
 	}
 	checkText(t, "balancers", f.state()[len(f.state())-len("lb1 drained: []\nlb2 drained: []\n"):], "lb1 drained: []\nlb2 drained: []\n")
+}
+
+// TestMovedBackHostKeepsItsHistory: a host moved back to old1 because
+// another host failed records the previous version old1's container had
+// (old0), not the version that failed: a rollback right after goes to
+// old0.
+func TestMovedBackHostKeepsItsHistory(t *testing.T) {
+	f := newFleet(2, "old1")
+	for _, h := range f.hosts {
+		h.containers["www"].Labels[inventory.LabelPreviousImage] = testImage + ":old0"
+	}
+	f.host("host2").health[testImage+":new1"] = neverHealthy
+	e := f.executor(100 * time.Millisecond)
+	rep := e.Run(context.Background(), f.plan("new1", 1))
+	if rep.OK() || rep.RevertFailed() {
+		t.Fatalf("want a failed deploy, put back: %v", rep.Err)
+	}
+	for _, h := range f.hosts {
+		c, _ := h.container("www")
+		if c.Labels[inventory.LabelVersion] != "old1" || c.Labels[inventory.LabelPreviousImage] != testImage+":old0" {
+			t.Errorf("%s: www runs %s recording previous %q, want old1 recording %s:old0", h.name, c.Labels[inventory.LabelVersion], c.Labels[inventory.LabelPreviousImage], testImage)
+		}
+	}
 }
