@@ -315,7 +315,9 @@ func TestCrashMatrix(t *testing.T) {
 		}
 		l.assertAllOn(t, target)
 	})
-	for _, step := range []string{"pull", "create", "start", "health", "switch", "stop", "cleanup"} {
+	// A kill during the pull changes nothing on any host, whatever the
+	// order: stop-first/pull covers it.
+	for _, step := range []string{"create", "start", "health", "switch", "stop", "cleanup"} {
 		t.Run("start-first/"+step, func(t *testing.T) {
 			target := next()
 			l.crashAndRerun(t, startFirst, crashCase{step: step, host: victim}, target, "deploy", target, "--env", "lab")

@@ -197,59 +197,6 @@ func TestRollbackWithRegistryDown(t *testing.T) {
 	l.assertAllOn(t, a)
 }
 
-// TestRollbackEmergency: --emergency rolls back in batches of half the
-// hosts, never every host of a zone in one batch.
-func TestRollbackEmergency(t *testing.T) {
-	l := needLab(t)
-	l.fresh(t)
-	a := l.publish(t)
-	b := l.publish(t)
-	l.deployOK(t, a)
-	l.deployOK(t, b)
-
-	r := l.run(t, "rollback", "www", "--env", "lab", "--emergency")
-	if r.code != 0 {
-		t.Errorf("rollback --emergency exited %d, want 0", r.code)
-	}
-	if len(l.hosts) == 4 && !strings.Contains(r.stdout, "4 host(s) in 2 batch(es)") {
-		t.Errorf("the plan should say \"4 host(s) in 2 batch(es)\" (half the hosts per batch):\n%s", r.stdout)
-	}
-	zoneOf, zoneSize := map[string]string{}, map[string]int{}
-	for i, h := range l.hosts {
-		zoneOf[h.Name] = labZone(i)
-		zoneSize[labZone(i)]++
-	}
-	batches := parsePlan(r.stdout)
-	if len(batches) == 0 {
-		t.Fatalf("no `batch N:` lines with host lines in the output:\n%s", r.stdout)
-	}
-	seen := map[string]int{}
-	for i, batch := range batches {
-		if half := (len(l.hosts) + 1) / 2; len(batch) > half {
-			t.Errorf("batch %d has %d hosts %v, want at most half the fleet (%d)", i+1, len(batch), batch, half)
-		}
-		inZone := map[string][]string{}
-		for _, h := range batch {
-			seen[h.name]++
-			if h.zone != zoneOf[h.name] {
-				t.Errorf("batch %d: %s shown in zone %q, want %q", i+1, h.name, h.zone, zoneOf[h.name])
-			}
-			inZone[zoneOf[h.name]] = append(inZone[zoneOf[h.name]], h.name)
-		}
-		for z, names := range inZone {
-			if zoneSize[z] > 1 && len(names) == zoneSize[z] {
-				t.Errorf("batch %d holds every host of zone %s (%v): an emergency rollback must never take a whole zone out at once", i+1, z, names)
-			}
-		}
-	}
-	for _, h := range l.hosts {
-		if seen[h.Name] != 1 {
-			t.Errorf("%s appears %d times in the plan's batches, want once", h.Name, seen[h.Name])
-		}
-	}
-	l.assertAllOn(t, a)
-}
-
 // TestRollbackToUncachedVersionRefused: --to a version no host has cached
 // is refused by pre-flight, every host named, nothing changed.
 func TestRollbackToUncachedVersionRefused(t *testing.T) {
