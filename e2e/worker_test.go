@@ -8,7 +8,7 @@ import (
 )
 
 // workerConfig adds service jobs, a worker of the demo image (no port, no
-// load balancer), to every lab host: jobs of 0.5 to 1 s, each start and
+// load balancer), to every lab host: jobs of 0.3 to 0.6 s, each start and
 // end appended to a file in a named volume that outlives the containers.
 func (l *lab) workerConfig(t *testing.T) string {
 	t.Helper()
@@ -19,14 +19,14 @@ func (l *lab) workerConfig(t *testing.T) string {
     image: gantry/www
     env:
       WORKER: "1"
-      JOB_MIN: 500ms
-      JOB_MAX: 1s
+      JOB_MIN: 300ms
+      JOB_MAX: 600ms
       JOB_LOG: /data/jobs.log
       HOST_NAME: "${host.name}"
     volumes: [gantry-e2e-jobs:/data]
     stop_timeout: 10s
     # docker exec alone takes up to a second on the loaded lab machine.
-    health: {kind: command, command: [/demoapp, workercheck], interval: 100ms, timeout: 5s, deadline: 20s}
+    health: {kind: command, command: [/demoapp, workercheck], healthy_threshold: 1, timeout: 5s, deadline: 8s}
     batch_size: 2
   www:
 `)
