@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/lines"
 	"github.com/gantry-dev/gantry/rollout"
 )
 
@@ -104,7 +105,7 @@ func New(o Options) *View {
 // Messages returns the writer for notes and warnings ("warning: ..."),
 // one per line: in JSON mode each line becomes a message event; in Live
 // mode lines are printed above the live view.
-func (v *View) Messages() io.Writer { return &lineWriter{v: v} }
+func (v *View) Messages() io.Writer { return &lines.Writer{Line: v.message} }
 
 // message handles one line written to Messages.
 func (v *View) message(line string) {
@@ -319,29 +320,6 @@ func (r *redactor) Write(p []byte) (int, error) {
 	}
 	if _, err := r.w.Write(out); err != nil {
 		return 0, err
-	}
-	return len(p), nil
-}
-
-// lineWriter splits what is written into lines for View.message.
-type lineWriter struct {
-	v   *View
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(w.buf[:i])
-		w.buf = w.buf[i+1:]
-		w.v.message(line)
 	}
 	return len(p), nil
 }

@@ -1,16 +1,14 @@
 package rollout
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/lines"
 	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/inventory"
 )
@@ -195,11 +193,10 @@ func (e *Executor) release(ctx context.Context, plan Plan, rep *Report) error {
 		spec := e.releaseSpec(plan.Target, r, name)
 		rctx, cancel := context.WithTimeout(ctx, r.Timeout)
 		defer cancel()
-		stdout := &outputLines{emit: e.emit, host: r.Host.Name, stream: "stdout"}
-		stderr := &outputLines{emit: e.emit, host: r.Host.Name, stream: "stderr"}
+		stdout, stderr := e.outputLines(r.Host.Name, "stdout"), e.outputLines(r.Host.Name, "stderr")
 		code, err := e.Hosts[r.Host.Name].RunOnce(rctx, spec, stdout, stderr)
-		stdout.flush()
-		stderr.flush()
+		stdout.Flush()
+		stderr.Flush()
 		switch {
 		case err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded):
 			res.Ran = true
@@ -252,41 +249,8 @@ func (e *Executor) releaseSpec(target Target, r *Release, name string) inventory
 }
 
 // outputLines turns a command's output into one event per line.
-type outputLines struct {
-	emit   func(Event)
-	host   string
-	stream string
-	mu     sync.Mutex
-	buf    []byte
-}
-
-var _ io.Writer = (*outputLines)(nil)
-
-func (w *outputLines) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		w.line(string(bytes.TrimRight(w.buf[:i], "\r")))
-		w.buf = w.buf[i+1:]
-	}
-	return len(p), nil
-}
-
-// flush emits what is left after the last newline.
-func (w *outputLines) flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.buf) > 0 {
-		w.line(string(w.buf))
-		w.buf = nil
-	}
-}
-
-func (w *outputLines) line(s string) {
-	w.emit(Event{Host: w.host, Step: string(StepRelease), Output: s, Stream: w.stream})
+func (e *Executor) outputLines(host, stream string) *lines.Writer {
+	return &lines.Writer{Line: func(s string) {
+		e.emit(Event{Host: host, Step: string(StepRelease), Output: strings.TrimRight(s, "\r"), Stream: stream})
+	}}
 }
