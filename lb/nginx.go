@@ -100,7 +100,7 @@ type Nginx struct {
 
 	// wmu guards the coalesced waits for old workers: at most one wait
 	// session runs on the load balancer at a time, and the drains that
-	// ask meanwhile share the next one (see waitWorkers).
+	// ask meanwhile share the next one (see enqueueWait).
 	wmu      sync.Mutex
 	waiting  bool
 	nextWait *workerWait
@@ -576,22 +576,17 @@ func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait 
 	return "", fmt.Errorf("%s: updating %s: %w", n.Name, file, err)
 }
 
-// waitWorkers waits until the given nginx worker processes have exited
-// (in-flight requests finished), bounded by DrainTimeout: past it, the
-// drain goes on with a warning.
+// Waiting for old workers: after a reload, a drain waits until the worker
+// processes that ran before it have exited (in-flight requests finished),
+// bounded by DrainTimeout: past it, the drain goes on with a warning.
 //
 // Waits are coalesced: while one wait session runs on the load balancer,
-// every drain that asks joins the next one, which waits for all their
-// workers together. However large the batch, draining it costs at most
-// two wait sessions on the load balancer's SSH connection, never one per
-// host (stock sshd allows 10 sessions per connection). A drain may wait a
-// little longer than its own workers need, for the others of its batch.
-func (n *Nginx) waitWorkers(ctx context.Context, pids string) error {
-	if strings.TrimSpace(pids) == "" {
-		return nil
-	}
-	return n.awaitWorkers(ctx, n.enqueueWait(ctx, pids), pids)
-}
+// every group of changes that asks joins the next one, which waits for
+// all their workers together. However large the batch, draining it costs
+// at most two wait sessions on the load balancer's SSH connection, never
+// one per host (stock sshd allows 10 sessions per connection). A drain may
+// wait a little longer than its own workers need, for the others of its
+// batch.
 
 // enqueueWait adds pids to the next wait session, starting it at once if
 // none runs, and returns it. A group of changes applied together enqueues

@@ -142,8 +142,8 @@ func TestDrainFindsThePidFile(t *testing.T) {
 	if len(strings.Fields(old)) != 2 {
 		t.Errorf("apply returned old workers %q, want the fake master's two", old)
 	}
-	if err := n.waitWorkers(ctx, old); err != nil {
-		t.Fatalf("waitWorkers: %v", err)
+	if err := n.awaitWorkers(ctx, n.enqueueWait(ctx, old), old); err != nil {
+		t.Fatalf("waiting for the old workers: %v", err)
 	}
 }
 
