@@ -180,7 +180,7 @@ func revertService(ctx context.Context, o DeployOptions, svc string, rep *rollou
 				}
 			}
 		}
-		return rollback.Plan(snap, rollback.Options{Service: svc, BatchSize: s.BatchSize, MinInService: s.MinInServiceOf(len(snap)), Resume: images})
+		return rollback.Plan(snap, rollback.Options{Service: svc, BatchSize: s.BatchSize, MinInService: s.MinInServiceOf(len(snap)), Resume: images, Strategy: strategyOf(s)})
 	})
 	if rr != nil {
 		for _, h := range rep.Hosts {

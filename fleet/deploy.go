@@ -113,7 +113,7 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 		skip = "--skip-release"
 	}
 	return execute(ctx, o, svcName, svc, func(snap []rollout.HostSnapshot, _ map[string]string) (rollout.Plan, error) {
-		p, err := rollout.PlanDeployWith(target, snap, rollout.SpreadRules{BatchSize: svc.BatchSize, MinInService: svc.MinInServiceOf(len(snap)), Serving: len(snap)})
+		p, err := rollout.PlanDeployWith(target, snap, rollout.SpreadRules{BatchSize: svc.BatchSize, MinInService: svc.MinInServiceOf(len(snap)), Serving: len(snap)}, strategyOf(svc))
 		if err != nil {
 			return p, err
 		}
@@ -250,11 +250,6 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
 	}
-	order := rollout.Order{StartFirst: svc.StartFirst(), Port: svc.Port, Worker: svc.Worker()}
-	if len(svc.Ports) == 2 {
-		order.Ports = [2]int{svc.Ports[0], svc.Ports[1]}
-	}
-	plan = plan.WithOrder(order)
 	plan.Repairs = repairs
 	show := o.Progress
 	if show == nil {
@@ -534,6 +529,15 @@ func snapshot(ctx context.Context, conns *Connections, hosts []inventory.Host, c
 
 // serviceSpec is what the executor creates the service's containers
 // from; secrets are its resolved secret env values.
+// strategyOf is how svc's containers are replaced.
+func strategyOf(svc config.Service) rollout.Strategy {
+	s := rollout.Strategy{StartFirst: svc.StartFirst(), Port: svc.Port, Worker: svc.Worker()}
+	if len(svc.Ports) == 2 {
+		s.Ports = [2]int{svc.Ports[0], svc.Ports[1]}
+	}
+	return s
+}
+
 func serviceSpec(name string, s config.Service, secrets map[string]string) rollout.ServiceSpec {
 	return rollout.ServiceSpec{
 		Name:          name,

@@ -30,7 +30,7 @@ func Rollback(ctx context.Context, o RollbackOptions) (*rollout.Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	ro := rollback.Options{Service: o.Service, BatchSize: svc.BatchSize, Emergency: o.Emergency}
+	ro := rollback.Options{Service: o.Service, BatchSize: svc.BatchSize, Emergency: o.Emergency, Strategy: strategyOf(svc)}
 	if o.To != "" {
 		// A version given by hand must look like a deploy target would.
 		t, err := rollout.ParseTarget(o.Service+"@"+o.To, cfg.Registry.Address, svc.Image, true)

@@ -32,6 +32,8 @@ type Options struct {
 	// Resume is the image each host goes to, by host name, recorded by a
 	// rollback that was cut off midway: it wins over the previous version.
 	Resume map[string]string
+	// Strategy is how the service's containers are replaced.
+	Strategy rollout.Strategy
 }
 
 // Plan returns the rollback plan, or one error per host that cannot be
@@ -39,7 +41,7 @@ type Options struct {
 func Plan(hosts []rollout.HostSnapshot, o Options) (rollout.Plan, error) {
 	hs := append([]rollout.HostSnapshot(nil), hosts...)
 	sort.SliceStable(hs, func(i, j int) bool { return names.Less(hs[i].Host.Name, hs[j].Host.Name) })
-	p := rollout.Plan{Kind: "rollback", Target: rollout.Target{Service: o.Service, Tag: o.To.Tag, Image: o.To.Image}}
+	p := rollout.Plan{Kind: "rollback", Target: rollout.Target{Service: o.Service, Tag: o.To.Tag, Image: o.To.Image}, Strategy: o.Strategy}
 	var errs *multierror.Error
 	var todo []rollout.HostPlan
 	for _, h := range hs {
@@ -60,17 +62,16 @@ func Plan(hosts []rollout.HostSnapshot, o Options) (rollout.Plan, error) {
 			}
 			to = rollout.Target{Service: o.Service, Tag: tagOf(prev), Image: prev}
 		}
-		hp := rollout.HostPlan{Host: h.Host, To: to, From: cur.Version(), FromImage: cur.Labels[inventory.LabelImage], FromPort: cur.Port(0)}
+		hp := rollout.HostPlan{Host: h.Host, To: to, From: cur.Version(), FromRunning: cur.Running, FromImage: cur.Labels[inventory.LabelImage], FromPort: cur.Port(0)}
 		if hp.FromImage == "" {
 			hp.FromImage = cur.Image
 		}
 		if cur.Running && cur.Labels[inventory.LabelImage] == to.Image {
 			hp.Skip = "already runs " + to.Tag
-			p.Skipped = append(p.Skipped, rollout.HoldOut(hp, h))
+			p.Skipped = append(p.Skipped, rollout.PlanHost(hp, h, o.Strategy))
 			continue
 		}
-		hp.Steps = rollout.SwapSteps(to, cur)
-		todo = append(todo, rollout.HoldOut(hp, h))
+		todo = append(todo, rollout.PlanHost(hp, h, o.Strategy))
 	}
 	if err := errs.ErrorOrNil(); err != nil {
 		return p, err

@@ -195,11 +195,6 @@ func (e *Executor) reportHost(name string) (*HostResult, bool) {
 // in fn (in gantry or in an adapter it calls) is the step's error, so the
 // host is put back like after any other failure.
 func (e *Executor) step(host, name string, fn func() (string, error)) error {
-	if len(e.Balancers) == 0 && balancerSteps[StepKind(name)] {
-		// A worker service: no load balancer sends it anything, so there
-		// is nothing to drain, restore or switch.
-		return nil
-	}
 	e.emit(Event{Host: host, Step: name})
 	start := time.Now()
 	var detail string
@@ -213,9 +208,6 @@ func (e *Executor) step(host, name string, fn func() (string, error)) error {
 	e.emit(Event{Host: host, Step: name, Done: true, Duration: time.Since(start), Detail: detail, Err: err})
 	return err
 }
-
-// balancerSteps are the steps that only change load balancers.
-var balancerSteps = map[StepKind]bool{StepDrain: true, StepRestore: true, StepSwitch: true}
 
 // Run executes plan and reports what each host ended on. It never returns
 // with a host drained: failures put the old container back and the host
@@ -277,7 +269,7 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 		for _, hp := range batch.Hosts {
 			res := rep.host(hp.Host.Name)
 			g.Go(func() error {
-				guardHost(hp.Host.Name, res, func() { e.swapHost(ctx, hp.To, hp, res) })
+				guardHost(hp.Host.Name, res, func() { e.moveHost(ctx, hp, res) })
 				return nil
 			})
 		}
@@ -334,176 +326,6 @@ func (e *Executor) pullAll(ctx context.Context, plan Plan, rep *Report) error {
 	return errs.ErrorOrNil()
 }
 
-// swap is the state of one host's container swap, for undoing it.
-type swap struct {
-	old        *inventory.Container // the container that served before, if any
-	oldStopped bool                 // gantry stopped it
-	oldRenamed bool                 // gantry renamed it to the -gantry-old name
-	newID      string               // the new container, once created
-	newNamed   bool                 // the new container holds the service's name
-}
-
-// swapHost moves one host to the target and fills res.
-func (e *Executor) swapHost(ctx context.Context, target Target, hp HostPlan, res *HostResult) {
-	if hp.StartFirst {
-		e.swapStartFirst(ctx, target, hp, res)
-		return
-	}
-	name := hp.Host.Name
-	host := e.Hosts[name]
-	svc := e.Service
-	res.Started = true
-	begin := time.Now()
-	defer func() { res.Duration = time.Since(begin) }()
-	port, fromPort := e.ports(hp)
-	oldName := e.oldName()
-	var sw swap
-
-	// Create the new container while the host still serves: creating binds
-	// no port, and it keeps the time out of rotation short.
-	err := e.step(name, "create", func() (string, error) {
-		return target.Tag, e.createNew(ctx, host, target, hp, port, &sw, false)
-	})
-	if err != nil {
-		e.failHost(ctx, hp, res, &sw, fmt.Errorf("create: %w", err), time.Time{})
-		return
-	}
-
-	drainStart := time.Now()
-	if hp.KeepOut == "" || hp.has(StepDrain) {
-		if err := e.step(name, "drain", func() (string, error) { return "", e.eachBalancer(ctx, name, Balancer.Drain) }); err != nil {
-			e.failHost(ctx, hp, res, &sw, fmt.Errorf("drain: %w", err), drainStart)
-			return
-		}
-	}
-
-	// Once the host is drained, the short container steps run to their end
-	// even on an interrupt (an interrupt finishes the current step); the
-	// interrupt is seen at the next step boundary and the host put back.
-	sctx, scancel := e.cleanupContext(ctx)
-	defer scancel()
-	err = e.step(name, "stop", func() (string, error) {
-		if err := ctx.Err(); err != nil {
-			return "", fmt.Errorf("interrupted before stopping: %w", err)
-		}
-		if sw.old == nil {
-			return "no container to stop", nil
-		}
-		if sw.old.Running {
-			// Counted as stopped even if the call fails: the daemon may
-			// have stopped it anyway, and the revert checks.
-			sw.oldStopped = true
-			if err := host.Stop(sctx, sw.old.ID, svc.StopTimeout); err != nil {
-				return "", err
-			}
-		}
-		if sw.old.Name != oldName {
-			if err := host.Rename(sctx, sw.old.ID, oldName); err != nil {
-				return "", err
-			}
-			sw.oldRenamed = true
-		}
-		return sw.old.Version(), nil
-	})
-	if err != nil {
-		e.failHost(ctx, hp, res, &sw, fmt.Errorf("stop: %w", err), drainStart)
-		return
-	}
-
-	err = e.step(name, "start", func() (string, error) {
-		if err := ctx.Err(); err != nil {
-			return "", fmt.Errorf("interrupted before starting %s: %w", target.Tag, err)
-		}
-		if err := host.Rename(sctx, sw.newID, svc.ContainerName); err != nil {
-			return "", err
-		}
-		sw.newNamed = true
-		return target.Tag, host.Start(sctx, sw.newID)
-	})
-	if err == nil {
-		err = e.step(name, "health", func() (string, error) { return e.waitHealthy(ctx, host, hp.Host, sw.newID, port, e.isDeploying()) })
-	}
-	if err != nil {
-		e.failHost(ctx, hp, res, &sw, err, drainStart)
-		return
-	}
-	res.Ended = target.Tag
-
-	cctx, cancel := e.cleanupContext(ctx)
-	defer cancel()
-	switch {
-	case hp.KeepOut != "":
-		// It stays out of every load balancer.
-		err = nil
-	case port != fromPort:
-		// Back in rotation on the new container's port.
-		err = e.switchTo(cctx, hp.Host, port)
-	default:
-		err = e.restore(cctx, name)
-	}
-	res.OutOfRotation = time.Since(drainStart)
-	if err != nil {
-		res.Err = fmt.Errorf("restore: %w", err)
-		res.InService = false
-		return
-	}
-	res.InService = hp.KeepOut == ""
-	res.Deployed = true
-	if sw.old != nil {
-		// The old image stays cached: rollback needs it.
-		if err := e.step(name, "cleanup", func() (string, error) { return sw.old.Version(), host.Remove(cctx, sw.old.ID) }); err != nil {
-			res.Warnings = append(res.Warnings, "old container not removed: "+err.Error())
-		}
-	}
-}
-
-// has reports whether the host's plan has a step of kind k.
-func (hp HostPlan) has(k StepKind) bool {
-	for _, s := range hp.Steps {
-		if s.Kind == k {
-			return true
-		}
-	}
-	return false
-}
-
-// revertMoved moves the hosts that were deployed back to the version they
-// ran before, batch by batch, with the same drain/swap/health/restore steps.
-func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
-	for _, batch := range plan.Batches {
-		var g errgroup.Group
-		for _, hp := range batch.Hosts {
-			res := rep.host(hp.Host.Name)
-			if !res.Deployed || hp.FromImage == "" {
-				continue // never moved, or nothing ran here before to go back to
-			}
-			back := Target{Service: hp.To.Service, Tag: hp.From, Image: hp.FromImage}
-			port, fromPort := e.ports(hp)
-			g.Go(func() error {
-				var r HostResult
-				guardHost(hp.Host.Name, &r, func() {
-					e.swapHost(ctx, back, HostPlan{Host: hp.Host, To: back, From: hp.To.Tag, FromImage: hp.To.Image, Port: fromPort, FromPort: port, StartFirst: hp.StartFirst, KeepOut: hp.KeepOut, MovingBack: true, Previous: hp.FromPrevious}, &r)
-				})
-				res.RolledBack = r.Deployed
-				res.Ended = r.Ended
-				res.InService = r.InService
-				res.OutOfRotation += r.OutOfRotation
-				if !r.Deployed {
-					res.RevertErr = fmt.Errorf("moving back to %s: %w", hp.From, r.Err)
-					if r.RevertErr != nil {
-						res.RevertErr = fmt.Errorf("%w; then: %v", res.RevertErr, r.RevertErr)
-					}
-					if r.Ended == "" {
-						res.Ended = hp.To.Tag
-					}
-				}
-				return nil
-			})
-		}
-		_ = g.Wait()
-	}
-}
-
 // guardHost runs one host's work in its own goroutine. Every call to a
 // host or a balancer runs in a step, which turns a panic into the host's
 // failure and puts the host back; a panic that escapes the steps (a bug in
@@ -538,7 +360,8 @@ func (e *Executor) newName() string { return newNameOf(e.Service.ContainerName) 
 // (sw.newID). A leftover of that name from a run cut off before it started
 // it is removed; with refuseRunning, one that runs is refused instead
 // (start-first: the load balancers may be sending it traffic).
-func (e *Executor) createNew(ctx context.Context, host Host, target Target, hp HostPlan, port int, sw *swap, refuseRunning bool) error {
+func (e *Executor) createNew(ctx context.Context, host Host, hp HostPlan, port int, sw *swap) error {
+	refuseRunning := hp.StartFirst
 	svc := e.Service
 	newName := e.newName()
 	old, err := e.findCurrent(ctx, host, e.oldName())
@@ -556,7 +379,7 @@ func (e *Executor) createNew(ctx context.Context, host Host, target Target, hp H
 			return err
 		}
 	}
-	spec := e.containerSpec(target, hp.Host, newName, old, port)
+	spec := e.containerSpec(hp.To, hp.Host, newName, old, port)
 	if hp.MovingBack {
 		// A move back keeps the history the host had before the deploy.
 		spec.Labels[inventory.LabelPreviousImage] = hp.Previous
@@ -593,19 +416,6 @@ func (e *Executor) findCurrent(ctx context.Context, host Host, oldName string) (
 		return &left, nil
 	}
 	return nil, nil
-}
-
-// ports returns the port hp's new container listens on and the one its
-// current container serves on.
-func (e *Executor) ports(hp HostPlan) (port, fromPort int) {
-	port, fromPort = hp.Port, hp.FromPort
-	if port == 0 {
-		port = e.Service.Port
-	}
-	if fromPort == 0 {
-		fromPort = e.Service.Port
-	}
-	return port, fromPort
 }
 
 func (e *Executor) containerSpec(target Target, h inventory.Host, name string, old *inventory.Container, port int) inventory.ContainerSpec {
@@ -646,76 +456,6 @@ func (e *Executor) containerSpec(target Target, h inventory.Host, name string, o
 // interrupt of ctx, bounded by CleanupTimeout.
 func (e *Executor) cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), e.CleanupTimeout)
-}
-
-// failHost undoes a swap that went wrong: the new container goes, the old
-// one gets its name back and runs again if it ran before, and the host
-// returns to every load balancer (if it was drained: drainStart is set).
-func (e *Executor) failHost(ctx context.Context, hp HostPlan, res *HostResult, sw *swap, cause error, drainStart time.Time) {
-	name := hp.Host.Name
-	host := e.Hosts[name]
-	res.Err = cause
-	cctx, cancel := e.cleanupContext(ctx)
-	defer cancel()
-	revertErr := e.step(name, "revert", func() (string, error) {
-		if sw.newID != "" {
-			if err := host.Remove(cctx, sw.newID); err != nil {
-				return "", err
-			}
-		}
-		old := sw.old
-		if old == nil {
-			res.Ended = ""
-			return "nothing ran here before", nil
-		}
-		if sw.oldRenamed || old.Name != e.Service.ContainerName {
-			if err := host.Rename(cctx, old.ID, e.Service.ContainerName); err != nil {
-				return "", err
-			}
-		}
-		if !old.Running {
-			res.Ended = ""
-			return old.Version() + " left stopped, as found", nil
-		}
-		if now, ok, err := host.Inspect(cctx, old.ID); err == nil && ok && now.Running {
-			sw.oldStopped = false // still running: a failed stop call did not stop it
-		}
-		if sw.oldStopped {
-			if err := host.Start(cctx, old.ID); err != nil {
-				res.Ended = ""
-				return "", err
-			}
-			_, fromPort := e.ports(hp)
-			if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID, fromPort, false); err != nil {
-				res.Ended = ""
-				return "", fmt.Errorf("%s restarted but unhealthy: %w", old.Version(), err)
-			}
-		}
-		res.Ended = old.Version()
-		return old.Version(), nil
-	})
-	// Reverted means the old version was put back; a host whose old
-	// container was never touched simply failed.
-	touched := sw.oldStopped || sw.oldRenamed || sw.newNamed
-	res.Reverted = revertErr == nil && touched
-	res.RevertErr = revertErr
-	if drainStart.IsZero() {
-		return // never drained: still in every load balancer
-	}
-	if hp.KeepOut != "" {
-		res.InService = false // it stays out whatever ran
-		return
-	}
-	res.OutOfRotation = time.Since(drainStart)
-	if revertErr != nil || res.Ended == "" {
-		// Only a container that serves goes back into the load
-		// balancers: with nothing running (or a revert that failed) the
-		// host stays out, and the report says so.
-		res.InService = false
-		return
-	}
-	res.InService = e.restore(cctx, name) == nil
-	res.OutOfRotation = time.Since(drainStart)
 }
 
 // switchTo points h's entry in every balancer at port, in service.

@@ -498,6 +498,10 @@ type fakeFleet struct {
 	hosts []*fakeHost
 	lbs   []*fakeBalancer
 
+	// held says why a host is to stay out of every load balancer (in
+	// maintenance), by host name: planWith observes it.
+	held map[string]string
+
 	mu         sync.Mutex
 	violations []string
 }
@@ -567,19 +571,42 @@ func (h *fakeHost) inventoryHost() inventory.Host {
 	return inventory.Host{Name: h.name, Address: h.address, Services: []string{"www"}}
 }
 
-// plan snapshots the fleet the way fleet.Deploy does and plans a deploy.
+// plan snapshots the fleet the way fleet.Deploy does and plans a
+// stop-first deploy.
 func (f *fakeFleet) plan(tag string, batch int) Plan {
+	return f.planWith(tag, batch, Strategy{})
+}
+
+// planWith snapshots the fleet the way fleet.Deploy does and plans a
+// deploy under strategy s.
+func (f *fakeFleet) planWith(tag string, batch int, s Strategy) Plan {
 	var snaps []HostSnapshot
 	for _, h := range f.hosts {
-		s := HostSnapshot{Host: h.inventoryHost()}
-		if c, ok, err := h.Inspect(context.Background(), "www"); err != nil {
-			panic(err)
-		} else if ok {
-			s.Current = &c
+		snap := HostSnapshot{Host: h.inventoryHost(), Held: f.held[h.name]}
+		for name, c := range map[string]**inventory.Container{"www": &snap.Current, "www-gantry-old": &snap.Old, "www-gantry-new": &snap.New} {
+			if got, ok, err := h.Inspect(context.Background(), name); err != nil {
+				panic(err)
+			} else if ok {
+				*c = &got
+			}
 		}
-		snaps = append(snaps, s)
+		for _, l := range f.lbs { // a worker's fleet has none: not observed
+			if snap.Entries == nil {
+				snap.Entries = map[string]Entry{}
+			}
+			snap.Entries[l.name] = Entry{Addr: l.addrOf("www", h.name, h.address), Down: l.isDrained("www", h.name)}
+		}
+		snaps = append(snaps, snap)
 	}
-	return PlanDeploy(testTarget(tag), snaps, batch)
+	// What a cut-off run left is repaired first, and the deploy planned
+	// from the state the repairs leave.
+	repairs, healed := PlanRepairs(snaps, "www", appPort)
+	p, err := PlanDeployWith(testTarget(tag), healed, SpreadRules{BatchSize: batch}, s)
+	if err != nil {
+		panic(err)
+	}
+	p.Repairs = repairs
+	return p
 }
 
 // executor returns an executor over the fleet with fast health checks.

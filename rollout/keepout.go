@@ -2,8 +2,6 @@ package rollout
 
 import (
 	"sort"
-
-	"github.com/gantry-dev/gantry/inventory"
 )
 
 // A host is kept out of the load balancers when HostSnapshot.Held says
@@ -37,41 +35,25 @@ func inEveryLBDown(h HostSnapshot) bool {
 }
 
 // KeptOutSteps are the steps that move a host kept out of the load
-// balancers from cur (nil: nothing runs) to target: like a stop-first swap,
-// without a restore, and without a drain when every load balancer already
-// lists it down (drain false).
-func KeptOutSteps(target Target, cur *inventory.Container, drain bool) []Step {
+// balancers from what it runs to hp.To: like a stop-first swap, without a
+// restore (or switch), and without a drain when every load balancer
+// already lists it down (drain false).
+func KeptOutSteps(hp HostPlan, drain bool) []Step {
 	var steps []Step
-	for _, s := range SwapSteps(target, cur) {
+	for _, s := range SwapSteps(hp) {
 		switch s.Kind {
 		case StepDrain:
 			if !drain {
 				continue
 			}
 			s.Reason = "it is to stay out: a load balancer still lists it up"
-		case StepRestore:
+		case StepRestore, StepSwitch:
 			continue // it stays out
 		}
 		steps = append(steps, s)
 	}
 	return steps
 }
-
-// holdOut makes hp, planned for host h, keep the host out of the load
-// balancers when h is held; other hosts are returned as they are.
-func holdOut(hp HostPlan, h HostSnapshot, cur *inventory.Container) HostPlan {
-	if h.Held == "" {
-		return hp
-	}
-	hp.KeepOut = h.Held
-	if hp.Skip == "" {
-		hp.Steps = KeptOutSteps(hp.To, cur, h.Entries == nil || !inEveryLBDown(h))
-	}
-	return hp
-}
-
-// HoldOut is holdOut for planners outside this package (rollback).
-func HoldOut(hp HostPlan, h HostSnapshot) HostPlan { return holdOut(hp, h, h.Current) }
 
 // Serving counts the hosts that serve when nothing is being changed: the
 // ones not kept out.

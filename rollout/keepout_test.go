@@ -65,10 +65,10 @@ func TestPlanKeptOutServesNothing(t *testing.T) {
 	snaps := f.observe()
 	snaps[2].Held = "in maintenance"
 	// 2 hosts serve; min_in_service 2 leaves none to update.
-	if _, err := PlanDeployWith(testTarget("new2"), snaps, SpreadRules{BatchSize: 1, MinInService: 2, Serving: 3}); err == nil {
+	if _, err := PlanDeployWith(testTarget("new2"), snaps, SpreadRules{BatchSize: 1, MinInService: 2, Serving: 3}, Strategy{}); err == nil {
 		t.Errorf("planned a deploy that takes a serving host out with 2 serving and min_in_service 2")
 	}
-	if _, err := PlanDeployWith(testTarget("new2"), snaps, SpreadRules{BatchSize: 1, MinInService: 1, Serving: 3}); err != nil {
+	if _, err := PlanDeployWith(testTarget("new2"), snaps, SpreadRules{BatchSize: 1, MinInService: 1, Serving: 3}, Strategy{}); err != nil {
 		t.Errorf("min_in_service 1: %v", err)
 	}
 }

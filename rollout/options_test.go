@@ -18,14 +18,14 @@ func TestCreatedContainersCarryTheServiceOptions(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name  string
-		order Order
-	}{{"stop-first", Order{}}, {"start-first", startFirst}} {
+		order Strategy
+	}{{"stop-first", Strategy{}}, {"start-first", startFirst}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFleet(2, "old1")
 			e := f.executor(time.Second)
 			e.Service.Options = opts
 			e.Service.Labels = map[string]string{"com.example.team": "web", inventory.LabelVersion: "forged"}
-			if rep := e.Run(context.Background(), f.plan("new2", 1).WithOrder(tc.order)); !rep.OK() {
+			if rep := e.Run(context.Background(), f.planWith("new2", 1, tc.order)); !rep.OK() {
 				t.Fatalf("deploy: %v\n%s", rep.Err, rep)
 			}
 			for _, h := range f.hosts {

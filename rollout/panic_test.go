@@ -28,7 +28,7 @@ func TestRunPanicInAHostFailsThatHost(t *testing.T) {
 	tests := []struct {
 		name      string
 		onFailure string
-		order     *Order
+		order     *Strategy
 		fleet     string
 		outcomes  string
 	}{
@@ -79,7 +79,7 @@ host3 not-started old1 in-service=true
 			panicOnce(f.host("host2"), "start", testImage+":new2")
 			plan := f.plan("new2", 2)
 			if tc.order != nil {
-				plan = plan.WithOrder(*tc.order)
+				plan = f.planWith("new2", 2, *tc.order)
 			}
 			e := f.executor(time.Second)
 			e.OnFailure = tc.onFailure

@@ -26,10 +26,24 @@ const (
 	StepSwitch StepKind = "switch"
 )
 
-// Step is a planned step and why it is there.
+// balancerSteps are the steps that only change load balancers: a worker
+// (no load balancer) has none.
+var balancerSteps = map[StepKind]bool{StepDrain: true, StepRestore: true, StepSwitch: true}
+
+// Step is a planned step, why it is there, and what it acts on. The
+// executor runs a host's steps in order and nothing else, apart from its
+// reactions to a failure (see Executor).
 type Step struct {
 	Kind   StepKind
 	Reason string
+	// Tag is the version the step acts on: the new one for create, start
+	// and health, the one running before for stop and cleanup ("" for the
+	// load balancer steps).
+	Tag string
+	// Port is the port the step acts on: the new container's for create,
+	// start and health and the one switch points the host's entry at; the
+	// old container's for stop and cleanup (0: the service's port).
+	Port int
 }
 
 // HostSnapshot is what was observed on one host before planning.
@@ -59,6 +73,8 @@ type HostPlan struct {
 	To Target
 	// From is the version running now ("" when the host runs nothing).
 	From string
+	// FromRunning says the container of From runs (it may have stopped).
+	FromRunning bool
 	// FromImage is the image of the version running now, cached on the
 	// host: what a revert goes back to.
 	FromImage string
@@ -112,6 +128,9 @@ type Plan struct {
 	// Release is the release step (nil: none): it runs after the pull,
 	// before the repairs and any drain.
 	Release *Release
+	// Strategy is how the hosts' containers are replaced: the hosts'
+	// steps were planned for it, and so is the revert plan (RevertPlan).
+	Strategy Strategy
 }
 
 // RunKind is the plan's Kind, "deploy" when unset (a plan built by hand).
@@ -123,22 +142,23 @@ func (p Plan) RunKind() string {
 }
 
 // PlanDeploy plans moving every snapshot host to target, batchSize hosts at
-// a time, hosts in name order, no batch taking a whole zone while the hosts
-// span several. Hosts already running the target version are skipped.
+// a time, stop-first on the service's port, hosts in name order, no batch
+// taking a whole zone while the hosts span several. Hosts already running
+// the target version are skipped.
 func PlanDeploy(target Target, hosts []HostSnapshot, batchSize int) Plan {
-	p, _ := PlanDeployWith(target, hosts, SpreadRules{BatchSize: batchSize})
+	p, _ := PlanDeployWith(target, hosts, SpreadRules{BatchSize: batchSize}, Strategy{})
 	return p
 }
 
-// PlanDeployWith is PlanDeploy under spread rules; it refuses (ErrSpread)
-// when no batching keeps them.
-func PlanDeployWith(target Target, hosts []HostSnapshot, rules SpreadRules) (Plan, error) {
+// PlanDeployWith is PlanDeploy under spread rules and a swap strategy; it
+// refuses (ErrSpread) when no batching keeps the rules.
+func PlanDeployWith(target Target, hosts []HostSnapshot, rules SpreadRules, strategy Strategy) (Plan, error) {
 	hs := append([]HostSnapshot(nil), hosts...)
 	sort.SliceStable(hs, func(i, j int) bool { return names.Less(hs[i].Host.Name, hs[j].Host.Name) })
-	p := Plan{Kind: "deploy", Target: target}
+	p := Plan{Kind: "deploy", Target: target, Strategy: strategy}
 	var todo []HostPlan
 	for _, h := range hs {
-		hp := holdOut(planHost(target, h), h, h.Current)
+		hp := PlanHost(observed(h, target), h, strategy)
 		if hp.Skip != "" {
 			p.Skipped = append(p.Skipped, hp)
 			continue
@@ -156,57 +176,127 @@ func PlanDeployWith(target Target, hosts []HostSnapshot, rules SpreadRules) (Pla
 	return p, err
 }
 
-func planHost(target Target, h HostSnapshot) HostPlan {
+// observed is the host plan of moving h to target, with what h runs now;
+// Skip is set when it already runs target.
+func observed(h HostSnapshot, target Target) HostPlan {
 	hp := HostPlan{Host: h.Host, To: target}
 	cur := h.Current
-	if cur != nil {
-		hp.From = cur.Version()
-		hp.FromPort = cur.Port(0)
-		hp.FromImage = cur.Labels[inventory.LabelImage]
-		if hp.FromImage == "" {
-			hp.FromImage = cur.Image
-		}
-		hp.FromPrevious = cur.Labels[inventory.LabelPreviousImage]
-		if cur.Running && cur.Labels[inventory.LabelImage] == target.Image {
-			hp.Skip = "already runs " + target.Tag
-			return hp
-		}
+	if cur == nil {
+		return hp
 	}
-	hp.Steps = SwapSteps(target, cur)
+	hp.From, hp.FromRunning = cur.Version(), cur.Running
+	hp.FromPort = cur.Port(0)
+	hp.FromImage = cur.Labels[inventory.LabelImage]
+	if hp.FromImage == "" {
+		hp.FromImage = cur.Image
+	}
+	hp.FromPrevious = cur.Labels[inventory.LabelPreviousImage]
+	if cur.Running && cur.Labels[inventory.LabelImage] == target.Image {
+		hp.Skip = "already runs " + target.Tag
+	}
 	return hp
 }
 
-// SwapSteps are the steps that move a host from cur (nil: nothing runs)
-// to target.
-func SwapSteps(target Target, cur *inventory.Container) []Step {
-	from := ""
-	if cur != nil {
-		from = cur.Version()
+// PlanHost completes hp, the move of host h from what it runs (hp.From*)
+// to hp.To, under strategy s: whether the host stays out of the load
+// balancers, the port its new container listens on, and its steps. A host
+// with Skip set gets no steps. Planners of every kind of run (deploy,
+// rollback) call it, so a host moves the same way whoever planned it.
+func PlanHost(hp HostPlan, h HostSnapshot, s Strategy) HostPlan {
+	if h.Held != "" && !s.Worker {
+		hp.KeepOut = h.Held
 	}
+	if hp.Skip != "" {
+		return hp
+	}
+	if hp.FromPort == 0 {
+		hp.FromPort = s.Port
+	}
+	hp.Port, hp.StartFirst = s.Port, s.StartFirst
+	if s.StartFirst && !s.Worker {
+		hp.Port = s.Ports[0]
+		if hp.From != "" && hp.FromPort == s.Ports[0] {
+			hp.Port = s.Ports[1]
+		}
+		if hp.KeepOut != "" {
+			// Out of the load balancers, it has no traffic to keep:
+			// stop-first, on the port it serves on.
+			hp.StartFirst = false
+			hp.Port = s.Ports[0]
+			if hp.From != "" && hp.FromPort == s.Ports[1] {
+				hp.Port = s.Ports[1]
+			}
+		}
+	}
+	// A host kept out needs no drain when every load balancer that lists
+	// it lists it down already.
+	drain := h.Entries == nil || !inEveryLBDown(h)
+	hp.Steps = hostSteps(hp, s.Worker, drain)
+	return hp
+}
+
+// hostSteps are the steps that move hp's host, with their operands:
+// a worker's (no load balancer), a start-first swap's, or a stop-first
+// swap's; a host kept out is drained only when drain is set and never put
+// back.
+func hostSteps(hp HostPlan, worker, drain bool) []Step {
 	var steps []Step
-	steps = append(steps, Step{StepCreate, "create " + target.Tag + " beside the old container; it binds nothing until started"})
-	steps = append(steps, Step{StepDrain, "no traffic reaches the host while its container is swapped"})
 	switch {
-	case cur == nil:
-		// nothing to stop
-	case cur.Running:
-		steps = append(steps, Step{StepStop, "stop " + from + " gracefully, keep it until the new one is healthy"})
+	case worker:
+		steps = WorkerSteps(hp)
+	case hp.StartFirst:
+		steps = StartFirstSteps(hp)
+	case hp.KeepOut != "":
+		steps = KeptOutSteps(hp, drain)
 	default:
-		steps = append(steps, Step{StepStop, "old container " + from + " is not running; keep it for restore"})
+		steps = SwapSteps(hp)
 	}
-	steps = append(steps,
-		Step{StepStart, "start " + target.Tag + " under the service's name"},
-		Step{StepHealth, "traffic only after the health check passes"},
-		Step{StepRestore, "back into every load balancer"},
-	)
-	if cur != nil {
-		steps = append(steps, Step{StepCleanup, "remove the old container; its image stays cached for rollback"})
+	for i, s := range steps {
+		switch s.Kind {
+		case StepCreate, StepStart, StepHealth:
+			steps[i].Tag, steps[i].Port = hp.To.Tag, hp.Port
+		case StepSwitch:
+			steps[i].Port = hp.Port
+		case StepStop, StepCleanup:
+			steps[i].Tag, steps[i].Port = hp.From, hp.FromPort
+		}
 	}
 	return steps
 }
 
-// Order is how the service's containers are replaced, from its config.
-type Order struct {
+// SwapSteps are the steps that move a host stop-first from what it runs
+// (hp.From, "" for nothing) to hp.To: drained, old container stopped, new
+// one started and checked, back into every load balancer (on the new
+// container's port when it moves: a switch).
+func SwapSteps(hp HostPlan) []Step {
+	var steps []Step
+	steps = append(steps, Step{Kind: StepCreate, Reason: "create " + hp.To.Tag + " beside the old container; it binds nothing until started"})
+	steps = append(steps, Step{Kind: StepDrain, Reason: "no traffic reaches the host while its container is swapped"})
+	switch {
+	case hp.From == "":
+		// nothing to stop
+	case hp.FromRunning:
+		steps = append(steps, Step{Kind: StepStop, Reason: "stop " + hp.From + " gracefully, keep it until the new one is healthy"})
+	default:
+		steps = append(steps, Step{Kind: StepStop, Reason: "old container " + hp.From + " is not running; keep it for restore"})
+	}
+	steps = append(steps,
+		Step{Kind: StepStart, Reason: "start " + hp.To.Tag + " under the service's name"},
+		Step{Kind: StepHealth, Reason: "traffic only after the health check passes"},
+	)
+	if hp.Port != 0 && hp.FromPort != 0 && hp.Port != hp.FromPort {
+		steps = append(steps, Step{Kind: StepSwitch, Reason: fmt.Sprintf("back into every load balancer, on port %d", hp.Port)})
+	} else {
+		steps = append(steps, Step{Kind: StepRestore, Reason: "back into every load balancer"})
+	}
+	if hp.From != "" {
+		steps = append(steps, Step{Kind: StepCleanup, Reason: "remove the old container; its image stays cached for rollback"})
+	}
+	return steps
+}
+
+// Strategy is how a service's containers are replaced, from its config.
+type Strategy struct {
 	// StartFirst starts the new container beside the old one, on the one
 	// of Ports the old one does not serve on.
 	StartFirst bool
@@ -220,48 +310,6 @@ type Order struct {
 	Worker bool
 }
 
-// WithOrder decides, for every host of the plan, the port its new container
-// listens on and the steps that replace its container under order o. A
-// stop-first host keeps the drain/stop/start steps, moving back to the
-// service's port if it served on another; a start-first host gets the
-// other of the two ports than the one it serves on now.
-func (p Plan) WithOrder(o Order) Plan {
-	batches := make([]Batch, len(p.Batches))
-	for i, b := range p.Batches {
-		hosts := make([]HostPlan, len(b.Hosts))
-		for j, hp := range b.Hosts {
-			if hp.FromPort == 0 {
-				hp.FromPort = o.Port
-			}
-			hp.Port, hp.StartFirst = o.Port, o.StartFirst
-			if o.Worker {
-				hp.KeepOut = "" // no load balancer to keep it out of
-				hp.Steps = WorkerSteps(hp)
-			} else if hp.KeepOut != "" {
-				// Out of the load balancers, it has no traffic to keep:
-				// stop-first, on the port it serves on.
-				hp.StartFirst = false
-				if o.StartFirst {
-					hp.Port = o.Ports[0]
-					if hp.From != "" && hp.FromPort == o.Ports[1] {
-						hp.Port = o.Ports[1]
-					}
-				}
-			} else if o.StartFirst {
-				hp.Port = o.Ports[0]
-				if hp.From != "" && hp.FromPort == o.Ports[0] {
-					hp.Port = o.Ports[1]
-				}
-				hp.Steps = StartFirstSteps(hp)
-			}
-			hosts[j] = hp
-		}
-		batches[i] = Batch{Hosts: hosts}
-	}
-	p.Batches = batches
-	return p
-}
-
 // WorkerSteps are the steps that move a worker (no port, no load
 // balancer) on a host: stop-first, the old worker finishes the job in hand
 // (within stop_timeout) before the new one starts; start-first, the new one
@@ -269,28 +317,36 @@ func (p Plan) WithOrder(o Order) Plan {
 func WorkerSteps(hp HostPlan) []Step {
 	if hp.StartFirst {
 		steps := []Step{
-			{StepCreate, "create " + hp.To.Tag + " beside the old worker"},
-			{StepStart, "start " + hp.To.Tag + " while the old worker keeps working"},
-			{StepHealth, "the new worker passes its check; on failure it goes and nothing else changed"},
+			{Kind: StepCreate, Reason: "create " + hp.To.Tag + " beside the old worker"},
+			{Kind: StepStart, Reason: "start " + hp.To.Tag + " while the old worker keeps working"},
+			{Kind: StepHealth, Reason: "the new worker passes its check; on failure it goes and nothing else changed"},
 		}
 		if hp.From != "" {
-			steps = append(steps,
-				Step{StepStop, "stop " + hp.From + ": it finishes the job in hand (stop_timeout)"},
-				Step{StepCleanup, "remove the old container; its image stays cached for rollback"})
+			steps = append(steps, Step{Kind: StepStop, Reason: "stop " + hp.From + ": it finishes the job in hand (stop_timeout)"})
 		}
-		return steps
+		return append(steps, cleanupStartFirst(hp))
 	}
-	steps := []Step{{StepCreate, "create " + hp.To.Tag + " beside the old container; it starts nothing until started"}}
+	steps := []Step{{Kind: StepCreate, Reason: "create " + hp.To.Tag + " beside the old container; it starts nothing until started"}}
 	if hp.From != "" {
-		steps = append(steps, Step{StepStop, "stop " + hp.From + ": it finishes the job in hand (stop_timeout), keep it until the new one passes"})
+		steps = append(steps, Step{Kind: StepStop, Reason: "stop " + hp.From + ": it finishes the job in hand (stop_timeout), keep it until the new one passes"})
 	}
 	steps = append(steps,
-		Step{StepStart, "start " + hp.To.Tag + " under the service's name"},
-		Step{StepHealth, "the new worker passes its check, or the old one is started again"})
+		Step{Kind: StepStart, Reason: "start " + hp.To.Tag + " under the service's name"},
+		Step{Kind: StepHealth, Reason: "the new worker passes its check, or the old one is started again"})
 	if hp.From != "" {
-		steps = append(steps, Step{StepCleanup, "remove the old container; its image stays cached for rollback"})
+		steps = append(steps, Step{Kind: StepCleanup, Reason: "remove the old container; its image stays cached for rollback"})
 	}
 	return steps
+}
+
+// cleanupStartFirst is a start-first swap's last step: the new container,
+// created under the -gantry-new name, takes the service's name, and the old
+// one (if any) goes.
+func cleanupStartFirst(hp HostPlan) Step {
+	if hp.From == "" {
+		return Step{Kind: StepCleanup, Reason: "give the new container the service's name"}
+	}
+	return Step{Kind: StepCleanup, Reason: "give the new container the service's name; remove the old one, its image stays cached for rollback"}
 }
 
 // StartFirstSteps are the steps that move a host start-first: the new
@@ -298,17 +354,15 @@ func WorkerSteps(hp HostPlan) []Step {
 // balancers send the host's traffic to it.
 func StartFirstSteps(hp HostPlan) []Step {
 	steps := []Step{
-		{StepCreate, fmt.Sprintf("create %s beside the old container, to listen on port %d", hp.To.Tag, hp.Port)},
-		{StepStart, fmt.Sprintf("start %s while the host keeps serving on port %d", hp.To.Tag, hp.FromPort)},
-		{StepHealth, "traffic only after the health check passes; on failure the new container goes and nothing else changed"},
-		{StepSwitch, fmt.Sprintf("point the host's entry in every load balancer at port %d (one reload; requests in flight finish on %d)", hp.Port, hp.FromPort)},
+		{Kind: StepCreate, Reason: fmt.Sprintf("create %s beside the old container, to listen on port %d", hp.To.Tag, hp.Port)},
+		{Kind: StepStart, Reason: fmt.Sprintf("start %s while the host keeps serving on port %d", hp.To.Tag, hp.FromPort)},
+		{Kind: StepHealth, Reason: "traffic only after the health check passes; on failure the new container goes and nothing else changed"},
+		{Kind: StepSwitch, Reason: fmt.Sprintf("point the host's entry in every load balancer at port %d (one reload; requests in flight finish on %d)", hp.Port, hp.FromPort)},
 	}
 	if hp.From != "" {
-		steps = append(steps,
-			Step{StepStop, "stop " + hp.From + " gracefully once no load balancer sends it requests"},
-			Step{StepCleanup, "remove the old container; its image stays cached for rollback"})
+		steps = append(steps, Step{Kind: StepStop, Reason: "stop " + hp.From + " gracefully once no load balancer sends it requests"})
 	}
-	return steps
+	return append(steps, cleanupStartFirst(hp))
 }
 
 // String renders the plan for people and for tests.

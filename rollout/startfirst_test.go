@@ -10,7 +10,7 @@ import (
 	"github.com/gantry-dev/gantry/inventory"
 )
 
-var startFirst = Order{StartFirst: true, Port: appPort, Ports: [2]int{appPort, appPort + 1}}
+var startFirst = Strategy{StartFirst: true, Port: appPort, Ports: [2]int{appPort, appPort + 1}}
 
 // entries renders each balancer's entry for each host: its address, and
 // "down" when drained.
@@ -42,7 +42,10 @@ func ports(f *fakeFleet) string {
 func TestStartFirstPlan(t *testing.T) {
 	f := newFleet(2, "old1")
 	f.host("host2").containers["www"].Labels[inventory.LabelPort] = "8081"
-	checkText(t, "plan", f.plan("new2", 1).WithOrder(startFirst).String(), `deploy www@new2 (127.0.0.1:5000/gantry/www:new2): 2 host(s) in 2 batch(es)
+	for _, l := range f.lbs {
+		l.addrs["www"] = map[string]string{"host2": "10.0.0.2:8081"}
+	}
+	checkText(t, "plan", f.planWith("new2", 1, startFirst).String(), `deploy www@new2 (127.0.0.1:5000/gantry/www:new2): 2 host(s) in 2 batch(es)
 pull first, on every host: host1 host2
 batch 1:
   host1: old1 -> new2 (port 8080 -> 8081): create, start, health, switch, stop, cleanup
@@ -51,7 +54,7 @@ batch 2:
 `)
 	// The default order keeps the plan as it was.
 	g := newFleet(1, "old1")
-	checkText(t, "stop-first plan", g.plan("new2", 1).WithOrder(Order{Port: appPort}).String(), g.plan("new2", 1).String())
+	checkText(t, "stop-first plan", g.planWith("new2", 1, Strategy{Port: appPort}).String(), g.plan("new2", 1).String())
 }
 
 // Start-first: no host is ever drained; each host's entry moves to the other
@@ -66,7 +69,7 @@ func TestStartFirstDeploysWithoutDraining(t *testing.T) {
 				drains++
 			}
 		}
-		rep := e.Run(context.Background(), f.plan(tag, 2).WithOrder(startFirst))
+		rep := e.Run(context.Background(), f.planWith(tag, 2, startFirst))
 		if !rep.OK() {
 			t.Fatalf("deploy %s: %v\n%s", tag, rep.Err, rep)
 		}
@@ -105,7 +108,7 @@ func TestStartFirstUnhealthyLeavesOldServing(t *testing.T) {
 	f := newFleet(2, "old1")
 	f.setHealth("bad2", neverHealthy)
 	before := entries(f)
-	rep := f.executor(100*time.Millisecond).Run(context.Background(), f.plan("bad2", 1).WithOrder(startFirst))
+	rep := f.executor(100*time.Millisecond).Run(context.Background(), f.planWith("bad2", 1, startFirst))
 	if rep.OK() {
 		t.Fatalf("deploy of an unhealthy version reported OK")
 	}
@@ -131,7 +134,7 @@ lb2 drained: []
 func TestStartFirstSwitchFailsPointsBack(t *testing.T) {
 	f := newFleet(1, "old1")
 	f.lb("lb2").failSwitch["host1 10.0.0.1:8081"] = true
-	rep := f.executor(time.Second).Run(context.Background(), f.plan("new2", 1).WithOrder(startFirst))
+	rep := f.executor(time.Second).Run(context.Background(), f.planWith("new2", 1, startFirst))
 	if rep.OK() {
 		t.Fatalf("reported OK")
 	}
@@ -149,7 +152,7 @@ lb2 drained: []
 func TestStartFirstRevertsMovedHostsToTheirPort(t *testing.T) {
 	f := newFleet(2, "old1")
 	f.host("host2").health[testImage+":new2"] = neverHealthy
-	rep := f.executor(100*time.Millisecond).Run(context.Background(), f.plan("new2", 1).WithOrder(startFirst))
+	rep := f.executor(100*time.Millisecond).Run(context.Background(), f.planWith("new2", 1, startFirst))
 	checkText(t, "outcomes", outcomes(rep), `host1 rolled-back old1 in-service=true
 host2 failed old1 in-service=true
 `)

@@ -28,7 +28,7 @@ func TestWorkerDeploy(t *testing.T) {
 		name := map[bool]string{false: "stop-first", true: "start-first"}[startFirst]
 		t.Run(name, func(t *testing.T) {
 			f, e := workerFleet(t)
-			plan := f.plan("new1", 1).WithOrder(Order{Worker: true, StartFirst: startFirst})
+			plan := f.planWith("new1", 1, Strategy{Worker: true, StartFirst: startFirst})
 			var steps []string
 			e.Observe = func(ev Event) {
 				if ev.Done && ev.Host == "host1" && ev.Step != "pull" { // pulls are the plan's first phase
@@ -76,7 +76,7 @@ func TestWorkerCrashingVersionReverts(t *testing.T) {
 			}
 		}
 	}
-	rep := e.Run(context.Background(), f.plan("new1", 1).WithOrder(Order{Worker: true}))
+	rep := e.Run(context.Background(), f.planWith("new1", 1, Strategy{Worker: true}))
 	if rep.OK() || rep.RevertFailed() {
 		t.Fatalf("want a failed deploy with a clean revert: %v\n%s", rep.Err, rep)
 	}

@@ -316,7 +316,7 @@ func simulate(cfg config, n int) Result {
 		minIn = max(0, n-b)
 	}
 	target := rollout.Target{Service: "www", Tag: newTag, Image: newImage}
-	plan, err := rollout.PlanDeployWith(target, snaps, rollout.SpreadRules{BatchSize: b, MinInService: minIn, Serving: n})
+	plan, err := rollout.PlanDeployWith(target, snaps, rollout.SpreadRules{BatchSize: b, MinInService: minIn, Serving: n}, rollout.Strategy{})
 	res := Result{Hosts: n, BatchSize: b, Batches: len(plan.Batches)}
 	if err != nil {
 		res.Error = "plan: " + err.Error()

@@ -1,0 +1,358 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/gantry-dev/gantry/inventory"
+)
+
+// swap is one host's move in progress: what its steps have done so far,
+// for the steps that follow and for undoing them.
+type swap struct {
+	hp   HostPlan
+	res  *HostResult
+	host Host
+
+	old        *inventory.Container // the container that served before, if any
+	oldStopped bool                 // gantry stopped it
+	oldRenamed bool                 // gantry renamed it to the -gantry-old name
+	newID      string               // the new container, once created
+	newNamed   bool                 // the new container holds the service's name
+	// drained is set once a drain step began: undoing the move puts the
+	// host back into every load balancer.
+	drained bool
+	// outSince is when the host stopped serving (a stop-first move's first
+	// step after create); zero while it serves.
+	outSince time.Time
+}
+
+// commitStep is the index of the step from whose success on the host
+// serves the new version: the last of health, restore and switch. A step
+// that fails before it is undone; one that fails after it costs a warning.
+func commitStep(steps []Step) int {
+	at := len(steps) - 1
+	for i, s := range steps {
+		switch s.Kind {
+		case StepHealth, StepRestore, StepSwitch:
+			at = i
+		}
+	}
+	return at
+}
+
+// moveHost runs hp's planned steps on its host, in order, and fills res.
+// The executor adds nothing to the plan but its reactions to a failure: a
+// step that fails before the commit step is undone (undo), so the host is
+// left as it was; a failure after it is a warning.
+func (e *Executor) moveHost(ctx context.Context, hp HostPlan, res *HostResult) {
+	res.Started = true
+	begin := time.Now()
+	defer func() { res.Duration = time.Since(begin) }()
+	sw := &swap{hp: hp, res: res, host: e.Hosts[hp.Host.Name]}
+	commit := commitStep(hp.Steps)
+	for i, s := range hp.Steps {
+		if !hp.StartFirst && s.Kind != StepCreate && sw.outSince.IsZero() {
+			sw.outSince = time.Now()
+		}
+		err := e.step(hp.Host.Name, string(s.Kind), func() (string, error) { return e.runStep(ctx, sw, s, i <= commit) })
+		if i == commit && !sw.outSince.IsZero() {
+			res.OutOfRotation = time.Since(sw.outSince)
+		}
+		switch {
+		case err != nil && i < commit, err != nil && i == commit && s.Kind == StepHealth:
+			e.undo(ctx, sw, s, err)
+			return
+		case err != nil && i == commit:
+			e.undoCommit(ctx, sw, s, err)
+			return
+		case err != nil:
+			warning := err.Error()
+			if s.Kind == StepStop {
+				warning = "old container not stopped: " + warning
+			}
+			res.Warnings = append(res.Warnings, warning)
+			if s.Kind == StepCleanup {
+				return
+			}
+		case i == commit:
+			res.Deployed, res.InService = true, hp.KeepOut == ""
+		}
+	}
+}
+
+// runStep carries out step s of sw's host; beforeCommit is set up to and
+// including the commit step. An interrupt (ctx ended) is seen between steps:
+// a step that has begun to change the host runs to its end on a context
+// that survives the interrupt (cleanupContext), and the next step that
+// would change more is refused, so the host is put back.
+func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit bool) (string, error) {
+	hp, host, svc := sw.hp, sw.host, e.Service
+	port := e.portOr(s.Port)
+	if beforeCommit && e.refusedOnInterrupt(sw, s) {
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("interrupted before the %s step: %w", s.Kind, err)
+		}
+	}
+	cctx, cancel := e.cleanupContext(ctx)
+	defer cancel()
+	onPort := func(tag string) string {
+		if hp.StartFirst {
+			return fmt.Sprintf("%s on port %d", tag, port)
+		}
+		return tag
+	}
+	switch s.Kind {
+	case StepCreate:
+		// Creating binds no port: the host still serves.
+		return onPort(s.Tag), e.createNew(ctx, host, hp, port, sw)
+	case StepDrain:
+		sw.drained = true
+		return "", e.eachBalancer(ctx, hp.Host.Name, Balancer.Drain)
+	case StepStop:
+		return e.stopOld(cctx, sw)
+	case StepStart:
+		if !hp.StartFirst {
+			// Stop-first: the old container gave up the name already.
+			if err := host.Rename(cctx, sw.newID, svc.ContainerName); err != nil {
+				return "", err
+			}
+			sw.newNamed = true
+		}
+		return onPort(s.Tag), host.Start(cctx, sw.newID)
+	case StepHealth:
+		detail, err := e.waitHealthy(ctx, host, hp.Host, sw.newID, port, e.isDeploying() && !hp.MovingBack)
+		if err == nil {
+			sw.res.Ended = hp.To.Tag
+		}
+		return detail, err
+	case StepSwitch:
+		addr := addrOf(hp.Host, port)
+		return addr, e.eachBalancer(cctx, hp.Host.Name, func(b Balancer, ctx context.Context, service, host string) error {
+			return b.Switch(ctx, service, host, addr)
+		})
+	case StepRestore:
+		return "", e.eachBalancer(cctx, hp.Host.Name, Balancer.Restore)
+	case StepCleanup:
+		if !sw.newNamed {
+			// Start-first: the new container was created under the
+			// -gantry-new name while the old one held the service's.
+			if err := host.Rename(cctx, sw.newID, svc.ContainerName); err != nil {
+				return "", fmt.Errorf("new container serves but is still called %s: %w", e.newName(), err)
+			}
+			sw.newNamed = true
+		}
+		if sw.old == nil {
+			return "", nil
+		}
+		// The old image stays cached: rollback needs it.
+		if err := host.Remove(cctx, sw.old.ID); err != nil {
+			return "", fmt.Errorf("old container not removed: %w", err)
+		}
+		return sw.old.Version(), nil
+	}
+	return "", fmt.Errorf("unknown step %q", s.Kind)
+}
+
+// refusedOnInterrupt says whether step s is not begun once the run is
+// interrupted: the container steps that take the host further from where
+// it was, and a start-first switch (nothing has changed yet, so nothing is
+// cheaper than to drop the new container). A drain is cut short by the
+// interrupt itself; a stop-first host that passed its check goes back
+// into the load balancers on the new version.
+func (e *Executor) refusedOnInterrupt(sw *swap, s Step) bool {
+	switch s.Kind {
+	case StepCreate, StepStop, StepStart:
+		return true
+	case StepSwitch:
+		return !sw.drained && !sw.oldStopped
+	}
+	return false
+}
+
+// stopOld stops the container that served before. Stop-first, it is
+// stopped and then renamed to the -gantry-old name (kept until the new one
+// is healthy); start-first, after the switch, it gives up its name first.
+func (e *Executor) stopOld(ctx context.Context, sw *swap) (string, error) {
+	old, host := sw.old, sw.host
+	if old == nil {
+		return "no container to stop", nil
+	}
+	oldName := e.oldName()
+	rename := func() error {
+		if old.Name == oldName {
+			return nil
+		}
+		if err := host.Rename(ctx, old.ID, oldName); err != nil {
+			return err
+		}
+		sw.oldRenamed = true
+		return nil
+	}
+	if sw.hp.StartFirst {
+		if err := rename(); err != nil {
+			return "", err
+		}
+	}
+	if old.Running {
+		// Counted as stopped even if the call fails: the daemon may have
+		// stopped it anyway, and the undo checks.
+		sw.oldStopped = true
+		if err := host.Stop(ctx, old.ID, e.Service.StopTimeout); err != nil {
+			return "", err
+		}
+	}
+	if !sw.hp.StartFirst {
+		if err := rename(); err != nil {
+			return "", err
+		}
+	}
+	return old.Version(), nil
+}
+
+// undo reacts to step s failing with err before the host serves the new
+// version: whatever the steps changed is undone (failHost).
+func (e *Executor) undo(ctx context.Context, sw *swap, s Step, err error) {
+	switch s.Kind {
+	case StepStart, StepHealth:
+		// Their errors say what failed.
+	default:
+		err = fmt.Errorf("%s: %w", s.Kind, err)
+	}
+	e.failHost(ctx, sw, err)
+}
+
+// undoCommit reacts to the step that puts the host (back) into rotation
+// failing with err. A start-first switch, the host's first change, is
+// switched back and the new container dropped; after a stop-first swap the
+// new container passed its check and stays, and the host stays out of
+// every load balancer until the next run: the report says so.
+func (e *Executor) undoCommit(ctx context.Context, sw *swap, s Step, err error) {
+	err = fmt.Errorf("%s: %w", s.Kind, err)
+	if s.Kind == StepSwitch && !sw.drained && !sw.oldStopped {
+		cctx, cancel := e.cleanupContext(ctx)
+		defer cancel()
+		e.switchBack(cctx, sw, err)
+		return
+	}
+	sw.res.Err = err
+	sw.res.InService = false
+}
+
+// failHost undoes a move that went wrong: the new container goes, the old
+// one gets its name back and runs again if it ran before, and the host
+// returns to every load balancer if it was drained.
+func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
+	hp, res, host := sw.hp, sw.res, sw.host
+	name := hp.Host.Name
+	res.Err = cause
+	cctx, cancel := e.cleanupContext(ctx)
+	defer cancel()
+	revertErr := e.step(name, "revert", func() (string, error) {
+		if sw.newID != "" {
+			if err := host.Remove(cctx, sw.newID); err != nil {
+				return "", err
+			}
+		}
+		old := sw.old
+		if old == nil {
+			res.Ended = ""
+			return "new container removed; nothing ran here before", nil
+		}
+		if sw.oldRenamed || old.Name != e.Service.ContainerName {
+			if err := host.Rename(cctx, old.ID, e.Service.ContainerName); err != nil {
+				return "", err
+			}
+		}
+		if !old.Running {
+			res.Ended = ""
+			return old.Version() + " left stopped, as found", nil
+		}
+		if now, ok, err := host.Inspect(cctx, old.ID); err == nil && ok && now.Running {
+			sw.oldStopped = false // still running: a failed stop call did not stop it
+		}
+		res.Ended = old.Version()
+		if !sw.oldStopped {
+			return "new container removed; " + old.Version() + " kept serving", nil
+		}
+		if err := host.Start(cctx, old.ID); err != nil {
+			res.Ended = ""
+			return "", err
+		}
+		if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID, e.portOr(hp.FromPort), false); err != nil {
+			res.Ended = ""
+			return "", fmt.Errorf("%s restarted but unhealthy: %w", old.Version(), err)
+		}
+		return old.Version(), nil
+	})
+	// Reverted means the old version was put back; a host whose old
+	// container was never touched simply failed.
+	touched := sw.oldStopped || sw.oldRenamed || sw.newNamed
+	res.Reverted = revertErr == nil && touched
+	res.RevertErr = revertErr
+	if sw.outSince.IsZero() {
+		return // it never stopped serving
+	}
+	if hp.KeepOut != "" {
+		res.InService = false // it stays out whatever ran
+		return
+	}
+	res.OutOfRotation = time.Since(sw.outSince)
+	if revertErr != nil || res.Ended == "" {
+		// Only a container that serves goes back into the load
+		// balancers: with nothing running (or a revert that failed) the
+		// host stays out, and the report says so.
+		res.InService = false
+		return
+	}
+	if sw.drained {
+		res.InService = e.restore(cctx, name) == nil
+	}
+	res.OutOfRotation = time.Since(sw.outSince)
+}
+
+// switchBack undoes a start-first switch that failed on some balancer:
+// every balancer points back at the old container (or, if none ran, takes
+// the host out), then the new container goes.
+func (e *Executor) switchBack(ctx context.Context, sw *swap, cause error) {
+	hp, res := sw.hp, sw.res
+	res.Err = cause
+	fromPort := e.portOr(hp.FromPort)
+	oldRuns := sw.old != nil && sw.old.Running
+	var err error
+	if oldRuns {
+		err = e.switchTo(ctx, hp.Host, fromPort)
+	} else {
+		start := time.Now()
+		err = e.step(hp.Host.Name, string(StepDrain), func() (string, error) {
+			return "", e.eachBalancer(ctx, hp.Host.Name, Balancer.Drain)
+		})
+		res.OutOfRotation = time.Since(start)
+	}
+	if err != nil {
+		res.InService = false
+		res.RevertErr = fmt.Errorf("pointing the load balancers back at port %d: %w", fromPort, err)
+		res.Ended = hp.To.Tag // the new container stays: it may be serving
+		return
+	}
+	e.failHost(ctx, sw, cause)
+	res.InService = oldRuns
+	res.Reverted = res.RevertErr == nil && oldRuns
+}
+
+// portOr is port, or the service's port when port is 0 (a plan made with
+// no port, as the tests make them).
+func (e *Executor) portOr(port int) int {
+	if port == 0 {
+		return e.Service.Port
+	}
+	return port
+}
+
+// addrOf is host:port of h's app on port.
+func addrOf(h inventory.Host, port int) string {
+	return net.JoinHostPort(h.Address, strconv.Itoa(port))
+}
