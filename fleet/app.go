@@ -187,9 +187,12 @@ func revertService(ctx context.Context, o DeployOptions, svc string, rep *rollou
 			for _, r := range rr.Hosts {
 				if r.Host == h.Host && back[h.Host] != "" {
 					h.Ended, h.InService = r.Ended, r.InService
-					h.RolledBack = r.Ended == h.From
+					if r.Ended == h.From {
+						h.Outcome = rollout.HostMovedBack
+					}
 					if r.RevertErr != nil {
 						h.RevertErr = r.RevertErr
+						h.Outcome = rollout.HostRevertFailed
 					}
 				}
 			}

@@ -265,10 +265,10 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		return nil, nil
 	}
 
-	run := notify.Run{Kind: plan.RunKind(), Event: "started", Env: o.Env, Service: svcName, Version: versionsOf(plan),
+	run := notify.Run{Kind: string(plan.RunKind()), Event: "started", Env: o.Env, Service: svcName, Version: versionsOf(plan),
 		Image: plan.Target.Image, Who: lock.Whoami(), Hosts: hostsOf(plan), Message: o.Message}
 	pre, post := env.Hooks.PreDeploy, env.Hooks.PostDeploy
-	if run.Kind == "rollback" {
+	if run.Kind == string(rollout.RunRollback) {
 		pre, post = env.Hooks.PreRollback, env.Hooks.PostRollback
 	}
 	if len(plan.Batches) == 0 {
@@ -310,7 +310,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	for _, b := range balancers {
 		exec.Balancers = append(exec.Balancers, b)
 	}
-	if plan.Kind == "rollback" {
+	if plan.Kind == rollout.RunRollback {
 		if err := writeIntent(ctx, lockRunner, env.Lock.Dir, o.Env, svcName, lock.Whoami(), plan); err != nil {
 			return nil, fmt.Errorf("%w: %w; nothing was changed", rollout.ErrPreflight, err)
 		}
@@ -326,7 +326,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	}
 	observeOutcome(ctx, conns, balancers, svcName, svc, hosts, rep)
 	recordHistory(ctx, conns, cfg, env, o, plan, rep)
-	run.Event, run.Duration, run.FailedHosts = rep.Outcome(ctx.Err() != nil), rep.Total, rep.FailedHosts()
+	run.Event, run.Duration, run.FailedHosts = string(rep.Outcome()), rep.Total, rep.FailedHosts()
 	run.Release = rep.Release.String()
 	notifier.Wait() // "started" arrives before how it ended
 	notifier.Notify(ctx, run)
@@ -645,17 +645,17 @@ func webhooksOf(env config.Environment, envName string, out io.Writer) []notify.
 // fleet. A failure to record is a warning: the fleet's state is what it is.
 func recordHistory(ctx context.Context, conns *Connections, cfg *config.Config, env config.Environment, o DeployOptions, plan rollout.Plan, rep *rollout.Report) {
 	e := history.Entry{
-		Time: time.Now().UTC().Add(-rep.Total), Who: lock.Whoami(), Kind: plan.Kind, Env: o.Env,
+		Time: time.Now().UTC().Add(-rep.Total), Who: lock.Whoami(), Kind: string(plan.RunKind()), Env: o.Env,
 		Service: plan.Target.Service, Target: o.Target, DurationS: rep.Total.Seconds(), Message: o.Message,
 	}
-	if plan.Kind == "rollback" && len(plan.Batches) > 0 {
+	if plan.Kind == rollout.RunRollback && len(plan.Batches) > 0 {
 		// Record where the rollback went, not just "previous".
 		e.Target = plan.Target.Service + "@" + versionsOf(plan)
 	}
-	e.Outcome = rep.Outcome(ctx.Err() != nil)
+	e.Outcome = string(rep.Outcome())
 	e.Release = rep.Release.String()
 	for _, h := range rep.Hosts {
-		e.Hosts = append(e.Hosts, history.HostEntry{Host: h.Host, From: h.From, To: h.To, Ended: h.Ended, Outcome: h.Outcome()})
+		e.Hosts = append(e.Hosts, history.HostEntry{Host: h.Host, From: h.From, To: h.To, Ended: h.Ended, Outcome: string(h.Outcome)})
 	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

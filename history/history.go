@@ -40,7 +40,7 @@ type Entry struct {
 	Env       string    `json:"env"`
 	Service   string    `json:"service"`
 	Target    string    `json:"target"`
-	Outcome   string    `json:"outcome"` // rollout.Outcome*: succeeded | failed | reverted | revert-failed | interrupted
+	Outcome   string    `json:"outcome"` // a rollout.RunOutcome: succeeded | failed | reverted | revert-failed | interrupted
 	DurationS float64   `json:"duration_s"`
 	Message   string    `json:"message,omitempty"`
 	// Release says how the release command ended, in one line (never its

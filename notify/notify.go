@@ -23,7 +23,7 @@ import (
 type Run struct {
 	// Kind is deploy or rollback.
 	Kind string
-	// Event is started, or how the run ended (rollout.Outcome*).
+	// Event is started, or how the run ended (a rollout.RunOutcome).
 	Event   string
 	Env     string
 	Service string

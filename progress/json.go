@@ -68,7 +68,7 @@ type planEvent struct {
 }
 
 func planEventOf(h header, env string, p rollout.Plan) planEvent {
-	ev := planEvent{header: h, Kind: p.RunKind(), Env: env, Service: p.Target.Service, Version: p.Target.Tag, Image: p.Target.Image,
+	ev := planEvent{header: h, Kind: string(p.RunKind()), Env: env, Service: p.Target.Service, Version: p.Target.Tag, Image: p.Target.Image,
 		Pull: []string{}, Batches: [][]planHost{}, Skipped: []skippedHost{}}
 	for _, host := range p.Pull {
 		ev.Pull = append(ev.Pull, host.Name)
@@ -155,12 +155,6 @@ type summaryEvent struct {
 	Report *rollout.Summary `json:"report,omitempty"`
 }
 
-// Outcomes of runs that changed nothing, in the summary event.
-const (
-	OutcomeRefused = "refused" // bad input or a pre-flight check failed
-	OutcomePlanned = "planned" // a dry run
-)
-
 func summaryEventOf(h header, env, kind string, f Final, secrets []string) summaryEvent {
 	redact := func(s string) string { return Redact(s, secrets) }
 	ev := summaryEvent{header: h, Kind: kind, Env: env, OK: f.ExitCode == 0, ExitCode: f.ExitCode, DryRun: f.DryRun}
@@ -169,17 +163,17 @@ func summaryEventOf(h header, env, kind string, f Final, secrets []string) summa
 	}
 	switch {
 	case f.Report != nil:
-		ev.Outcome = f.Report.Outcome(f.Interrupted)
+		ev.Outcome = string(f.Report.Outcome())
 		s := RedactSummary(f.Report.Summary(), secrets)
 		ev.Report = &s
 	case f.Interrupted:
-		ev.Outcome = rollout.OutcomeInterrupted
+		ev.Outcome = string(rollout.OutcomeInterrupted)
 	case f.DryRun && f.ExitCode == 0:
-		ev.Outcome = OutcomePlanned
+		ev.Outcome = string(rollout.OutcomePlanned)
 	case f.ExitCode == 0:
-		ev.Outcome = rollout.OutcomeSucceeded // nothing to do
+		ev.Outcome = string(rollout.OutcomeSucceeded) // nothing to do
 	default:
-		ev.Outcome = OutcomeRefused
+		ev.Outcome = string(rollout.OutcomeRefused)
 	}
 	return ev
 }

@@ -275,7 +275,7 @@ func (lv *liveView) finish(rep *rollout.Report) {
 			if !ok {
 				continue
 			}
-			h.status = res.Outcome() + " " + orDash(res.Ended)
+			h.status = string(res.Outcome) + " " + orDash(res.Ended)
 			if !res.InService {
 				h.status += " (NOT in service)"
 			}

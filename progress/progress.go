@@ -225,7 +225,7 @@ func (v *View) Finish(f Final) {
 	if v.opts.Verbosity == Quiet && rep.OK() {
 		med, _ := rep.OutOfRotation()
 		fmt.Fprintf(v.out, "%s: %s of %s@%s: %d hosts in %s, out of rotation per host %s (median)\n",
-			rep.Outcome(f.Interrupted), v.kind(), rep.Target.Service, rep.Target.Tag, startedHosts(rep), secs(rep.Total), secs(med))
+			rep.Outcome(), v.kind(), rep.Target.Service, rep.Target.Tag, startedHosts(rep), secs(rep.Total), secs(med))
 		return
 	}
 	io.WriteString(v.out, "\n"+v.redact(rep.String()))
@@ -239,7 +239,7 @@ func (v *View) Finish(f Final) {
 func (v *View) kind() string {
 	switch {
 	case v.plan != nil:
-		return v.plan.RunKind()
+		return string(v.plan.RunKind())
 	case v.opts.Kind != "":
 		return v.opts.Kind
 	}
@@ -249,7 +249,7 @@ func (v *View) kind() string {
 func startedHosts(rep *rollout.Report) int {
 	n := 0
 	for _, h := range rep.Hosts {
-		if h.Started {
+		if h.Started() {
 			n++
 		}
 	}

@@ -78,9 +78,9 @@ func playRun(v *progress.View) *rollout.Report {
 	return &rollout.Report{
 		Target: testPlan().Target,
 		Hosts: []*rollout.HostResult{
-			{Host: "web1", Zone: "a", From: "0ld0000", To: "abc1234", Ended: "abc1234", Started: true, Deployed: true, InService: true,
+			{Host: "web1", Zone: "a", From: "0ld0000", To: "abc1234", Ended: "abc1234", Outcome: rollout.HostDeployed, InService: true,
 				OutOfRotation: time.Second, Phases: map[string]time.Duration{"drain": 100 * time.Millisecond}},
-			{Host: "web2", Zone: "b", From: "0ld0000", To: "abc1234", Ended: "0ld0000", Started: true, Reverted: true, InService: true,
+			{Host: "web2", Zone: "b", From: "0ld0000", To: "abc1234", Ended: "0ld0000", Outcome: rollout.HostFailedReverted, InService: true,
 				Err: errors.New("health: " + secret)},
 		},
 		Total: 4 * time.Second,
@@ -127,7 +127,7 @@ func TestQuietAndVerbose(t *testing.T) {
 	fmt.Fprintln(q.Messages(), "note: nothing to see")
 	fmt.Fprintln(q.Messages(), "warning: something to see")
 	q.Step(rollout.Event{Host: "web1", Step: "drain", Done: true})
-	ok := &rollout.Report{Target: testPlan().Target, Hosts: []*rollout.HostResult{{Host: "web1", From: "0ld0000", To: "abc1234", Ended: "abc1234", Started: true, Deployed: true, InService: true}}}
+	ok := &rollout.Report{Target: testPlan().Target, Hosts: []*rollout.HostResult{{Host: "web1", From: "0ld0000", To: "abc1234", Ended: "abc1234", Outcome: rollout.HostDeployed, InService: true}}}
 	q.Finish(progress.Final{Report: ok})
 	lines := strings.Split(strings.TrimSpace(quiet.String()), "\n")
 	if len(lines) != 2 || lines[0] != "warning: something to see" || !strings.HasPrefix(lines[1], "succeeded: deploy of www@abc1234: 1 hosts") {

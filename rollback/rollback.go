@@ -41,7 +41,7 @@ type Options struct {
 func Plan(hosts []rollout.HostSnapshot, o Options) (rollout.Plan, error) {
 	hs := append([]rollout.HostSnapshot(nil), hosts...)
 	sort.SliceStable(hs, func(i, j int) bool { return names.Less(hs[i].Host.Name, hs[j].Host.Name) })
-	p := rollout.Plan{Kind: "rollback", Target: rollout.Target{Service: o.Service, Tag: o.To.Tag, Image: o.To.Image}, Strategy: o.Strategy}
+	p := rollout.Plan{Kind: rollout.RunRollback, Target: rollout.Target{Service: o.Service, Tag: o.To.Tag, Image: o.To.Image}, Strategy: o.Strategy}
 	var errs *multierror.Error
 	var todo []rollout.HostPlan
 	for _, h := range hs {

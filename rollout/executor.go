@@ -217,12 +217,14 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 	rep := newReport(plan)
 	e.mu.Lock()
 	e.report = rep
-	e.deploying = plan.RunKind() == "deploy"
+	e.deploying = plan.RunKind() == RunDeploy
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
 		e.report = nil
 		e.mu.Unlock()
+		// The one place the interruption is recorded.
+		rep.Interrupted = ctx.Err() != nil
 	}()
 	if len(plan.Batches) > 0 {
 		// Pulling changes nothing that serves: it goes first, so that the
@@ -339,7 +341,6 @@ func guardHost(host string, res *HostResult, work func()) error {
 		return nil
 	}
 	err = fmt.Errorf("%s: %w", host, err)
-	res.Started = true
 	if res.Err == nil {
 		res.Err = err
 	} else {
@@ -347,6 +348,7 @@ func guardHost(host string, res *HostResult, work func()) error {
 	}
 	// Where it stands is not known: the report does not claim it serves.
 	res.InService = false
+	res.failed(false)
 	return err
 }
 

@@ -19,7 +19,7 @@ func outcomes(r *Report) string {
 		if ended == "" {
 			ended = "-"
 		}
-		fmt.Fprintf(&b, "%s %s %s in-service=%v\n", h.Host, h.Outcome(), ended, h.InService)
+		fmt.Fprintf(&b, "%s %s %s in-service=%v\n", h.Host, h.Outcome, ended, h.InService)
 	}
 	return b.String()
 }

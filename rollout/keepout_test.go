@@ -93,8 +93,8 @@ host3 deployed new2 in-service=true
 	if s := rep.String(); !strings.Contains(s, "kept out of every load balancer: host2: in maintenance") || !strings.Contains(s, "no (kept out)") {
 		t.Errorf("the report does not say host2 was kept out:\n%s", s)
 	}
-	if rep.RevertFailed() || rep.Outcome(false) != OutcomeSucceeded {
-		t.Errorf("outcome %s, revert failed %v, want succeeded", rep.Outcome(false), rep.RevertFailed())
+	if rep.RevertFailed() || rep.Outcome() != OutcomeSucceeded {
+		t.Errorf("outcome %s, revert failed %v, want succeeded", rep.Outcome(), rep.RevertFailed())
 	}
 	checkNoViolations(t, f)
 }

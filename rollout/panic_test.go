@@ -202,8 +202,8 @@ func TestGuardHostTurnsAnEscapedPanicIntoTheHostsFailure(t *testing.T) {
 	if !strings.Contains(res.Err.Error(), "host7: panic: executor bug") {
 		t.Errorf("error %q does not name the host and the panic", res.Err)
 	}
-	if res.InService || !res.Started {
-		t.Errorf("InService=%v Started=%v: a host in an unknown state is not reported serving", res.InService, res.Started)
+	if res.InService || !res.Started() {
+		t.Errorf("InService=%v Started=%v: a host in an unknown state is not reported serving", res.InService, res.Started())
 	}
 	if err := guardHost("host7", &HostResult{}, func() {}); err != nil {
 		t.Errorf("guardHost without a panic = %v", err)

@@ -112,8 +112,8 @@ type Batch struct {
 
 // Plan is a whole deploy, computed without touching the fleet.
 type Plan struct {
-	// Kind is "deploy" or "rollback".
-	Kind string
+	// Kind is what the run does.
+	Kind RunKind
 	// Target is the headline target; each host's own is HostPlan.To.
 	Target Target
 	// Pull lists the hosts that pull the image before any host is drained.
@@ -133,10 +133,10 @@ type Plan struct {
 	Strategy Strategy
 }
 
-// RunKind is the plan's Kind, "deploy" when unset (a plan built by hand).
-func (p Plan) RunKind() string {
+// RunKind is the plan's Kind, RunDeploy when unset (a plan built by hand).
+func (p Plan) RunKind() RunKind {
 	if p.Kind == "" {
-		return "deploy"
+		return RunDeploy
 	}
 	return p.Kind
 }
@@ -155,7 +155,7 @@ func PlanDeploy(target Target, hosts []HostSnapshot, batchSize int) Plan {
 func PlanDeployWith(target Target, hosts []HostSnapshot, rules SpreadRules, strategy Strategy) (Plan, error) {
 	hs := append([]HostSnapshot(nil), hosts...)
 	sort.SliceStable(hs, func(i, j int) bool { return names.Less(hs[i].Host.Name, hs[j].Host.Name) })
-	p := Plan{Kind: "deploy", Target: target, Strategy: strategy}
+	p := Plan{Kind: RunDeploy, Target: target, Strategy: strategy}
 	var todo []HostPlan
 	for _, h := range hs {
 		hp := PlanHost(observed(h, target), h, strategy)
@@ -372,11 +372,8 @@ func (p Plan) String() string {
 	for _, bt := range p.Batches {
 		hosts += len(bt.Hosts)
 	}
-	kind := p.Kind
-	if kind == "" {
-		kind = "deploy"
-	}
-	if kind == "deploy" {
+	kind := p.RunKind()
+	if kind == RunDeploy {
 		fmt.Fprintf(&b, "deploy %s@%s (%s): %d host(s) in %d batch(es)\n", p.Target.Service, p.Target.Tag, p.Target.Image, hosts, len(p.Batches))
 	} else {
 		fmt.Fprintf(&b, "%s %s: %d host(s) in %d batch(es)\n", kind, p.Target.Service, hosts, len(p.Batches))

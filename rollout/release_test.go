@@ -182,7 +182,7 @@ func TestReleaseFailureChangesNothing(t *testing.T) {
 	if got, want := rep.Err.Error(), "release command failed (exit 3) on host1; nothing else was changed"; got != want {
 		t.Errorf("error %q, want %q", got, want)
 	}
-	if got := rep.Outcome(false); got != OutcomeFailed {
+	if got := rep.Outcome(); got != OutcomeFailed {
 		t.Errorf("outcome %s, want %s", got, OutcomeFailed)
 	}
 	if after := f.state(); after != before {
@@ -194,8 +194,8 @@ func TestReleaseFailureChangesNothing(t *testing.T) {
 		}
 	}
 	for _, h := range rep.Hosts {
-		if h.Outcome() != "not-started" || !h.InService {
-			t.Errorf("%s: %s, in service %t; want not-started and in service", h.Host, h.Outcome(), h.InService)
+		if h.Outcome != "not-started" || !h.InService {
+			t.Errorf("%s: %s, in service %t; want not-started and in service", h.Host, h.Outcome, h.InService)
 		}
 	}
 	if rep.Release.String() != "release command failed (exit 3) on host1" {

@@ -349,15 +349,18 @@ func (e *Executor) repairHost(ctx context.Context, r Repair, res *HostResult) er
 		if s.Kind == StepHealth && len(r.Fallback) > 0 {
 			for _, f := range r.Fallback {
 				if ferr := e.repairStep(cctx, r, f); ferr != nil {
-					res.Started, res.Err, res.RevertErr, res.InService = true, err, ferr, false
+					res.Err, res.RevertErr, res.InService = err, ferr, false
+					res.failed(false)
 					return fmt.Errorf("%w; going back failed: %v", err, ferr)
 				}
 			}
 			res.Repaired = append(res.Repaired, "went back to the container that served before: "+err.Error())
-			res.Started, res.Err = true, err
+			res.Err = err
+			res.failed(false)
 			return err
 		}
-		res.Started, res.Err, res.InService = true, err, false
+		res.Err, res.InService = err, false
+		res.failed(false)
 		return err
 	}
 	return nil

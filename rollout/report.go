@@ -22,18 +22,13 @@ type HostResult struct {
 	From, To string
 	// Ended is the version the host runs at the end ("" if none runs).
 	Ended string
-	// Started is false for hosts the deploy never reached.
-	Started  bool
-	Deployed bool
-	Skipped  string
-	// Err is why the host failed; Reverted says the old version is back;
-	// RevertErr is why putting it back failed.
+	// Outcome is how the host's part of the run ended, set by the
+	// executor at each transition.
+	Outcome HostOutcome
+	Skipped string
+	// Err is why the host failed; RevertErr is why putting it back failed.
 	Err       error
-	Reverted  bool
 	RevertErr error
-	// RolledBack is true for a host deployed and then moved back because
-	// another host failed.
-	RolledBack bool
 	// InService is true when the host is back in every load balancer.
 	InService bool
 	// KeptOut says why the host stays out of every load balancer (in
@@ -49,25 +44,23 @@ type HostResult struct {
 	Repaired []string
 }
 
-// Outcome is a one-word summary of the host's result.
-func (r HostResult) Outcome() string {
+// Started reports whether the run reached the host.
+func (r HostResult) Started() bool {
+	return r.Outcome != HostNotStarted && r.Outcome != HostUnchanged && r.Outcome != ""
+}
+
+// failed sets the outcome of a host whose own move failed, from where the
+// undo left it.
+func (r *HostResult) failed(reverted bool) {
 	switch {
-	case r.Skipped != "":
-		return "unchanged"
-	case !r.Started:
-		return "not-started"
 	case r.RevertErr != nil:
-		return "REVERT-FAILED"
-	case r.RolledBack:
-		return "rolled-back"
-	case r.Deployed:
-		return "deployed"
-	case r.Reverted:
-		return "failed-reverted"
-	case r.Err != nil && r.InService:
-		return "failed"
+		r.Outcome = HostRevertFailed
+	case reverted:
+		r.Outcome = HostFailedReverted
+	case r.InService:
+		r.Outcome = HostFailed
 	default:
-		return "failed-out-of-service"
+		r.Outcome = HostFailedOut
 	}
 }
 
@@ -83,19 +76,24 @@ type Report struct {
 	Err error
 	// Release is what the release step did (nil: the plan had none).
 	Release *ReleaseResult
+	// Kind is the run's kind.
+	Kind RunKind
+	// Interrupted says the run was interrupted (its context ended) before
+	// it finished; the executor records it once.
+	Interrupted bool
 
 	byName map[string]*HostResult
 }
 
 func newReport(p Plan) *Report {
-	r := &Report{Target: p.Target}
+	r := &Report{Target: p.Target, Kind: p.RunKind()}
 	for _, b := range p.Batches {
 		for _, hp := range b.Hosts {
-			r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, InService: hp.KeepOut == "", KeptOut: hp.KeepOut})
+			r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, Outcome: HostNotStarted, InService: hp.KeepOut == "", KeptOut: hp.KeepOut})
 		}
 	}
 	for _, hp := range p.Skipped {
-		r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, Skipped: hp.Skip, InService: hp.KeepOut == "", KeptOut: hp.KeepOut})
+		r.Hosts = append(r.Hosts, &HostResult{Host: hp.Host.Name, Zone: hp.Host.Zone, From: hp.From, To: hp.To.Tag, Ended: hp.From, Outcome: HostUnchanged, Skipped: hp.Skip, InService: hp.KeepOut == "", KeptOut: hp.KeepOut})
 	}
 	sort.Slice(r.Hosts, func(i, j int) bool { return names.Less(r.Hosts[i].Host, r.Hosts[j].Host) })
 	r.byName = make(map[string]*HostResult, len(r.Hosts))
@@ -180,7 +178,7 @@ func (r *Report) Verdict() string {
 func (r *Report) OutOfRotation() (median, maxd time.Duration) {
 	var ds []time.Duration
 	for _, h := range r.Hosts {
-		if h.Started && h.KeptOut == "" { // kept out: out before and after
+		if h.Started() && h.KeptOut == "" { // kept out: out before and after
 			ds = append(ds, h.OutOfRotation)
 		}
 	}
@@ -217,7 +215,7 @@ func (r *Report) String() string {
 		case !h.InService:
 			inlb = "NO"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Host, h.Zone, from, h.To, ended, h.Outcome(), secs(h.OutOfRotation), inlb)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Host, h.Zone, from, h.To, ended, h.Outcome, secs(h.OutOfRotation), inlb)
 	}
 	tw.Flush()
 	if phases := r.phaseTotals(); phases != "" {
@@ -311,7 +309,7 @@ func (r *Report) Summary() Summary {
 	s.Release = r.Release.String()
 	for _, h := range r.Hosts {
 		hs := HostSummary{
-			Service: h.Service, Host: h.Host, Zone: h.Zone, From: h.From, To: h.To, Ended: h.Ended, Outcome: h.Outcome(),
+			Service: h.Service, Host: h.Host, Zone: h.Zone, From: h.From, To: h.To, Ended: h.Ended, Outcome: string(h.Outcome),
 			InService: h.InService, KeptOut: h.KeptOut, OutOfRotationS: h.OutOfRotation.Seconds(), DurationS: h.Duration.Seconds(),
 			Warnings: append([]string(nil), h.Warnings...),
 		}
@@ -357,19 +355,8 @@ func (r *Report) phaseTotals() string {
 	return strings.Join(parts, ", ")
 }
 
-// Run outcomes, as recorded in the history, sent to webhooks and hooks, and
-// reported in the JSON summary.
-const (
-	OutcomeSucceeded    = "succeeded"
-	OutcomeFailed       = "failed"        // some host failed; hosts already moved stay moved (halt); or the release command failed, and nothing was changed
-	OutcomeReverted     = "reverted"      // some host failed; every host moved was put back
-	OutcomeRevertFailed = "revert-failed" // putting some host back failed
-	OutcomeInterrupted  = "interrupted"
-)
-
-// Outcome says in one word how the run ended; interrupted is whether the
-// user interrupted it.
-func (r *Report) Outcome(interrupted bool) string {
+// Outcome says in one word how the run ended.
+func (r *Report) Outcome() RunOutcome {
 	// An interrupt that came when every host was done changes nothing, and
 	// one that came while putting a host back failed must not hide it.
 	switch {
@@ -377,13 +364,13 @@ func (r *Report) Outcome(interrupted bool) string {
 		return OutcomeSucceeded
 	case r.RevertFailed():
 		return OutcomeRevertFailed
-	case interrupted:
+	case r.Interrupted:
 		return OutcomeInterrupted
 	case r.ReleaseFailed():
 		return OutcomeFailed // and nothing was changed
 	}
 	for _, h := range r.Hosts {
-		if h.Deployed && !h.RolledBack && h.Ended == h.To && h.From != h.To {
+		if h.Outcome == HostDeployed && h.Ended == h.To && h.From != h.To {
 			return OutcomeFailed // a host stayed on the new version
 		}
 	}
@@ -407,7 +394,7 @@ func (r *Report) PhaseTable() string {
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\t"+strings.ToUpper(strings.Join(phaseOrder, "\t")))
 	for _, h := range r.Hosts {
-		if !h.Started && len(h.Phases) == 0 {
+		if !h.Started() && len(h.Phases) == 0 {
 			continue
 		}
 		cells := []string{h.Host}
@@ -445,6 +432,8 @@ func MergeReports(app Target, reports map[string]*Report, order []string) *Repor
 		}
 		m.PullDuration += r.PullDuration
 		m.Total += r.Total
+		m.Kind = r.Kind
+		m.Interrupted = m.Interrupted || r.Interrupted
 		if r.Err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", svc, r.Err))
 		}

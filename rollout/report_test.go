@@ -8,28 +8,28 @@ import (
 
 func TestOutcomeInterruptNeitherHidesNorInvents(t *testing.T) {
 	done := func(h string) *HostResult {
-		return &HostResult{Host: h, From: "a", To: "b", Ended: "b", Started: true, Deployed: true, InService: true}
+		return &HostResult{Host: h, From: "a", To: "b", Ended: "b", Outcome: HostDeployed, InService: true}
 	}
 	tests := []struct {
 		name        string
 		hosts       []*HostResult
 		interrupted bool
-		want        string
+		want        RunOutcome
 	}{
 		{"every host done, then ^C", []*HostResult{done("h1"), done("h2")}, true, OutcomeSucceeded},
-		{"^C with a host that could not be put back", []*HostResult{done("h1"), {Host: "h2", From: "a", To: "b", Ended: "a", Started: true, Err: errors.New("x"), InService: false}}, true, OutcomeRevertFailed},
-		{"^C mid-deploy, every host serving", []*HostResult{done("h1"), {Host: "h2", From: "a", To: "b", Ended: "a", Started: true, Err: errors.New("interrupted"), Reverted: true, InService: true}}, true, OutcomeInterrupted},
-		{"failed and halted", []*HostResult{done("h1"), {Host: "h2", From: "a", To: "b", Ended: "a", Started: true, Err: errors.New("x"), Reverted: true, InService: true}}, false, OutcomeFailed},
-		{"failed and reverted", []*HostResult{{Host: "h1", From: "a", To: "b", Ended: "a", Started: true, Deployed: true, RolledBack: true, InService: true}, {Host: "h2", From: "a", To: "b", Ended: "a", Started: true, Err: errors.New("x"), Reverted: true, InService: true}}, false, OutcomeReverted},
+		{"^C with a host that could not be put back", []*HostResult{done("h1"), {Host: "h2", From: "a", To: "b", Ended: "a", Outcome: HostFailedOut, Err: errors.New("x"), InService: false}}, true, OutcomeRevertFailed},
+		{"^C mid-deploy, every host serving", []*HostResult{done("h1"), {Host: "h2", From: "a", To: "b", Ended: "a", Outcome: HostFailedReverted, Err: errors.New("interrupted"), InService: true}}, true, OutcomeInterrupted},
+		{"failed and halted", []*HostResult{done("h1"), {Host: "h2", From: "a", To: "b", Ended: "a", Outcome: HostFailedReverted, Err: errors.New("x"), InService: true}}, false, OutcomeFailed},
+		{"failed and reverted", []*HostResult{{Host: "h1", From: "a", To: "b", Ended: "a", Outcome: HostMovedBack, InService: true}, {Host: "h2", From: "a", To: "b", Ended: "a", Outcome: HostFailedReverted, Err: errors.New("x"), InService: true}}, false, OutcomeReverted},
 	}
 	for _, tc := range tests {
-		r := &Report{Hosts: tc.hosts}
+		r := &Report{Hosts: tc.hosts, Interrupted: tc.interrupted}
 		for _, h := range tc.hosts {
 			if h.Err != nil {
 				r.Err = h.Err
 			}
 		}
-		if got := r.Outcome(tc.interrupted); got != tc.want {
+		if got := r.Outcome(); got != tc.want {
 			t.Errorf("%s: outcome %q, want %q", tc.name, got, tc.want)
 		}
 	}
@@ -38,8 +38,8 @@ func TestOutcomeInterruptNeitherHidesNorInvents(t *testing.T) {
 // TestMergeReports: an app's report lists every service's hosts, in the
 // app's order, with a SERVICE column, and fails when any service failed.
 func TestMergeReports(t *testing.T) {
-	www := &Report{Hosts: []*HostResult{{Host: "host1", From: "a", To: "b", Ended: "b", Started: true, Deployed: true, InService: true}}}
-	jobs := &Report{Hosts: []*HostResult{{Host: "host1", From: "a", To: "b", Ended: "a", Started: true, Err: errors.New("health check failed"), Reverted: true, InService: true}}, Err: errors.New("host1: health check failed")}
+	www := &Report{Hosts: []*HostResult{{Host: "host1", From: "a", To: "b", Ended: "b", Outcome: HostDeployed, InService: true}}}
+	jobs := &Report{Hosts: []*HostResult{{Host: "host1", From: "a", To: "b", Ended: "a", Outcome: HostFailedReverted, Err: errors.New("health check failed"), InService: true}}, Err: errors.New("host1: health check failed")}
 	m := MergeReports(Target{Service: "shop", Tag: "b"}, map[string]*Report{"www": www, "jobs": jobs}, []string{"www", "jobs"})
 	if m.OK() || len(m.Hosts) != 2 || m.Hosts[0].Service != "www" || m.Hosts[1].Service != "jobs" {
 		t.Fatalf("merged: ok=%v hosts=%+v", m.OK(), m.Hosts)

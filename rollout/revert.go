@@ -13,12 +13,12 @@ import (
 // takes under plan's strategy. A host that ran nothing before stays as it
 // is. It is a pure function of the plan and the results.
 func RevertPlan(plan Plan, rep *Report) Plan {
-	back := Plan{Kind: "revert", Target: plan.Target, Strategy: plan.Strategy}
+	back := Plan{Kind: RunRevert, Target: plan.Target, Strategy: plan.Strategy}
 	for _, b := range plan.Batches {
 		var hosts []HostPlan
 		for _, hp := range b.Hosts {
 			res, ok := rep.byName[hp.Host.Name]
-			if !ok || !res.Deployed || hp.FromImage == "" {
+			if !ok || res.Outcome != HostDeployed || hp.FromImage == "" {
 				continue // never moved, or nothing ran here before to go back to
 			}
 			bp := HostPlan{
@@ -50,11 +50,13 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 			g.Go(func() error {
 				var r HostResult
 				guardHost(bp.Host.Name, &r, func() { e.moveHost(ctx, bp, &r) })
-				res.RolledBack = r.Deployed
 				res.Ended = r.Ended
 				res.InService = r.InService
 				res.OutOfRotation += r.OutOfRotation
-				if !r.Deployed {
+				if r.Outcome == HostDeployed {
+					res.Outcome = HostMovedBack
+				} else {
+					res.Outcome = HostRevertFailed
 					res.RevertErr = fmt.Errorf("moving back to %s: %w", bp.To.Tag, r.Err)
 					if r.RevertErr != nil {
 						res.RevertErr = fmt.Errorf("%w; then: %v", res.RevertErr, r.RevertErr)

@@ -76,8 +76,8 @@ func TestRunRevertFailureIsReported(t *testing.T) {
 	e := f.executor(100 * time.Millisecond)
 	rep := e.Run(context.Background(), f.plan("new2", 1))
 	h1 := rep.host("host1")
-	if h1.Outcome() != "REVERT-FAILED" || h1.RevertErr == nil {
-		t.Errorf("host1 outcome %s (revert error %v), want REVERT-FAILED", h1.Outcome(), h1.RevertErr)
+	if h1.Outcome != "REVERT-FAILED" || h1.RevertErr == nil {
+		t.Errorf("host1 outcome %s (revert error %v), want REVERT-FAILED", h1.Outcome, h1.RevertErr)
 	}
 	if !h1.InService {
 		t.Errorf("host1 not back in the load balancers after a failed revert")

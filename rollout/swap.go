@@ -49,7 +49,7 @@ func commitStep(steps []Step) int {
 // step that fails before the commit step is undone (undo), so the host is
 // left as it was; a failure after it is a warning.
 func (e *Executor) moveHost(ctx context.Context, hp HostPlan, res *HostResult) {
-	res.Started = true
+	res.Outcome = HostMoving
 	begin := time.Now()
 	defer func() { res.Duration = time.Since(begin) }()
 	sw := &swap{hp: hp, res: res, host: e.Hosts[hp.Host.Name]}
@@ -79,7 +79,7 @@ func (e *Executor) moveHost(ctx context.Context, hp HostPlan, res *HostResult) {
 				return
 			}
 		case i == commit:
-			res.Deployed, res.InService = true, hp.KeepOut == ""
+			res.Outcome, res.InService = HostDeployed, hp.KeepOut == ""
 		}
 	}
 }
@@ -240,6 +240,7 @@ func (e *Executor) undoCommit(ctx context.Context, sw *swap, s Step, err error) 
 	}
 	sw.res.Err = err
 	sw.res.InService = false
+	sw.res.Outcome = HostFailedOut
 }
 
 // failHost undoes a move that went wrong: the new container goes, the old
@@ -251,6 +252,8 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 	res.Err = cause
 	cctx, cancel := e.cleanupContext(ctx)
 	defer cancel()
+	reverted := false
+	defer func() { res.failed(reverted) }()
 	revertErr := e.step(name, "revert", func() (string, error) {
 		if sw.newID != "" {
 			if err := host.Remove(cctx, sw.newID); err != nil {
@@ -291,7 +294,7 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 	// Reverted means the old version was put back; a host whose old
 	// container was never touched simply failed.
 	touched := sw.oldStopped || sw.oldRenamed || sw.newNamed
-	res.Reverted = revertErr == nil && touched
+	reverted = revertErr == nil && touched
 	res.RevertErr = revertErr
 	if sw.outSince.IsZero() {
 		return // it never stopped serving
@@ -336,11 +339,12 @@ func (e *Executor) switchBack(ctx context.Context, sw *swap, cause error) {
 		res.InService = false
 		res.RevertErr = fmt.Errorf("pointing the load balancers back at port %d: %w", fromPort, err)
 		res.Ended = hp.To.Tag // the new container stays: it may be serving
+		res.Outcome = HostRevertFailed
 		return
 	}
 	e.failHost(ctx, sw, cause)
 	res.InService = oldRuns
-	res.Reverted = res.RevertErr == nil && oldRuns
+	res.failed(res.RevertErr == nil && oldRuns)
 }
 
 // portOr is port, or the service's port when port is 0 (a plan made with
