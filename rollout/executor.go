@@ -132,6 +132,8 @@ type Executor struct {
 	// RunID identifies the run (its deploy lock's ID): it labels the
 	// release container, so a leftover can be told from whose run it is.
 	RunID string
+	// Canary judges a plan's canary stage (nil: a plan with one fails).
+	Canary CanaryJudge
 
 	mu     sync.Mutex
 	report *Report // the run in progress, for per-phase timings
@@ -281,6 +283,12 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 			if r := rep.host(hp.Host.Name); r.Err != nil {
 				failed = true
 				errs = multierror.Append(errs, fmt.Errorf("%s: %w", r.Host, r.Err))
+			}
+		}
+		if !failed && plan.Canary != nil && bi == plan.Canary.Batch {
+			if err := e.bake(ctx, plan, rep); err != nil {
+				errs = multierror.Append(errs, err)
+				failed = true
 			}
 		}
 		if failed {

@@ -131,6 +131,9 @@ type Plan struct {
 	// Strategy is how the hosts' containers are replaced: the hosts'
 	// steps were planned for it, and so is the revert plan (RevertPlan).
 	Strategy Strategy
+	// Canary is the canary stage (nil: none): the executor bakes after
+	// the canary batch.
+	Canary *Canary
 }
 
 // RunKind is the plan's Kind, RunDeploy when unset (a plan built by hand).
@@ -172,7 +175,28 @@ func PlanDeployWith(target Target, hosts []HostSnapshot, rules SpreadRules, stra
 	// The hosts kept out serve nothing now.
 	rules.Serving = max(0, rules.Serving-(len(hosts)-Serving(hosts)))
 	var err error
-	p.Batches, err = BatchKeptOut(todo, func(hs []HostPlan) ([]Batch, error) { return SpreadBatches(hs, rules) })
+	p.Batches, err = BatchKeptOut(todo, func(hs []HostPlan) ([]Batch, error) {
+		if rules.Canary == 0 {
+			return SpreadBatches(hs, rules)
+		}
+		canary, rest, err := canaryBatches(hs, rules.Canary, rules)
+		if err != nil {
+			return nil, err
+		}
+		p.Canary = &Canary{}
+		for _, hp := range canary.Hosts {
+			p.Canary.Hosts = append(p.Canary.Hosts, hp.Host.Name)
+		}
+		for _, b := range rest {
+			for _, hp := range b.Hosts {
+				p.Canary.Baseline = append(p.Canary.Baseline, hp.Host.Name)
+			}
+		}
+		return append([]Batch{canary}, rest...), nil
+	})
+	if p.Canary != nil && len(p.Batches) > 0 && p.Batches[0].Hosts[0].KeepOut != "" {
+		p.Canary.Batch = 1 // after the batch of the hosts kept out
+	}
 	return p, err
 }
 
@@ -387,8 +411,13 @@ func (p Plan) String() string {
 	}
 	b.WriteString(p.Release.String())
 	b.WriteString(RepairsString(p.Repairs))
+	b.WriteString(p.Canary.String())
 	for i, bt := range p.Batches {
-		fmt.Fprintf(&b, "batch %d:\n", i+1)
+		canary := ""
+		if p.Canary != nil && i == p.Canary.Batch {
+			canary = " (canary)"
+		}
+		fmt.Fprintf(&b, "batch %d%s:\n", i+1, canary)
 		for _, hp := range bt.Hosts {
 			from := hp.From
 			if from == "" {

@@ -78,6 +78,9 @@ type Report struct {
 	Release *ReleaseResult
 	// Kind is the run's kind.
 	Kind RunKind
+	// Canary is what the canary stage found (nil: the run had none, or
+	// did not get that far).
+	Canary *CanaryResult
 	// Interrupted says the run was interrupted (its context ended) before
 	// it finished; the executor records it once.
 	Interrupted bool

@@ -19,6 +19,9 @@ type SpreadRules struct {
 	MinInService int
 	// Serving is how many of the service's hosts serve now, in the plan or not.
 	Serving int
+	// Canary is how many serving hosts move first, as the canary batch
+	// (0: no canary stage).
+	Canary int
 }
 
 // SpreadBatches cuts hosts into batches of at most BatchSize so that no
