@@ -104,6 +104,17 @@ type outputEvent struct {
 	Text   string `json:"text"`
 }
 
+// canaryEvent is the canary's figures while it bakes, and its verdict.
+type canaryEvent struct {
+	header
+	Result  string  `json:"result"`
+	Summary string  `json:"summary"`
+	BakedS  float64 `json:"baked_s"`
+	BakeS   float64 `json:"bake_s"`
+	Final   bool    `json:"final"`
+	Figures any     `json:"figures,omitempty"`
+}
+
 // planRelease is the release step in the plan event.
 type planRelease struct {
 	Command  []string `json:"command"`

@@ -176,6 +176,11 @@ func (v *View) Step(ev rollout.Event) {
 // when the command fails. The caller holds v.mu.
 func (v *View) output(ev rollout.Event) {
 	switch {
+	case v.opts.Mode == JSON && ev.Canary != nil:
+		h := v.header("canary")
+		h.Time = ev.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+		c := ev.Canary
+		v.writeJSON(canaryEvent{header: h, Result: c.Verdict.Result, Summary: v.redact(c.Verdict.Summary), BakedS: c.Baked.Seconds(), BakeS: c.Bake.Seconds(), Final: c.Final, Figures: c.Verdict.Figures})
 	case v.opts.Mode == JSON:
 		h := v.header("output")
 		h.Time = ev.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00")

@@ -145,6 +145,13 @@ type CanaryVerdict struct {
 	Figures any
 }
 
+// CanaryProgress is a bake's figures so far, or its verdict (Final).
+type CanaryProgress struct {
+	Verdict     CanaryVerdict
+	Baked, Bake time.Duration
+	Final       bool
+}
+
 // CanaryResult is what the canary stage found.
 type CanaryResult struct {
 	// Verdict is the final verdict; its Result is CanaryFail for an
@@ -217,26 +224,36 @@ func (e *Executor) bake(ctx context.Context, plan Plan, rep *Report) error {
 			}
 			res.Verdict, res.Baked = v, time.Since(start)
 			if !final {
-				e.emit(Event{Host: CanaryStep, Step: "bake", Stream: "figures", Output: fmt.Sprintf("%s: %s (%s of %s)", v.Result, v.Summary, res.Baked.Round(time.Second), c.Bake)})
+				e.emit(Event{Host: CanaryStep, Step: "bake", Stream: "figures", Output: fmt.Sprintf("so far %s: %s (%s of %s)", v.Result, v.Summary, res.Baked.Round(time.Second), c.Bake),
+					Canary: &CanaryProgress{Verdict: v, Baked: res.Baked, Bake: c.Bake}})
 				continue
 			}
-			switch v.Result {
-			case CanaryPass:
-				return "canary passed: " + v.Summary, nil
-			case CanaryFail:
-				return "", fmt.Errorf("%w: %s", ErrCanaryFailed, v.Summary)
-			}
-			res.Inconclusive = true
-			switch {
-			case c.Inconclusive == InconclusivePass:
-				res.Verdict.Result = CanaryPass
-				return "canary inconclusive, counted as a pass (canary.inconclusive: pass): " + v.Summary, nil
-			case c.Inconclusive == InconclusiveExtend && time.Since(start)+every <= limit:
+			if v.Result == CanaryInconclusive && c.Inconclusive == InconclusiveExtend && time.Since(start)+every <= limit {
+				// Too little traffic yet: keep baking.
+				e.emit(Event{Host: CanaryStep, Step: "bake", Stream: "figures", Output: fmt.Sprintf("inconclusive, baking on (up to %s): %s", limit, v.Summary),
+					Canary: &CanaryProgress{Verdict: v, Baked: res.Baked, Bake: limit}})
 				end.Reset(every)
 				continue
 			}
-			res.Verdict.Result = CanaryFail
-			return "", fmt.Errorf("%w: inconclusive after %s, counted as a fail: %s", ErrCanaryFailed, res.Baked.Round(time.Second), v.Summary)
+			err = nil
+			detail := "canary passed: " + v.Summary
+			switch {
+			case v.Result == CanaryPass:
+			case v.Result == CanaryFail:
+				err = fmt.Errorf("%w: %s", ErrCanaryFailed, v.Summary)
+			case c.Inconclusive == InconclusivePass:
+				res.Inconclusive, res.Verdict.Result = true, CanaryPass
+				detail = "canary inconclusive, counted as a pass (canary.inconclusive: pass): " + v.Summary
+			default:
+				res.Inconclusive, res.Verdict.Result = true, CanaryFail
+				err = fmt.Errorf("%w: inconclusive after %s, counted as a fail: %s", ErrCanaryFailed, res.Baked.Round(time.Second), v.Summary)
+			}
+			e.emit(Event{Host: CanaryStep, Step: "bake", Stream: "figures", Output: fmt.Sprintf("verdict %s: %s (baked %s)", res.Verdict.Result, v.Summary, res.Baked.Round(time.Second)),
+				Canary: &CanaryProgress{Verdict: res.Verdict, Baked: res.Baked, Bake: c.Bake, Final: true}})
+			if err != nil {
+				return "", err
+			}
+			return detail, nil
 		}
 	})
 }

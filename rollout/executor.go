@@ -152,10 +152,13 @@ type Event struct {
 	Detail   string
 	Err      error
 	// Stream is "stdout" or "stderr" for a line of output of the step's
-	// command (the release command's), Output being the line: such an
-	// event neither starts nor ends the step. "" for every other event.
+	// command (the release command's), or "figures" for the running
+	// figures of a canary's bake, Output being the line: such an event
+	// neither starts nor ends the step. "" for every other event.
 	Stream string
 	Output string
+	// Canary is set on a bake's figures events.
+	Canary *CanaryProgress
 }
 
 func (e *Executor) emit(ev Event) {
