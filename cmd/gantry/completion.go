@@ -88,8 +88,9 @@ _gantry_zsh_autocomplete() {
 compdef _gantry_zsh_autocomplete gantry
 `
 
-// completionCommand prints a shell completion script.
-func completionCommand() *cli.Command {
+// newCompletionCmd is gantry completion: it prints a shell completion
+// script.
+func newCompletionCmd() *cli.Command {
 	return &cli.Command{
 		Name:      "completion",
 		Usage:     "print the shell completion script for bash, zsh or fish",

@@ -121,7 +121,7 @@ func TestCompletionScripts(t *testing.T) {
 	} {
 		t.Run(shell, func(t *testing.T) {
 			out := captureStdout(t, func() {
-				if code := run(context.Background(), []string{"gantry", "completion", shell}, &state{}); code != 0 {
+				if code := run(context.Background(), []string{"gantry", "completion", shell}, &tracker{}); code != 0 {
 					t.Errorf("exit %d", code)
 				}
 			})
@@ -130,7 +130,7 @@ func TestCompletionScripts(t *testing.T) {
 			}
 		})
 	}
-	if code := run(context.Background(), []string{"gantry", "completion", "tcsh"}, &state{}); code != exitUsage {
+	if code := run(context.Background(), []string{"gantry", "completion", "tcsh"}, &tracker{}); code != exitUsage {
 		t.Errorf("completion tcsh: exit %d, want %d", code, exitUsage)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -11,9 +12,24 @@ import (
 	"github.com/gantry-dev/gantry/fleet"
 )
 
-// maintenanceCommand is gantry maintenance [list|on|off].
-func maintenanceCommand() *cli.Command {
-	action := func(fn func(context.Context, fleet.MaintenanceOptions) error, wantHost bool) cli.ActionFunc {
+// maintenanceOptions are what maintenance on, off and list are given.
+type maintenanceOptions struct {
+	configPath, env, host string
+	message               string
+	force, json           bool
+	lockWait              time.Duration
+	// do is the operation: fleet.MaintenanceOn, MaintenanceOff or
+	// MaintenanceList.
+	do func(context.Context, fleet.MaintenanceOptions) error
+}
+
+// newMaintenanceCmd is gantry maintenance [list|on|off]. runF, when not
+// nil, runs instead of maintenanceRun (tests).
+func newMaintenanceCmd(runF func(context.Context, maintenanceOptions) error) *cli.Command {
+	if runF == nil {
+		runF = maintenanceRun
+	}
+	action := func(do func(context.Context, fleet.MaintenanceOptions) error, wantHost bool) cli.ActionFunc {
 		return func(c *cli.Context) error {
 			if wantHost && c.NArg() != 1 {
 				return fmt.Errorf("maintenance %s: want exactly one HOST argument", c.Command.Name)
@@ -24,21 +40,18 @@ func maintenanceCommand() *cli.Command {
 			if c.String("env") == "" {
 				return fmt.Errorf("maintenance %s: --env is required", c.Command.Name)
 			}
-			cfg, err := config.Load(c.String("config"))
-			if err != nil {
-				return err
-			}
-			return fn(c.Context, fleet.MaintenanceOptions{
-				Config: cfg, Env: c.String("env"), Host: c.Args().First(), Message: c.String("message"),
-				Force: c.Bool("force"), LockWait: c.Duration("lock-wait"), JSON: c.Bool("json"), Out: os.Stdout,
+			return runF(c.Context, maintenanceOptions{
+				configPath: c.String("config"), env: c.String("env"), host: c.Args().First(), message: c.String("message"),
+				force: c.Bool("force"), lockWait: c.Duration("lock-wait"), json: c.Bool("json"), do: do,
 			})
 		}
 	}
-	lockWait := &cli.DurationFlag{Name: "lock-wait", Usage: "wait up to this long for each of the host's services' deploy lock someone else holds"}
+	lockWait := func() cli.Flag {
+		return lockWaitFlag("wait up to this long for each of the host's services' deploy lock someone else holds")
+	}
 	// Not required on the parent: urfave/cli would then ask for it before
 	// "on" and "off" too. The list refuses without it.
-	optionalEnv := &cli.StringFlag{Name: "env", Aliases: []string{"e"}, EnvVars: []string{"GANTRY_ENV"}, Usage: "environment (required)"}
-	list := []cli.Flag{optionalEnv, &cli.BoolFlag{Name: "json", Usage: "print JSON"}}
+	list := func() []cli.Flag { return []cli.Flag{optionalEnvFlag("environment (required)"), jsonFlag()} }
 	return &cli.Command{
 		Name:      "maintenance",
 		Usage:     "take a host out of every load balancer and keep it out across deploys, put it back, or list the hosts in maintenance",
@@ -56,15 +69,27 @@ Examples:
    gantry maintenance on web3 --env production --message "disk swap, ticket 42"
    gantry maintenance --env production
    gantry maintenance off web3 --env production`,
-		Flags:  list,
+		Flags:  list(),
 		Action: action(fleet.MaintenanceList, false),
 		Subcommands: []*cli.Command{
 			{Name: "on", Usage: "drain HOST from every load balancer and keep it out", ArgsUsage: "HOST", Action: action(fleet.MaintenanceOn, true),
-				Flags: []cli.Flag{envFlag(), &cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "why, shown by maintenance list and inventory"},
-					&cli.BoolFlag{Name: "force", Usage: "even when a service would be left below min_in_service, or with no host in rotation"}, lockWait}},
+				Flags: []cli.Flag{envFlag("environment"), messageFlag("why, shown by maintenance list and inventory"),
+					forceFlag("even when a service would be left below min_in_service, or with no host in rotation"), lockWait()}},
 			{Name: "off", Usage: "health-check HOST and put it back into every load balancer", ArgsUsage: "HOST", Action: action(fleet.MaintenanceOff, true),
-				Flags: []cli.Flag{envFlag(), lockWait}},
-			{Name: "list", Usage: "the hosts in maintenance: since when, by whom, why", Action: action(fleet.MaintenanceList, false), Flags: list},
+				Flags: []cli.Flag{envFlag("environment"), lockWait()}},
+			{Name: "list", Usage: "the hosts in maintenance: since when, by whom, why", Action: action(fleet.MaintenanceList, false), Flags: list()},
 		},
 	}
+}
+
+// maintenanceRun takes a host out, puts it back, or lists the hosts out.
+func maintenanceRun(ctx context.Context, opts maintenanceOptions) error {
+	cfg, err := config.Load(opts.configPath)
+	if err != nil {
+		return err
+	}
+	return opts.do(ctx, fleet.MaintenanceOptions{
+		Config: cfg, Env: opts.env, Host: opts.host, Message: opts.message,
+		Force: opts.force, LockWait: opts.lockWait, JSON: opts.json, Out: os.Stdout,
+	})
 }

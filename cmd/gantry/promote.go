@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -10,8 +11,19 @@ import (
 	"github.com/gantry-dev/gantry/rollout"
 )
 
-// promoteCommand deploys to one environment the version another runs.
-func promoteCommand(code *int, st *state) *cli.Command {
+// promoteOptions are what promote is given; run.env is --to.
+type promoteOptions struct {
+	run             runOptions
+	service         string // a service or an app
+	from            string
+	allowMutableTag bool
+	skipRelease     bool
+}
+
+// newPromoteCmd is gantry promote: it deploys to one environment the
+// version another runs. runF, when not nil, runs instead of promoteRun
+// (tests).
+func newPromoteCmd(r *runner, runF func(context.Context, *promoteOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:      "promote",
 		Usage:     "deploy to --to exactly the version of SERVICE that --from runs",
@@ -29,34 +41,50 @@ Examples:
    gantry promote www --from staging --to production
    gantry promote www --from staging --to production --dry-run
    gantry promote www --from staging --to production --lock-wait 10m --message "release 42"`,
-		Flags: append([]cli.Flag{
+		Flags: flags([]cli.Flag{
 			&cli.StringFlag{Name: "from", Required: true, Usage: "environment whose running version is promoted"},
 			&cli.StringFlag{Name: "to", Required: true, Usage: "environment to deploy that version to"},
-			&cli.BoolFlag{Name: "allow-mutable-tag", Usage: "promote even when the version is a tag such as latest that can move"},
-			skipReleaseFlag,
-		}, append(runFlags(), outputFlags()...)...),
+			allowMutableTagFlag("promote even when the version is a tag such as latest that can move"),
+			skipReleaseFlag(),
+		}, runFlags(), outputFlags()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return fmt.Errorf("promote: want exactly one SERVICE argument, e.g. www")
 			}
-			cfg, err := config.Load(c.String("config"))
-			if err != nil {
-				return err
+			opts := &promoteOptions{
+				run:             runOptionsFrom(c, c.String("to")),
+				service:         c.Args().First(),
+				from:            c.String("from"),
+				allowMutableTag: c.Bool("allow-mutable-tag"),
+				skipRelease:     c.Bool("skip-release"),
 			}
-			ro, err := runOptions(c, cfg, st, c.String("to"))
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(c.Context, opts)
 			}
-			opts := fleet.PromoteOptions{DeployOptions: ro, Service: c.Args().First(), From: c.String("from")}
-			opts.AllowMutableTag = c.Bool("allow-mutable-tag")
-			opts.SkipRelease = c.Bool("skip-release")
-			var rep *rollout.Report
-			if fleet.IsApp(ro, opts.Service) {
-				rep, err = fleet.PromoteApp(c.Context, opts, opts.Service)
-			} else {
-				rep, err = fleet.Promote(c.Context, opts)
-			}
-			return finish(c, code, st, fmt.Sprintf("promotion of %s from %s to %s", c.Args().First(), opts.From, opts.Env), rep, err)
+			return promoteRun(c.Context, r, opts)
 		},
 	}
+}
+
+// promoteRun promotes opts.service: every service of the app when it
+// names an app.
+func promoteRun(ctx context.Context, r *runner, opts *promoteOptions) error {
+	cfg, err := config.Load(opts.run.configPath)
+	if err != nil {
+		return err
+	}
+	fo, err := r.start(cfg, opts.run, "deploy")
+	if err != nil {
+		return err
+	}
+	po := fleet.PromoteOptions{DeployOptions: fo, Service: opts.service, From: opts.from}
+	po.AllowMutableTag = opts.allowMutableTag
+	po.SkipRelease = opts.skipRelease
+	var rep *rollout.Report
+	if fleet.IsApp(fo, opts.service) {
+		rep, err = fleet.PromoteApp(ctx, po, opts.service)
+	} else {
+		rep, err = fleet.Promote(ctx, po)
+	}
+	return r.end(ctx, opts.run, fmt.Sprintf("promotion of %s from %s to %s", opts.service, opts.from, opts.run.env), rep, err)
 }

@@ -21,8 +21,8 @@ type parsed struct {
 // testApp is gantry's app with the real commands and flags, whose actions
 // record what they were given instead of deploying.
 func testApp(got *parsed) *cli.App {
-	var code int
-	cmds := []*cli.Command{deployCommand(&code, nil), planCommand(&code, nil)}
+	r := &runner{tracker: &tracker{}}
+	cmds := []*cli.Command{newDeployCmd(r, nil), newPlanCmd(r, nil)}
 	for _, c := range cmds {
 		c.Action = func(c *cli.Context) error {
 			*got = parsed{

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"slices"
 	"testing"
@@ -36,12 +37,10 @@ func TestExecArguments(t *testing.T) {
 	} {
 		var got []string
 		var env, host string
-		var code int
-		cmd := execCommand(&code, &state{})
-		cmd.Action = func(c *cli.Context) error {
-			got, env, host = c.Args().Slice(), c.String("env"), c.String("host")
+		cmd := newExecCmd(&tracker{}, func(_ context.Context, o execOptions) error {
+			got, env, host = append([]string{o.service}, o.cmd...), o.env, o.host
 			return nil
-		}
+		})
 		app := &cli.App{
 			Name:           "gantry",
 			Flags:          []cli.Flag{&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: config.DefaultPath}},
