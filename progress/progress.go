@@ -49,9 +49,9 @@ type Options struct {
 	Verbosity Verbosity
 	// Env is the environment the run changes, for headlines and events.
 	Env string
-	// Kind is "deploy" or "rollback": what the summary says ran when the
-	// run ended before it had a plan (default deploy).
-	Kind string
+	// Kind is what the summary says ran when the run ended before it had
+	// a plan (default deploy).
+	Kind rollout.RunKind
 	// Secrets are values never to be written (registry password, webhook
 	// URLs): each is replaced by "***".
 	Secrets []string
@@ -246,7 +246,7 @@ func (v *View) kind() string {
 	case v.plan != nil:
 		return string(v.plan.RunKind())
 	case v.opts.Kind != "":
-		return v.opts.Kind
+		return string(v.opts.Kind)
 	}
 	return "deploy"
 }

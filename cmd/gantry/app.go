@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/gantry-dev/gantry/rollout"
 )
 
 // newApp is gantry's command tree. tr is what the signal handler reads of
@@ -53,9 +55,9 @@ func run(ctx context.Context, args []string, tr *tracker) int {
 	}
 	err := app.RunContext(ctx, flagsFirst(app, args))
 	code := exitCode(ctx, err)
-	kind := "deploy"
+	kind := rollout.RunDeploy
 	if runCmd == "rollback" {
-		kind = "rollback"
+		kind = rollout.RunRollback
 	}
 	r.finish(ctx, wantJSON, kind, err, code)
 	if msg, ok := message(err); ok {

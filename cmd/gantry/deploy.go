@@ -8,6 +8,7 @@ import (
 
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
+	"github.com/gantry-dev/gantry/rollout"
 )
 
 // deployOptions are what deploy and plan are given.
@@ -79,7 +80,7 @@ func deployRun(ctx context.Context, r *runner, opts *deployOptions) error {
 	if err != nil {
 		return err
 	}
-	fo, err := r.start(cfg, opts.run, "deploy")
+	fo, err := r.start(cfg, opts.run, rollout.RunDeploy)
 	if err != nil {
 		return err
 	}

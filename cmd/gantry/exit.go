@@ -110,21 +110,25 @@ func message(err error) (string, bool) {
 // ended without a report's verdict (refused, lock held, bad input), nil
 // when every host succeeded. what names the run in the message ("deploy of
 // www@abc").
-func reportError(ctx context.Context, what string, rep *rollout.Report, err error) error {
+func reportError(what string, rep *rollout.Report, err error) error {
 	if err != nil {
 		return err
 	}
-	if rep == nil || rep.OK() {
+	if rep == nil {
 		return nil
 	}
-	switch {
-	case rep.RevertFailed():
-		// Before the interrupt: a host that could not be put back is what
-		// the operator must hear about, interrupted or not.
+	// The run's outcome word decides, as it does in history, webhooks and
+	// --json (rollout.RunOutcome: a host that could not be put back comes
+	// before the interrupt the executor recorded).
+	switch rep.Outcome() {
+	case rollout.OutcomeSucceeded:
+		return nil
+	case rollout.OutcomeRevertFailed:
 		return withExit(exitRevertFailed, fmt.Errorf("%s failed AND putting hosts back failed; see REVERT-FAILED above:\n%v", what, rep.Err))
-	case ctx.Err() != nil:
+	case rollout.OutcomeInterrupted:
 		return withExit(exitInterrupted, fmt.Errorf("%s interrupted; every host above is serving and in every load balancer unless marked otherwise:\n%v", what, rep.Err))
-	case rep.ReleaseFailed():
+	}
+	if rep.ReleaseFailed() {
 		// No host was touched: like a failed pre-flight check.
 		return withExit(exitPreflight, fmt.Errorf("%s stopped: %v", what, rep.Err))
 	}

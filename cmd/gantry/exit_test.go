@@ -78,13 +78,13 @@ func TestReportError(t *testing.T) {
 	cancel()
 	hostErr := errors.New("host1: health check failed")
 	served := func() *rollout.HostResult {
-		return &rollout.HostResult{Host: "host1", From: "v1", To: "v2", Ended: "v2", InService: true}
+		return &rollout.HostResult{Host: "host1", From: "v1", To: "v2", Ended: "v2", Outcome: rollout.HostDeployed, InService: true}
 	}
 	reverted := func() *rollout.HostResult {
-		return &rollout.HostResult{Host: "host1", From: "v1", To: "v2", Ended: "v1", InService: true, Err: hostErr, Reverted: true}
+		return &rollout.HostResult{Host: "host1", From: "v1", To: "v2", Ended: "v1", InService: true, Err: hostErr, Outcome: rollout.HostFailedReverted}
 	}
 	revertFailed := func() *rollout.HostResult {
-		return &rollout.HostResult{Host: "host1", From: "v1", To: "v2", Err: hostErr, RevertErr: errors.New("start v1: no such image")}
+		return &rollout.HostResult{Host: "host1", From: "v1", To: "v2", Err: hostErr, RevertErr: errors.New("start v1: no such image"), Outcome: rollout.HostRevertFailed}
 	}
 	for _, tc := range []struct {
 		name     string
@@ -100,12 +100,12 @@ func TestReportError(t *testing.T) {
 		{name: "lock held", ctx: live, err: lock.ErrHeld, want: exitLockHeld},
 		{name: "failed and reverted", ctx: live, rep: &rollout.Report{Err: hostErr, Hosts: []*rollout.HostResult{reverted()}}, want: exitFailed, wantText: "deploy of www@v2 failed; "},
 		{name: "revert failed", ctx: live, rep: &rollout.Report{Err: hostErr, Hosts: []*rollout.HostResult{revertFailed()}}, want: exitRevertFailed, wantText: "deploy of www@v2 failed AND putting hosts back failed"},
-		{name: "revert failed, interrupted", ctx: cancelled, rep: &rollout.Report{Err: hostErr, Hosts: []*rollout.HostResult{revertFailed()}}, want: exitRevertFailed, wantText: "deploy of www@v2 failed AND"},
-		{name: "interrupted", ctx: cancelled, rep: &rollout.Report{Err: context.Canceled, Hosts: []*rollout.HostResult{reverted()}}, want: exitInterrupted, wantText: "deploy of www@v2 interrupted; "},
+		{name: "revert failed, interrupted", ctx: cancelled, rep: &rollout.Report{Err: hostErr, Interrupted: true, Hosts: []*rollout.HostResult{revertFailed()}}, want: exitRevertFailed, wantText: "deploy of www@v2 failed AND"},
+		{name: "interrupted", ctx: cancelled, rep: &rollout.Report{Err: context.Canceled, Interrupted: true, Hosts: []*rollout.HostResult{reverted()}}, want: exitInterrupted, wantText: "deploy of www@v2 interrupted; "},
 		{name: "release command failed", ctx: live, rep: &rollout.Report{Err: hostErr, Release: &rollout.ReleaseResult{Err: hostErr}}, want: exitPreflight, wantText: "deploy of www@v2 stopped: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := reportError(tc.ctx, "deploy of www@v2", tc.rep, tc.err)
+			err := reportError("deploy of www@v2", tc.rep, tc.err)
 			if got := exitCode(tc.ctx, err); got != tc.want {
 				t.Errorf("exit code %d, want %d (error: %v)", got, tc.want, err)
 			}

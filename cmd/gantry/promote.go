@@ -73,7 +73,7 @@ func promoteRun(ctx context.Context, r *runner, opts *promoteOptions) error {
 	if err != nil {
 		return err
 	}
-	fo, err := r.start(cfg, opts.run, "deploy")
+	fo, err := r.start(cfg, opts.run, rollout.RunDeploy)
 	if err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ func rollbackRun(ctx context.Context, r *runner, opts *rollbackOptions) error {
 	if err != nil {
 		return err
 	}
-	fo, err := r.start(cfg, opts.run, "rollback")
+	fo, err := r.start(cfg, opts.run, rollout.RunRollback)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ type runner struct {
 
 // start returns the fleet options o gives, with the view that shows the
 // run (kind: deploy or rollback).
-func (r *runner) start(cfg *config.Config, o runOptions, kind string) (fleet.DeployOptions, error) {
+func (r *runner) start(cfg *config.Config, o runOptions, kind rollout.RunKind) (fleet.DeployOptions, error) {
 	// The run reads the deployer's environment here, and nowhere deeper.
 	secrets := cfg.Secrets(os.LookupEnv)
 	r.secrets = secrets
@@ -100,14 +100,14 @@ func (r *runner) end(ctx context.Context, o runOptions, what string, rep *rollou
 			fmt.Fprintln(os.Stderr, "gantry: writing --report:", werr)
 		}
 	}
-	return reportError(ctx, what, rep, err)
+	return reportError(what, rep, err)
 }
 
 // finish gives the run's view its last word: err and code are how the
 // command ended. With --json a run refused before its view existed (flags,
 // config) still ends its JSON stream with the summary: kind says what it
 // would have run.
-func (r *runner) finish(ctx context.Context, wantJSON bool, kind string, err error, code int) {
+func (r *runner) finish(ctx context.Context, wantJSON bool, kind rollout.RunKind, err error, code int) {
 	if r.view == nil && wantJSON {
 		r.view = progress.New(progress.Options{Out: os.Stdout, Mode: progress.JSON, Kind: kind})
 	}
@@ -118,7 +118,7 @@ func (r *runner) finish(ctx context.Context, wantJSON bool, kind string, err err
 
 // newView makes the view of a run from the output flags: JSON with
 // --json, the live view when stdout is a terminal, else plain lines.
-func newView(o runOptions, secrets []string, kind string) (*progress.View, error) {
+func newView(o runOptions, secrets []string, kind rollout.RunKind) (*progress.View, error) {
 	po := progress.Options{Out: os.Stdout, Env: o.env, Secrets: secrets, Kind: kind}
 	if o.quiet && o.verbose {
 		return nil, fmt.Errorf("--quiet and --verbose: give one or the other")
