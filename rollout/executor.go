@@ -228,8 +228,10 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 		e.mu.Lock()
 		e.report = nil
 		e.mu.Unlock()
-		// The one place the interruption is recorded.
-		rep.Interrupted = ctx.Err() != nil
+		// The one place the interruption is recorded: a context cancelled
+		// (by the user's signal) — not one that ended with another cause,
+		// such as a lost deploy lock, or a deadline.
+		rep.Interrupted = errors.Is(context.Cause(ctx), context.Canceled)
 	}()
 	if len(plan.Batches) > 0 {
 		// Pulling changes nothing that serves: it goes first, so that the

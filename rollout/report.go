@@ -81,8 +81,9 @@ type Report struct {
 	// Canary is what the canary stage found (nil: the run had none, or
 	// did not get that far).
 	Canary *CanaryResult
-	// Interrupted says the run was interrupted (its context ended) before
-	// it finished; the executor records it once.
+	// Interrupted says the run was interrupted (its context cancelled,
+	// with no other cause) before it finished; the executor records it
+	// once.
 	Interrupted bool
 
 	byName map[string]*HostResult

@@ -1,9 +1,11 @@
 package rollout
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestOutcomeInterruptNeitherHidesNorInvents(t *testing.T) {
@@ -53,5 +55,26 @@ func TestMergeReports(t *testing.T) {
 	}
 	if s := m.Summary(); s.Hosts[1].Service != "jobs" {
 		t.Errorf("summary hosts: %+v", s.Hosts)
+	}
+}
+
+// TestInterruptIsRecordedOnlyForTheUsersCancel: a run whose context the
+// user's signal cancelled is interrupted; one stopped with another cause
+// (its deploy lock lost) failed, and is reported so.
+func TestInterruptIsRecordedOnlyForTheUsersCancel(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cause error
+		want  bool
+	}{{"signal", nil, true}, {"lock lost", errors.New("deploy lock lost"), false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFleet(2, "old1")
+			ctx, cancel := context.WithCancelCause(context.Background())
+			cancel(tc.cause)
+			rep := f.executor(time.Second).Run(ctx, f.plan("new2", 1))
+			if rep.Interrupted != tc.want {
+				t.Errorf("Interrupted=%v, want %v (outcome %s)", rep.Interrupted, tc.want, rep.Outcome())
+			}
+		})
 	}
 }
