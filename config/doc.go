@@ -3,4 +3,19 @@
 // services gantry deploys. Every problem is reported at load time with the
 // file, the key and what is wrong, so nothing on the fleet changes because of
 // a bad config.
+//
+// The files, by job:
+//   - schema.go: the documented types (Config, Environment, Service, ...)
+//     and lookups on them (Environment, Service, Machine, ...).
+//   - scalars.go: YAML scalar types and their parsing: Duration, Size,
+//     Count (hosts or a percentage), Argv, StringList, EnvValue.
+//   - load.go: Load and Parse (read, decode, default, validate) and the
+//     rewriting of YAML decoder messages into an Error naming file and key.
+//   - defaults.go: the Default* values and how they fill keys left out.
+//   - validate.go: every check of a loaded config, all problems at once.
+//   - env.go: what a run takes from the deployer's environment (from_env
+//     secrets, env files, the registry password, webhook URLs). config
+//     never reads the process environment itself: these functions read
+//     through a LookupFunc the command that starts the run passes in
+//     (os.LookupEnv), so tests give their own and nothing is read at load.
 package config
