@@ -42,6 +42,35 @@ func (s Service) ExpandEnvPort(h Host, port int, secrets map[string]string) []st
 // os.LookupEnv does. The command that starts a run passes os.LookupEnv.
 type LookupFunc func(name string) (string, bool)
 
+// unset is the environment where no variable is set: what a nil
+// LookupFunc means.
+func unset(string) (string, bool) { return "", false }
+
+// UseEnv gives the config the deployer's environment, read when the run
+// needs the registry password (RegistryPassword) and in LookupEnv. The
+// command that starts a run passes os.LookupEnv right after loading; until
+// then, and for nil, no variable is set. Loading reads no variable.
+func (c *Config) UseEnv(lookup LookupFunc) { c.env = lookup }
+
+// LookupEnv reads name through the environment given to UseEnv.
+func (c *Config) LookupEnv(name string) (string, bool) {
+	if c.env == nil {
+		return unset(name)
+	}
+	return c.env(name)
+}
+
+// RegistryPassword is the registry password: the value of the
+// registry.password_env variable in the environment given to UseEnv. An
+// unset variable is an error naming it; the value never is in one.
+func (c *Config) RegistryPassword() (string, error) {
+	pw, ok := c.LookupEnv(c.Registry.PasswordEnv)
+	if !ok {
+		return "", &Error{File: c.Path, Key: "registry.password_env", Problem: fmt.Sprintf("environment variable %s is not set", c.Registry.PasswordEnv)}
+	}
+	return pw, nil
+}
+
 // ResolveSecrets reads the service's secret env values: its env files
 // (in order, a later file winning) and its {from_env: NAME} values, from
 // lookup. Literal env values win over env files. Every unset variable and
@@ -53,7 +82,7 @@ func (c *Config) ResolveSecrets(service string, lookup LookupFunc) (map[string]s
 		return nil, err
 	}
 	if lookup == nil {
-		lookup = func(string) (string, bool) { return "", false }
+		lookup = unset
 	}
 	key := "services." + service
 	out := map[string]string{}
@@ -93,6 +122,9 @@ func (c *Config) ResolveSecrets(service string, lookup LookupFunc) (map[string]s
 // when it is unset; blank lines and lines starting with # are skipped.
 // Errors name the file and line, never a value.
 func ReadEnvFile(path string, lookup LookupFunc) (map[string]string, error) {
+	if lookup == nil {
+		lookup = unset
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -129,10 +161,14 @@ func ReadEnvFile(path string, lookup LookupFunc) (map[string]string, error) {
 }
 
 // Endpoint is the webhook's URL: url, or the value of the url_env variable
-// ("" when that is unset).
-func (w Webhook) Endpoint() string {
+// found through lookup ("" when that is unset, or lookup is nil).
+func (w Webhook) Endpoint(lookup LookupFunc) string {
 	if w.URLEnv != "" {
-		return os.Getenv(w.URLEnv)
+		if lookup == nil {
+			return ""
+		}
+		v, _ := lookup(w.URLEnv)
+		return v
 	}
 	return w.URL
 }
@@ -144,7 +180,7 @@ func (w Webhook) Endpoint() string {
 func (c *Config) Secrets(lookup LookupFunc) []string {
 	var out []string
 	if lookup == nil {
-		lookup = func(string) (string, bool) { return "", false }
+		lookup = unset
 	}
 	if c.Registry.PasswordEnv != "" {
 		if v, _ := lookup(c.Registry.PasswordEnv); v != "" {
@@ -170,7 +206,7 @@ func (c *Config) Secrets(lookup LookupFunc) []string {
 	}
 	for _, en := range sortedKeys(c.Environments) {
 		for _, w := range c.Environments[en].Notify.Webhooks {
-			if u := w.Endpoint(); u != "" {
+			if u := w.Endpoint(lookup); u != "" {
 				out = append(out, u)
 			}
 		}

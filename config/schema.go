@@ -18,6 +18,10 @@ type Config struct {
 	// Apps are services deployed together, at one version, by one
 	// command (gantry deploy APP@TAG).
 	Apps map[string]App `yaml:"apps"`
+
+	// env reads the deployer's environment (UseEnv); nil: nothing is set.
+	// It is a function, not values, so no secret is held here.
+	env LookupFunc
 }
 
 // App is several services deployed together: one target version, their

@@ -7,7 +7,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 )
 
@@ -45,7 +44,7 @@ Examples:
 			if c.NArg() != 1 {
 				return fmt.Errorf("logs: want exactly one SERVICE argument, e.g. www")
 			}
-			cfg, err := config.Load(c.String("config"))
+			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
 			}
@@ -94,7 +93,7 @@ Examples:
 			if c.NArg() < 1 {
 				return fmt.Errorf("exec: want SERVICE -- CMD [ARG...], e.g. gantry exec www --env staging -- /app/manage shell")
 			}
-			cfg, err := config.Load(c.String("config"))
+			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
 			}

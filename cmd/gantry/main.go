@@ -320,7 +320,7 @@ Examples:
 			if c.NArg() != 1 {
 				return fmt.Errorf("rollback: want exactly one SERVICE argument, e.g. www")
 			}
-			cfg, err := config.Load(c.String("config"))
+			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
 			}
@@ -414,7 +414,7 @@ func deploy(c *cli.Context, code *int, dryRun bool, st *state) error {
 	if c.NArg() != 1 {
 		return fmt.Errorf("%s: want exactly one SERVICE@TAG argument, e.g. www@3f2c1ab", c.Command.Name)
 	}
-	cfg, err := config.Load(c.String("config"))
+	cfg, err := loadConfig(c)
 	if err != nil {
 		return err
 	}
@@ -454,7 +454,7 @@ Examples:
 			if c.NArg() != 1 {
 				return fmt.Errorf("history: want exactly one SERVICE argument")
 			}
-			cfg, err := config.Load(c.String("config"))
+			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
 			}
@@ -483,7 +483,7 @@ Examples:
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		},
 		Action: func(c *cli.Context) error {
-			cfg, err := config.Load(c.String("config"))
+			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
 			}
@@ -498,7 +498,7 @@ func decommissionCommands() []*cli.Command {
 			if c.NArg() != 1 {
 				return fmt.Errorf("%s: want exactly one HOST argument", c.Command.Name)
 			}
-			cfg, err := config.Load(c.String("config"))
+			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
 			}
@@ -541,7 +541,7 @@ Example:
 		Flags: []cli.Flag{envFlag(), &cli.IntFlag{Name: "keep", Usage: "versions to keep per service (default: keep_versions)"},
 			&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to this long for each service's deploy lock someone else holds"}},
 		Action: func(c *cli.Context) error {
-			cfg, err := config.Load(c.String("config"))
+			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
 			}
@@ -582,7 +582,7 @@ Examples:
    gantry --config prod.yml config check --env production`,
 			Flags: []cli.Flag{&cli.StringFlag{Name: "env", Aliases: []string{"e"}, EnvVars: []string{"GANTRY_ENV"}, Usage: "only this environment"}},
 			Action: func(c *cli.Context) error {
-				cfg, err := config.Load(c.String("config"))
+				cfg, err := loadConfig(c)
 				if err != nil {
 					return err
 				}
@@ -606,7 +606,7 @@ func lockCommand(code *int) *cli.Command {
 			if c.NArg() != 1 {
 				return fmt.Errorf("lock %s: want exactly one SERVICE argument", c.Command.Name)
 			}
-			cfg, err := config.Load(c.String("config"))
+			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
 			}

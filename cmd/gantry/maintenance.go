@@ -7,7 +7,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 )
 
@@ -24,7 +23,7 @@ func maintenanceCommand() *cli.Command {
 			if c.String("env") == "" {
 				return fmt.Errorf("maintenance %s: --env is required", c.Command.Name)
 			}
-			cfg, err := config.Load(c.String("config"))
+			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
 			}

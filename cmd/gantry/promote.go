@@ -5,7 +5,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 	"github.com/gantry-dev/gantry/rollout"
 )
@@ -39,7 +38,7 @@ Examples:
 			if c.NArg() != 1 {
 				return fmt.Errorf("promote: want exactly one SERVICE argument, e.g. www")
 			}
-			cfg, err := config.Load(c.String("config"))
+			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
 			}

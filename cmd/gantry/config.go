@@ -1,0 +1,22 @@
+package main
+
+import (
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gantry-dev/gantry/config"
+)
+
+// loadConfig loads --config and gives it the deployer's environment: a
+// command's run starts here, so this is where gantry decides to read the
+// process environment for the registry password and webhook URLs
+// (config.UseEnv); loading itself reads no variable.
+func loadConfig(c *cli.Context) (*config.Config, error) {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	cfg.UseEnv(os.LookupEnv)
+	return cfg, nil
+}
