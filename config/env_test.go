@@ -151,3 +151,56 @@ func TestResolveSecretsOnlyForTheServiceDeployed(t *testing.T) {
 		t.Errorf("www: %v, want WWW_DB named", err)
 	}
 }
+
+// TestEnvironmentReadOnlyThroughTheLookupGiven: loading reads no variable,
+// and the registry password and webhook URLs come from the environment the
+// command gives the config, not from the process's.
+func TestEnvironmentReadOnlyThroughTheLookupGiven(t *testing.T) {
+	yml := edit(t, minimalYAML, "  address: 127.0.0.1:5000\n", "  address: 127.0.0.1:5000\n  username: deployer\n  password_env: T_REGISTRY_PASSWORD\n")
+	yml = edit(t, yml, "    hosts:\n", "    notify:\n      webhooks:\n        - url_env: T_WEBHOOK\n        - url: https://hooks.example.com/literal\n    hosts:\n")
+	c, err := Parse("/srv/gantry.yml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In the process's environment, but not given to the config.
+	t.Setenv("T_REGISTRY_PASSWORD", "process-pw")
+	t.Setenv("T_WEBHOOK", "https://hooks.example.com/process")
+	hooks := c.Environments["lab"].Notify.Webhooks
+
+	if _, err := c.RegistryPassword(); err == nil || err.Error() != "/srv/gantry.yml: registry.password_env: environment variable T_REGISTRY_PASSWORD is not set" {
+		t.Errorf("RegistryPassword before UseEnv: %v, want T_REGISTRY_PASSWORD not set", err)
+	}
+	if u := hooks[0].Endpoint(nil); u != "" {
+		t.Errorf("Endpoint(nil) = %q, want empty: no environment given", u)
+	}
+	if u := hooks[1].Endpoint(nil); u != "https://hooks.example.com/literal" {
+		t.Errorf("Endpoint of a literal url = %q", u)
+	}
+
+	vars := map[string]string{"T_REGISTRY_PASSWORD": "given-pw", "T_WEBHOOK": "https://hooks.example.com/given"}
+	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	c.UseEnv(lookup)
+	if pw, err := c.RegistryPassword(); err != nil || pw != "given-pw" {
+		t.Errorf("RegistryPassword = %q, %v; want the given environment's", pw, err)
+	}
+	if u := hooks[0].Endpoint(c.LookupEnv); u != "https://hooks.example.com/given" {
+		t.Errorf("Endpoint = %q, want the given environment's", u)
+	}
+	got := c.Secrets(lookup)
+	for _, s := range []string{"given-pw", "https://hooks.example.com/given", "https://hooks.example.com/literal"} {
+		if !slices.Contains(got, s) {
+			t.Errorf("Secrets() = %q, want it to hold %q", got, s)
+		}
+	}
+	for _, s := range got {
+		if strings.Contains(s, "process") {
+			t.Errorf("Secrets() = %q holds a value of the process's environment", got)
+		}
+	}
+
+	// Set but empty is set, as with os.LookupEnv.
+	vars["T_REGISTRY_PASSWORD"] = ""
+	if pw, err := c.RegistryPassword(); err != nil || pw != "" {
+		t.Errorf("RegistryPassword with the variable empty = %q, %v; want empty, no error", pw, err)
+	}
+}
