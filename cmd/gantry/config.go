@@ -13,7 +13,7 @@ import (
 // process environment for the registry password and webhook URLs
 // (config.UseEnv); loading itself reads no variable.
 func loadConfig(c *cli.Context) (*config.Config, error) {
-	cfg, err := loadConfig(c)
+	cfg, err := config.Load(c.String("config"))
 	if err != nil {
 		return nil, err
 	}
