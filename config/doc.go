@@ -13,9 +13,11 @@
 //     rewriting of YAML decoder messages into an Error naming file and key.
 //   - defaults.go: the Default* values and how they fill keys left out.
 //   - validate.go: every check of a loaded config, all problems at once.
-//   - env.go: what a run takes from the deployer's environment (from_env
-//     secrets, env files, the registry password, webhook URLs). config
-//     never reads the process environment itself: these functions read
-//     through a LookupFunc the command that starts the run passes in
-//     (os.LookupEnv), so tests give their own and nothing is read at load.
+//   - env.go: a service's container environment, and what a run takes from
+//     the deployer's environment (from_env secrets, env files' bare names,
+//     the registry password, webhook URLs). config never reads a variable
+//     of the process itself: these read through a LookupFunc given to them
+//     or to Config.UseEnv by the command that starts the run (os.LookupEnv),
+//     so loading reads none and tests give their own. (Only the home
+//     directory is asked of the OS, to expand ~/ in the file's paths.)
 package config
