@@ -659,55 +659,6 @@ func TestLookupUnknownNamesListsKnownOnes(t *testing.T) {
 	}
 }
 
-func TestServiceExpandEnv(t *testing.T) {
-	svc := Service{Env: map[string]EnvValue{
-		"LISTEN":  {Value: "${host.address}:8080"},
-		"NAME":    {Value: "${host.name}"},
-		"WHERE":   {Value: "${host.name} in ${host.zone}"},
-		"PLAIN":   {Value: "no placeholders $HOME"},
-		"ZONE_ID": {Value: "zone-${host.zone}"},
-	}}
-	tests := []struct {
-		name string
-		host Host
-		want []string
-	}{
-		{
-			name: "all facts",
-			host: Host{Name: "host1", Address: "10.0.0.1", Zone: "eu-1a"},
-			want: []string{
-				"LISTEN=10.0.0.1:8080",
-				"NAME=host1",
-				"PLAIN=no placeholders $HOME",
-				"WHERE=host1 in eu-1a",
-				"ZONE_ID=zone-eu-1a",
-			},
-		},
-		{
-			name: "no zone",
-			host: Host{Name: "host2", Address: "::1"},
-			want: []string{
-				"LISTEN=::1:8080",
-				"NAME=host2",
-				"PLAIN=no placeholders $HOME",
-				"WHERE=host2 in ",
-				"ZONE_ID=zone-",
-			},
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got := svc.ExpandEnv(tc.host)
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("ExpandEnv =\n%q\nwant\n%q", got, tc.want)
-			}
-		})
-	}
-	if got := (Service{}).ExpandEnv(Host{Name: "h"}); len(got) != 0 {
-		t.Errorf("ExpandEnv of no env = %q, want empty", got)
-	}
-}
-
 func TestStartFirstService(t *testing.T) {
 	data := edit(t, minimalYAML, "    port: 8080\n", "    order: start-first\n    ports: [8081, 8080]\n    env:\n      LISTEN: \"${host.address}:${port}\"\n")
 	c, err := Parse("/srv/gantry.yml", []byte(data))

@@ -69,7 +69,7 @@ func CheckConfig(ctx context.Context, o CheckOptions) error {
 		// Webhooks are not called (that would notify people), but one whose
 		// URL variable is unset would silently never be: say so.
 		for i, w := range env.Notify.Webhooks {
-			if w.Endpoint() == "" {
+			if w.Endpoint(o.Config.LookupEnv) == "" {
 				fmt.Fprintf(o.Out, "  warning: notify.webhooks[%d]: $%s is empty or unset here: that webhook would not be notified\n", i, w.URLEnv)
 			}
 		}

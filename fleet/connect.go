@@ -185,17 +185,18 @@ func ConnectEach(ctx context.Context, cfg *config.Config, env config.Environment
 
 // registryAuth finds the registry credential: the config's username with
 // the password from the named environment variable, else the deployer's
-// Docker credential file, else none.
+// Docker credential file, else none. The environment is the one the
+// command gave the config (config.UseEnv).
 func registryAuth(cfg *config.Config) (remote.RegistryAuth, error) {
 	r := cfg.Registry
 	if r.Username != "" {
-		pw, ok := os.LookupEnv(r.PasswordEnv)
-		if !ok {
-			return remote.RegistryAuth{}, fmt.Errorf("%s: registry.password_env: environment variable %s is not set", cfg.Path, r.PasswordEnv)
+		pw, err := cfg.RegistryPassword()
+		if err != nil {
+			return remote.RegistryAuth{}, err
 		}
 		return remote.RegistryAuth{Server: r.Address, Username: r.Username, Password: pw}, nil
 	}
-	dir := os.Getenv("DOCKER_CONFIG")
+	dir, _ := cfg.LookupEnv("DOCKER_CONFIG")
 	if dir == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {

@@ -283,7 +283,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	}
 	var hooks []notify.Webhook
 	if len(plan.Batches) > 0 {
-		hooks = webhooksOf(env, o.Env, o.Out)
+		hooks = webhooksOf(env, o.Env, cfg.LookupEnv, o.Out)
 	}
 	notifier := &notify.Notifier{Webhooks: hooks, Warn: func(s string) { fmt.Fprintln(o.Out, "warning: "+s) }}
 	defer notifier.Wait()
@@ -628,10 +628,10 @@ func hostsOf(plan rollout.Plan) []string {
 
 // webhooksOf resolves the environment's webhooks; one whose url_env is
 // unset is skipped with a warning.
-func webhooksOf(env config.Environment, envName string, out io.Writer) []notify.Webhook {
+func webhooksOf(env config.Environment, envName string, lookup config.LookupFunc, out io.Writer) []notify.Webhook {
 	var list []notify.Webhook
 	for i, w := range env.Notify.Webhooks {
-		u := w.Endpoint()
+		u := w.Endpoint(lookup)
 		if u == "" {
 			fmt.Fprintf(out, "warning: environments.%s.notify.webhooks[%d]: $%s is empty or unset: that webhook is not notified\n", envName, i, w.URLEnv)
 			continue

@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 	"github.com/gantry-dev/gantry/rollout"
 )
@@ -48,7 +47,7 @@ Examples:
 // configCheckRun validates the config and reaches every machine; one that
 // cannot be reached is a failed pre-flight check (exit 3).
 func configCheckRun(ctx context.Context, opts configCheckOptions) error {
-	cfg, err := config.Load(opts.configPath)
+	cfg, err := loadConfig(opts.configPath)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 	"github.com/gantry-dev/gantry/rollout"
 )
@@ -76,7 +75,7 @@ Examples:
 // deployRun deploys opts.target: every service of the app when it names
 // an app.
 func deployRun(ctx context.Context, r *runner, opts *deployOptions) error {
-	cfg, err := config.Load(opts.run.configPath)
+	cfg, err := loadConfig(opts.run.configPath)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 )
 
@@ -57,7 +56,7 @@ Examples:
 // execRun runs the command and ends with its exit code; 125 when it could
 // not be run at all (fleet.ErrExecNotRun, exitCode).
 func execRun(ctx context.Context, tr *tracker, opts execOptions) error {
-	cfg, err := config.Load(opts.configPath)
+	cfg, err := loadConfig(opts.configPath)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 )
 
@@ -66,7 +65,7 @@ Examples:
 // message, as it is how --follow ends, unless some host's log could not
 // be read.
 func logsRun(ctx context.Context, tr *tracker, opts logsOptions) error {
-	cfg, err := config.Load(opts.configPath)
+	cfg, err := loadConfig(opts.configPath)
 	if err != nil {
 		return err
 	}

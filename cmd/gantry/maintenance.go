@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 )
 
@@ -84,7 +83,7 @@ Examples:
 
 // maintenanceRun takes a host out, puts it back, or lists the hosts out.
 func maintenanceRun(ctx context.Context, opts maintenanceOptions) error {
-	cfg, err := config.Load(opts.configPath)
+	cfg, err := loadConfig(opts.configPath)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 	"github.com/gantry-dev/gantry/rollout"
 )
@@ -69,7 +68,7 @@ Examples:
 // promoteRun promotes opts.service: every service of the app when it
 // names an app.
 func promoteRun(ctx context.Context, r *runner, opts *promoteOptions) error {
-	cfg, err := config.Load(opts.run.configPath)
+	cfg, err := loadConfig(opts.run.configPath)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 )
 
@@ -46,7 +45,7 @@ Example:
 
 // pruneRun prunes every host of the environment.
 func pruneRun(ctx context.Context, opts pruneOptions) error {
-	cfg, err := config.Load(opts.configPath)
+	cfg, err := loadConfig(opts.configPath)
 	if err != nil {
 		return err
 	}

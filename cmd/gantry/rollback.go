@@ -6,7 +6,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/fleet"
 	"github.com/gantry-dev/gantry/rollout"
 )
@@ -61,7 +60,7 @@ Examples:
 // rollbackRun rolls opts.service back: every service of the app when it
 // names an app.
 func rollbackRun(ctx context.Context, r *runner, opts *rollbackOptions) error {
-	cfg, err := config.Load(opts.run.configPath)
+	cfg, err := loadConfig(opts.run.configPath)
 	if err != nil {
 		return err
 	}
