@@ -152,7 +152,7 @@ func TestParseSummary(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"",
-		"A\ta:1\t10\t2\t1\t1\t-\n",            // no total
+		"A\ta:1\t10\t2\t1\t1\t-\n",             // no total
 		"A\ta:1\tx\t2\t1\t1\t-\nT\t1\t0\t0\t1", // bad count
 		"A\ta:1\t1\t0\t0\t0\t99:1\nT\t1\t0\t0\t1",
 		"something else\nT\t1\t0\t0\t1",
