@@ -9,11 +9,12 @@ import (
 
 // awkProgram aggregates access log lines exactly as Stats.AddLine counts
 // them, printing the summary ParseSummary reads. It is POSIX awk and runs
-// on mawk (Debian's default awk), gawk and busybox awk. Every line is held
-// back until the next one arrives: at the end, when seglen (the number of
-// bytes fed in, -1 when unknown) shows that the last line had no newline
-// yet — nginx was still writing it — that line is not counted and the
-// consumed byte count stops before it, so the next read starts there.
+// on mawk (Debian's default awk), gawk and busybox awk. seglen is the
+// number of bytes fed in (-1 when unknown): a last line that would take the
+// byte count past it had no newline yet — nginx was still writing it — so
+// it is not counted and the consumed byte count stops before it; the next
+// read starts there. Lines in LogFormat take a fast path (one split on
+// '"'); others are searched tag by tag, with the same result.
 const awkProgram = `
 function tagval(s, name,    key, rest, off, i, p, best, v, j) {
 	key = name "=\""
@@ -29,23 +30,29 @@ function tagval(s, name,    key, rest, off, i, p, best, v, j) {
 	if (j == 0) { TAGOK = 0; return "" }
 	return substr(v, 1, j - 1)
 }
-function bucket(ms,    lo, hi, mid) {
-	lo = 1; hi = NB + 1
-	while (lo < hi) {
-		mid = int((lo + hi) / 2)
-		if (B[mid] >= ms) hi = mid; else lo = mid + 1
-	}
-	return lo - 1
-}
-function doline(line,    ua, us, urt, n, n2, n3, i, a, s, t, ms) {
+function doline(line,    x, ua, us, urt, n, n2, n3, i, a, s, t, ms, q) {
 	LINES++
-	TAGOK = 1
-	ua = tagval(line, "ua"); us = tagval(line, "us"); urt = tagval(line, "urt")
-	if (!TAGOK) { SKIPPED++; return }
+	# Fast path: the line ends with the three tags (as in LogFormat) and
+	# no value holds '=', so no later tag hides in one: the same values
+	# tagval would find.
+	q = split(line, Q, "\"")
+	if (q >= 7 && Q[q] == "" && Q[q - 2] == " urt=" && Q[q - 4] == " us=" &&
+	    ((x = substr(Q[q - 6], length(Q[q - 6]) - 3)) == " ua=" || x == "\tua=" || (q == 7 && Q[1] == "ua=")) &&
+	    index(Q[q - 5] Q[q - 3] Q[q - 1], "=") == 0) {
+		ua = Q[q - 5]; us = Q[q - 3]; urt = Q[q - 1]
+	} else {
+		TAGOK = 1
+		ua = tagval(line, "ua"); us = tagval(line, "us"); urt = tagval(line, "urt")
+		if (!TAGOK) { SKIPPED++; return }
+	}
 	if (ua == "-") { NOUP++; return }
-	gsub(/ : /, ", ", ua); gsub(/ : /, ", ", us); gsub(/ : /, ", ", urt)
-	n = split(ua, AA, ", "); n2 = split(us, SS, ", "); n3 = split(urt, TT, ", ")
-	if (n == 0 || n != n2 || n != n3) { SKIPPED++; return }
+	if (index(ua, ",") == 0 && index(ua, " : ") == 0 && index(us, ",") == 0 && index(us, " : ") == 0 && index(urt, ",") == 0 && index(urt, " : ") == 0) {
+		n = 1; AA[1] = ua; SS[1] = us; TT[1] = urt
+	} else {
+		gsub(/ : /, ", ", ua); gsub(/ : /, ", ", us); gsub(/ : /, ", ", urt)
+		n = split(ua, AA, ", "); n2 = split(us, SS, ", "); n3 = split(urt, TT, ", ")
+		if (n == 0 || n != n2 || n != n3) { SKIPPED++; return }
+	}
 	for (i = 1; i <= n; i++) {
 		if (AA[i] == "" || AA[i] ~ /[ \t]/) { SKIPPED++; return }
 		if (SS[i] != "-" && SS[i] !~ /^[0-9][0-9][0-9]$/) { SKIPPED++; return }
@@ -62,21 +69,25 @@ function doline(line,    ua, us, urt, n, n2, n3, i, a, s, t, ms) {
 		}
 		if (t != "-") {
 			ms = int(t * 1000 + 0.5)
-			H[a, bucket(ms)]++
+			H[a, (ms <= MAXB ? BK[ms] : NB)]++
 		}
 	}
 }
-BEGIN { NB = split("@BOUNDS@", B, " "); pending = 0; consumed = 0 }
+BEGIN {
+	# BK[ms] is the bucket of ms for every ms up to the last bound: one
+	# array lookup per response time.
+	NB = split("@BOUNDS@", B, " "); MAXB = B[NB]
+	k = 1
+	for (m = 0; m <= MAXB; m++) { while (B[k] < m) k++; BK[m] = k - 1 }
+	consumed = 0
+}
 {
-	if (pending) doline(prev)
-	prev = $0; pending = 1; consumed += length($0) + 1
+	# Only a last line with no newline yet can take consumed past seglen.
+	consumed += length($0) + 1
+	if (seglen >= 0 && consumed > seglen) consumed -= length($0) + 1
+	else doline($0)
 }
 END {
-	if (pending) {
-		if (seglen >= 0 && consumed > seglen) consumed -= length(prev) + 1
-		else doline(prev)
-	}
-	if (seglen >= 0 && consumed > seglen) consumed = seglen
 	for (a in REQ) {
 		hs = ""
 		for (b = 0; b <= NB; b++) if ((a, b) in H) hs = hs (hs == "" ? "" : ",") b ":" sprintf("%.0f", H[a, b])

@@ -33,7 +33,14 @@ func sampleLog(n int, seed int64) string {
 	}
 	var b strings.Builder
 	for i := 0; i < n; i++ {
-		switch rng.Intn(12) {
+		switch rng.Intn(15) {
+		case 8: // tags in another order, tab-separated: the slow path
+			b.WriteString("x\turt=\"" + t() + "\"\tus=\"" + st() + "\"\tua=\"" + h() + "\"\ttrailing\n")
+		case 9: // a value holding '=', and a field after the tags: the slow path
+			b.WriteString(logLine("odd=name:80, "+h(), "200, 200", t()+", "+t()))
+			b.WriteString(strings.TrimSuffix(logLine(h(), st(), t()), "\n") + ` x="y"` + "\n")
+		case 10: // a tag glued to a quote is not a tag
+			b.WriteString(`"ua="` + h() + `" us="200" urt="0.001"` + "\n")
 		case 0:
 			b.WriteString(logLine(h()+", "+h(), "502, "+st(), "0.000, "+t()))
 		case 1:
@@ -125,7 +132,7 @@ func TestAwkAgreesWithGo(t *testing.T) {
 			if lr.Next.Offset != int64(len(text)) || lr.Bytes != int64(len(text)) || len(lr.Notes) != 0 {
 				t.Errorf("next %+v, bytes %d, notes %q; want offset %d", lr.Next, lr.Bytes, lr.Notes, len(text))
 			}
-			if lr.Stats.Skipped == 0 || lr.Stats.NoUpstream == 0 || len(lr.Stats.Upstreams) != 5 {
+			if lr.Stats.Skipped == 0 || lr.Stats.NoUpstream == 0 || len(lr.Stats.Upstreams) != 6 {
 				t.Errorf("the sample lacks a kind of line: %s", dump(lr.Stats))
 			}
 		})
