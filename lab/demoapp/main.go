@@ -6,6 +6,11 @@
 //	HOST_NAME   name of the lab host it runs on
 //	BROKEN      when "1", /healthz answers 500 (a release that never gets healthy)
 //	BOOT_DELAY  Go duration to sleep before listening (a slow-starting release)
+//	FAIL_SHARE  share (0..1) of ordinary requests (all but /healthz) answered
+//	            500 "failing (FAIL_SHARE)": every 1/share-th request, evenly
+//	            spread; /healthz stays 200 (a release a canary must catch)
+//	LATENCY     Go duration added before every ordinary request is answered
+//	            (a slow release); /healthz answers at once
 //	DATA_FILE   a file (e.g. in a volume) the app appends "<VERSION> <HOST_NAME>"
 //	            to when it starts, and serves at GET /data
 //	WORKER      when "1", a worker instead (see worker.go): no port, jobs of
@@ -48,6 +53,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -77,6 +83,23 @@ func main() {
 			log.Fatalf("bad BOOT_DELAY %q: %v", s, err)
 		}
 		bootDelay = d
+	}
+
+	failShare := 0.0
+	if s := os.Getenv("FAIL_SHARE"); s != "" {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f < 0 || f > 1 {
+			log.Fatalf("bad FAIL_SHARE %q: want a share between 0 and 1", s)
+		}
+		failShare = f
+	}
+	var latency time.Duration
+	if s := os.Getenv("LATENCY"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			log.Fatalf("bad LATENCY %q: %v", s, err)
+		}
+		latency = d
 	}
 
 	dataFile := os.Getenv("DATA_FILE")
@@ -124,12 +147,12 @@ func main() {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s\n", version, hostName)
 	})
-	srv := &http.Server{Addr: listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: listen, Handler: degrade(mux, failShare, latency), ReadHeaderTimeout: 10 * time.Second}
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 
-	log.Printf("version=%s host=%s listen=%s broken=%v boot_delay=%s", version, hostName, listen, broken, bootDelay)
+	log.Printf("version=%s host=%s listen=%s broken=%v boot_delay=%s fail_share=%v latency=%s", version, hostName, listen, broken, bootDelay, failShare, latency)
 	if bootDelay > 0 {
 		select {
 		case <-time.After(bootDelay):
@@ -157,6 +180,38 @@ func main() {
 		log.Fatalf("serve: %v", err)
 	}
 	log.Printf("stopped")
+}
+
+// degrade makes every ordinary request (all but /healthz) wait latency,
+// and fails the share failShare of them with 500: request n fails when
+// n·share reaches a new whole number, so exactly that share fails, evenly
+// spread.
+func degrade(next http.Handler, failShare float64, latency time.Duration) http.Handler {
+	if failShare == 0 && latency == 0 {
+		return next
+	}
+	var count atomic.Int64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if latency > 0 {
+			t := time.NewTimer(latency)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		n := count.Add(1)
+		if int64(float64(n)*failShare) > int64(float64(n-1)*failShare) {
+			http.Error(w, "failing (FAIL_SHARE)", http.StatusInternalServerError)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // healthcheck probes the app's own /healthz: the exit code of a health
