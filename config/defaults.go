@@ -48,6 +48,8 @@ const (
 	DefaultWebhookTimeout = 5 * time.Second
 	// DefaultReleaseTimeout bounds a release command with no timeout.
 	DefaultReleaseTimeout = 10 * time.Minute
+	// DefaultCanaryBake is how long a canary bakes with no bake given.
+	DefaultCanaryBake = time.Minute
 	DefaultHookTimeout    = 5 * time.Minute
 	DefaultKeepVersions   = 3
 )
@@ -226,6 +228,14 @@ func (c *Config) applyDefaults() {
 		}
 		if s.Release != nil && s.Release.Timeout == 0 {
 			s.Release.Timeout = Duration(DefaultReleaseTimeout)
+		}
+		if s.Canary != nil {
+			if !s.Canary.Hosts.IsSet() {
+				s.Canary.Hosts = Count{N: 1, set: true}
+			}
+			if s.Canary.Bake == 0 {
+				s.Canary.Bake = Duration(DefaultCanaryBake)
+			}
 		}
 		c.Services[name] = s
 	}

@@ -174,3 +174,26 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Share is a fraction written as a percentage (5%, 0.5%) or a number
+// between 0 and 1 (0.05).
+type Share struct {
+	F float64
+}
+
+// UnmarshalYAML parses a share.
+func (s *Share) UnmarshalYAML(n *yaml.Node) error {
+	v := strings.TrimSpace(n.Value)
+	var x float64
+	_, err := fmt.Sscan(strings.TrimSuffix(v, "%"), &x)
+	if strings.HasSuffix(v, "%") {
+		x /= 100
+	}
+	if err != nil || x < 0 || x > 1 || strings.ContainsAny(v, " +") {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a share (e.g. 5%% or 0.05)", n.Line, v)}}
+	}
+	s.F = x
+	return nil
+}
+
+func (s Share) String() string { return fmt.Sprintf("%g%%", s.F*100) }

@@ -5,6 +5,8 @@ import (
 	"net"
 	"sort"
 	"strings"
+
+	"github.com/gantry-dev/gantry/canary"
 )
 
 // Config is a loaded, validated gantry.yml.
@@ -186,6 +188,11 @@ type LoadBalancer struct {
 	ReloadCommand string   `yaml:"reload_command"`
 	PidFile       string   `yaml:"pid_file"` // empty: found with test_command -T / -V
 	DrainTimeout  Duration `yaml:"drain_timeout"`
+	// AccessLog is the access log on the load balancer that records, for
+	// each request to the services' frontends, the upstream address,
+	// status and response time (log_format canary.LogFormat): a canary
+	// is judged from it. "" when no service here has a canary.
+	AccessLog string `yaml:"access_log"`
 	ReloadTimeout Duration `yaml:"reload_timeout"` // for new workers after a reload
 }
 
@@ -262,6 +269,83 @@ type Service struct {
 	// the new version, after the pull and before any host is drained
 	// (database migrations, asset uploads); nil for none.
 	Release *Release `yaml:"release"`
+	// Canary is the service's canary stage (README "Canary deploys"); nil
+	// for none.
+	Canary *Canary `yaml:"canary"`
+}
+
+// Canary is a service's canary stage: Hosts move first and serve live
+// traffic for Bake beside the hosts still on the old version; the load
+// balancers' access logs decide whether the rollout goes on. A threshold
+// left out takes its default (canary.DefaultThresholds); 0 turns a rule
+// off.
+type Canary struct {
+	// Hosts is how many hosts (or what share of the serving ones) move
+	// first, spread over the zones (default 1).
+	Hosts Count `yaml:"hosts"`
+	// Bake is how long the canary serves before the verdict (default
+	// DefaultCanaryBake).
+	Bake Duration `yaml:"bake"`
+	// MinRequests is how many requests the canary hosts must serve in the
+	// bake for a verdict; with fewer it is inconclusive.
+	MinRequests *int64 `yaml:"min_requests"`
+	// Inconclusive is what too little traffic means: fail (the default in
+	// a production environment), pass (the default elsewhere), or extend
+	// (keep baking up to MaxBake, then fail).
+	Inconclusive string   `yaml:"inconclusive"`
+	MaxBake      Duration `yaml:"max_bake"`
+	// MaxErrorRate fails a canary whose share of 5xx and failed
+	// connections is above it (e.g. 5%).
+	MaxErrorRate *Share `yaml:"max_error_rate"`
+	// MaxErrorIncrease and MaxErrorFactor compare with the baseline: a
+	// canary whose error rate is both that many points and that many times
+	// above the baseline's fails.
+	MaxErrorIncrease *Share   `yaml:"max_error_increase"`
+	MaxErrorFactor   *float64 `yaml:"max_error_factor"`
+	// MaxP50 and MaxP99 are absolute bounds on the canary's median and
+	// 99th-percentile upstream response time.
+	MaxP50 Duration `yaml:"max_p50"`
+	MaxP99 Duration `yaml:"max_p99"`
+	// MaxP50Factor and MaxP99Factor bound them against the baseline's,
+	// beyond LatencySlack.
+	MaxP50Factor *float64 `yaml:"max_p50_factor"`
+	MaxP99Factor *float64 `yaml:"max_p99_factor"`
+	LatencySlack *Duration `yaml:"latency_slack"`
+}
+
+// Thresholds are the canary's rules for an environment (production: an
+// inconclusive bake fails unless the config says otherwise).
+func (c Canary) Thresholds(production bool) canary.Thresholds {
+	t := canary.DefaultThresholds(production)
+	if c.MinRequests != nil {
+		t.MinRequests = *c.MinRequests
+	}
+	if c.Inconclusive != "" {
+		t.Inconclusive = canary.Inconclusive(c.Inconclusive)
+	}
+	if c.MaxBake != 0 {
+		t.MaxBake = c.MaxBake.D()
+	}
+	if c.MaxErrorRate != nil {
+		t.MaxErrorRate = c.MaxErrorRate.F
+	}
+	if c.MaxErrorIncrease != nil {
+		t.MaxErrorIncrease = c.MaxErrorIncrease.F
+	}
+	if c.MaxErrorFactor != nil {
+		t.MaxErrorFactor = *c.MaxErrorFactor
+	}
+	t.MaxP50, t.MaxP99 = c.MaxP50.D(), c.MaxP99.D()
+	if c.MaxP50Factor != nil {
+		t.MaxP50Factor = *c.MaxP50Factor
+	}
+	if c.MaxP99Factor != nil {
+		t.MaxP99Factor = *c.MaxP99Factor
+	}
+	if c.LatencySlack != nil {
+		t.LatencySlack = c.LatencySlack.D()
+	}
+	return t
 }
 
 // Release is a service's release command (README "Release command").
@@ -356,6 +440,23 @@ func (c *Config) JumpHostFor(env Environment) string {
 		return ""
 	}
 	return env.JumpHost
+}
+
+// Serves reports whether service may run in the environment: a static
+// host lists it, or the hosts are discovered (which ones run it is only
+// known then).
+func (e Environment) Serves(service string) bool {
+	if len(e.Hosts) == 0 {
+		return true
+	}
+	for _, h := range e.Hosts {
+		for _, s := range h.Services {
+			if s == service {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Machine finds a host or load balancer of the environment by name and

@@ -11,6 +11,8 @@ import (
 
 	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/remote/dockeropts"
+
+	"github.com/gantry-dev/gantry/canary"
 )
 
 var (
@@ -122,6 +124,9 @@ func (c *Config) validate() []error {
 			}
 			if lb.PidFile != "" && !filepath.IsAbs(lb.PidFile) {
 				bad(lk+".pid_file", "%q must be an absolute path on the load balancer", lb.PidFile)
+			}
+			if lb.AccessLog != "" && !filepath.IsAbs(lb.AccessLog) {
+				bad(lk+".access_log", "%q must be an absolute path on the load balancer", lb.AccessLog)
 			}
 			if lb.ReloadTimeout.D() < time.Second {
 				bad(lk+".reload_timeout", "%s is too short: nginx needs time to start new workers; give 1s or more (default %s)", lb.ReloadTimeout.D(), DefaultReloadTimeout)
@@ -243,6 +248,9 @@ func (c *Config) validate() []error {
 		c.validateContainerOptions(bad, key, s)
 		if s.Release != nil {
 			validateRelease(bad, key+".release", *s.Release)
+		}
+		if s.Canary != nil {
+			c.validateCanary(bad, key+".canary", sn, s)
 		}
 		h := s.Health
 		switch h.Kind {
@@ -451,6 +459,37 @@ func (c *Config) validateContainerOptions(bad func(key, format string, args ...a
 	for _, h := range sortedKeys(s.ExtraHosts) {
 		if _, err := dockeropts.ExtraHost(h, s.ExtraHosts[h]); err != nil {
 			bad(key+".extra_hosts."+h, "%v: e.g. db.internal: 10.0.0.5", err)
+		}
+	}
+}
+
+// validateCanary checks a service's canary stage: its rules, and that
+// every load balancer in front of the service says where its access log
+// is.
+func (c *Config) validateCanary(bad func(key, format string, args ...any), key, name string, s Service) {
+	cn := *s.Canary
+	if s.Worker() {
+		bad(key, "a worker (no port) has no traffic to judge a canary on: remove canary")
+		return
+	}
+	if cn.Hosts.N == 0 {
+		bad(key+".hosts", "0: give how many hosts move first, e.g. 1 or 10%%, or remove canary")
+	}
+	if cn.Bake.D() < time.Second {
+		bad(key+".bake", "%s is too short to judge traffic on: give e.g. 60s", cn.Bake.D())
+	}
+	if err := cn.Thresholds(false).Validate(); err != nil {
+		bad(key, "%v", err)
+	}
+	if cn.Inconclusive == string(canary.InconclusiveExtend) && cn.MaxBake != 0 && cn.MaxBake < cn.Bake {
+		bad(key+".max_bake", "%s is shorter than bake %s", cn.MaxBake.D(), cn.Bake.D())
+	}
+	for _, en := range sortedKeys(c.Environments) {
+		env := c.Environments[en]
+		for i, lb := range env.LoadBalancers {
+			if lb.AccessLog == "" && env.Serves(name) {
+				bad(fmt.Sprintf("environments.%s.load_balancers[%d].access_log", en, i), "required: services.%s has a canary, judged from this load balancer's access log; add e.g. access_log: /var/log/nginx/gantry-canary.log, written with: %s", name, canary.LogFormatLine)
+			}
 		}
 	}
 }
