@@ -92,7 +92,7 @@ func TestEC2HostileTags(t *testing.T) {
 	instances, want := hostileFleet()
 	_, ts := startStub(t, instances)
 	src := EC2{Region: testRegion, Filters: map[string]string{"env": "staging"}, Client: stubClient(ts)}
-	hosts, warnings, err := src.Discover(context.Background())
+	hosts, warnings, err := partsOf(src.Discover(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
