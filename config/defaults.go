@@ -49,9 +49,9 @@ const (
 	// DefaultReleaseTimeout bounds a release command with no timeout.
 	DefaultReleaseTimeout = 10 * time.Minute
 	// DefaultCanaryBake is how long a canary bakes with no bake given.
-	DefaultCanaryBake = time.Minute
-	DefaultHookTimeout    = 5 * time.Minute
-	DefaultKeepVersions   = 3
+	DefaultCanaryBake   = time.Minute
+	DefaultHookTimeout  = 5 * time.Minute
+	DefaultKeepVersions = 3
 )
 
 // applyDefaults fills the keys left out of the file with the Default*

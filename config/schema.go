@@ -192,7 +192,7 @@ type LoadBalancer struct {
 	// each request to the services' frontends, the upstream address,
 	// status and response time (log_format canary.LogFormat): a canary
 	// is judged from it. "" when no service here has a canary.
-	AccessLog string `yaml:"access_log"`
+	AccessLog     string   `yaml:"access_log"`
 	ReloadTimeout Duration `yaml:"reload_timeout"` // for new workers after a reload
 }
 
@@ -308,8 +308,8 @@ type Canary struct {
 	MaxP99 Duration `yaml:"max_p99"`
 	// MaxP50Factor and MaxP99Factor bound them against the baseline's,
 	// beyond LatencySlack.
-	MaxP50Factor *float64 `yaml:"max_p50_factor"`
-	MaxP99Factor *float64 `yaml:"max_p99_factor"`
+	MaxP50Factor *float64  `yaml:"max_p50_factor"`
+	MaxP99Factor *float64  `yaml:"max_p99_factor"`
 	LatencySlack *Duration `yaml:"latency_slack"`
 }
 

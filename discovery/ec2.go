@@ -78,23 +78,15 @@ type EC2 struct {
 	Client ec2.DescribeInstancesAPIClient
 }
 
-// Hosts returns the hosts found, in natural order of name. Instances
-// skipped (no address, or a tag that breaks the name rules) are left out
-// silently: call Discover for the reasons.
-func (e EC2) Hosts(ctx context.Context) ([]inventory.Host, error) {
-	hosts, _, err := e.Discover(ctx)
-	return hosts, err
-}
-
 // Discover lists the running instances that match the filters, following
 // every page, and turns them into hosts in natural order of name (host2
 // before host10). The name is the Name tag, else the instance id; when
 // several matching instances share a Name tag, each gets its instance id
-// appended: "web-1-i-0abc". warnings says,
+// appended: "web-1-i-0abc". The result's Warnings say,
 // one line each, which instances were skipped and why: among them, those
 // whose Name, services or DockerSocketTag tag, address or zone breaks the
 // rules of package names (tags are untrusted input).
-func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []string, err error) {
+func (e EC2) Discover(ctx context.Context) (Result, error) {
 	addressFrom := e.AddressFrom
 	if addressFrom == "" {
 		addressFrom = AddressPrivateIP
@@ -102,26 +94,26 @@ func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []s
 	switch addressFrom {
 	case AddressPrivateIP, AddressPublicIP, AddressPrivateDNS:
 	default:
-		return nil, nil, fmt.Errorf("ec2 discovery: address_from %q is not one of %s, %s, %s",
+		return Result{}, fmt.Errorf("ec2 discovery: address_from %q is not one of %s, %s, %s",
 			e.AddressFrom, AddressPrivateIP, AddressPublicIP, AddressPrivateDNS)
 	}
 	if e.PageSize != 0 && (e.PageSize < 5 || e.PageSize > 1000) {
-		return nil, nil, fmt.Errorf("ec2 discovery: page size %d is outside the 5 to 1000 EC2 allows", e.PageSize)
+		return Result{}, fmt.Errorf("ec2 discovery: page size %d is outside the 5 to 1000 EC2 allows", e.PageSize)
 	}
 
 	for k := range e.Filters {
 		if strings.TrimSpace(k) == "" {
-			return nil, nil, errors.New("ec2 discovery: a tag filter has an empty tag name")
+			return Result{}, errors.New("ec2 discovery: a tag filter has an empty tag name")
 		}
 	}
 
 	client, region, err := e.client(ctx)
 	if err != nil {
-		return nil, nil, err
+		return Result{}, err
 	}
 	instances, err := describeAll(ctx, client, e.input(), e.PageSize)
 	if err != nil {
-		return nil, nil, classify(err, region, e.Profile)
+		return Result{}, classify(err, region, e.Profile)
 	}
 
 	servicesTag := e.ServicesTag
@@ -137,6 +129,8 @@ func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []s
 		socket = config.DefaultDockerSocket
 	}
 
+	var hosts []inventory.Host
+	var warnings []string
 	tagNames := make([]string, len(instances))
 	count := map[string]int{}
 	for i, in := range instances {
@@ -206,7 +200,7 @@ func (e EC2) Discover(ctx context.Context) (hosts []inventory.Host, warnings []s
 		return hosts[i].Address < hosts[j].Address
 	})
 	sort.Strings(warnings)
-	return hosts, warnings, nil
+	return Result{Hosts: hosts, Warnings: warnings}, nil
 }
 
 // input is the DescribeInstances request: the tag filters, in key order,

@@ -121,7 +121,7 @@ func TestEC2TagFilters(t *testing.T) {
 	stub, ts := startStub(t, fleet())
 	src := EC2{Region: testRegion, Filters: map[string]string{"env": "staging"}, Client: stubClient(ts)}
 
-	hosts, warnings, err := src.Discover(context.Background())
+	hosts, warnings, err := partsOf(src.Discover(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestEC2TagFilters(t *testing.T) {
 
 	// Two filters are ANDed.
 	src.Filters = map[string]string{"env": "staging", "role": "web"}
-	hosts, err = src.Hosts(context.Background())
+	hosts, err = hostsOf(src.Discover(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestEC2TagFilters(t *testing.T) {
 	}
 
 	src.Filters = map[string]string{"env": "prod"}
-	hosts, err = src.Hosts(context.Background())
+	hosts, err = hostsOf(src.Discover(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestEC2TagFilters(t *testing.T) {
 	}
 
 	src.Filters = map[string]string{"env": "nowhere"}
-	hosts, err = src.Hosts(context.Background())
+	hosts, err = hostsOf(src.Discover(context.Background()))
 	if err != nil || len(hosts) != 0 {
 		t.Errorf("env=nowhere: hosts = %q, err = %v; want none, no error", hostNames(hosts), err)
 	}
@@ -194,7 +194,7 @@ func TestEC2Settings(t *testing.T) {
 		Region: testRegion, Filters: map[string]string{"role": "web"}, Client: stubClient(ts),
 		ServicesTag: "env", SSHPort: 2222, DockerSocket: "/run/docker.sock",
 	}
-	hosts, err := src.Hosts(context.Background())
+	hosts, err := hostsOf(src.Discover(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestEC2Pagination(t *testing.T) {
 	t.Run("MaxResults", func(t *testing.T) {
 		stub.Reset()
 		src := EC2{Region: testRegion, Filters: map[string]string{"env": "big"}, PageSize: 5, Client: stubClient(ts)}
-		hosts, err := src.Hosts(context.Background())
+		hosts, err := hostsOf(src.Discover(context.Background()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +250,7 @@ func TestEC2Pagination(t *testing.T) {
 		stub.SetPageSize(4)
 		defer stub.SetPageSize(0)
 		src := EC2{Region: testRegion, Filters: map[string]string{"env": "big"}, Client: stubClient(ts)}
-		hosts, err := src.Hosts(context.Background())
+		hosts, err := hostsOf(src.Discover(context.Background()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +266,7 @@ func TestEC2Pagination(t *testing.T) {
 	})
 
 	t.Run("BadPageSize", func(t *testing.T) {
-		_, err := EC2{Region: testRegion, PageSize: 3, Client: stubClient(ts)}.Hosts(context.Background())
+		_, err := hostsOf(EC2{Region: testRegion, PageSize: 3, Client: stubClient(ts)}.Discover(context.Background()))
 		if err == nil || !strings.Contains(err.Error(), "page size 3") {
 			t.Errorf("err = %v, want page size error", err)
 		}
@@ -279,7 +279,7 @@ func TestEC2AddressFrom(t *testing.T) {
 
 	src := base
 	src.AddressFrom = AddressPublicIP
-	hosts, warnings, err := src.Discover(context.Background())
+	hosts, warnings, err := partsOf(src.Discover(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,14 +293,14 @@ func TestEC2AddressFrom(t *testing.T) {
 		t.Errorf("warnings = %q, want %q", warnings, want)
 	}
 	// Hosts leaves the skipped ones out without failing.
-	if hosts, err := src.Hosts(context.Background()); err != nil || len(hosts) != 1 {
+	if hosts, err := hostsOf(src.Discover(context.Background())); err != nil || len(hosts) != 1 {
 		t.Errorf("Hosts = %q, %v", hostNames(hosts), err)
 	}
 
 	src = base
 	src.AddressFrom = AddressPrivateDNS
 	src.Filters = map[string]string{"env": "staging"}
-	hosts, warnings, err = src.Discover(context.Background())
+	hosts, warnings, err = partsOf(src.Discover(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,14 +321,14 @@ func TestEC2AddressFrom(t *testing.T) {
 
 	src = base
 	src.AddressFrom = AddressPrivateIP
-	hosts, err = src.Hosts(context.Background())
+	hosts, err = hostsOf(src.Discover(context.Background()))
 	if err != nil || len(hosts) != 2 || hosts[0].Address != "10.0.0.1" {
 		t.Errorf("private-ip: hosts = %+v, err = %v", hosts, err)
 	}
 
 	src = base
 	src.AddressFrom = "elastic-ip"
-	if _, err := src.Hosts(context.Background()); err == nil || !strings.Contains(err.Error(), `address_from "elastic-ip"`) {
+	if _, err := hostsOf(src.Discover(context.Background())); err == nil || !strings.Contains(err.Error(), `address_from "elastic-ip"`) {
 		t.Errorf("elastic-ip: err = %v", err)
 	}
 }
@@ -344,7 +344,7 @@ func TestEC2ThrottledThenOK(t *testing.T) {
 	stub, ts := startStub(t, fleet())
 	stub.Throttle(2)
 	start := time.Now()
-	hosts, err := EC2{Region: testRegion, Filters: map[string]string{"env": "prod"}, Client: stubClient(ts)}.Hosts(context.Background())
+	hosts, err := hostsOf(EC2{Region: testRegion, Filters: map[string]string{"env": "prod"}, Client: stubClient(ts)}.Discover(context.Background()))
 	if err != nil {
 		t.Fatalf("err = %v, want the retryer to get through", err)
 	}
@@ -362,7 +362,7 @@ func TestEC2ThrottledThenOK(t *testing.T) {
 func TestEC2ThrottledForever(t *testing.T) {
 	stub, ts := startStub(t, fleet())
 	stub.Throttle(-1)
-	_, err := EC2{Region: testRegion, Client: stubClient(ts)}.Hosts(context.Background())
+	_, err := hostsOf(EC2{Region: testRegion, Client: stubClient(ts)}.Discover(context.Background()))
 	t.Logf("error: %v", err)
 	if !errors.Is(err, ErrThrottled) {
 		t.Fatalf("err = %v, want ErrThrottled", err)
@@ -380,7 +380,7 @@ func TestEC2ThrottledForever(t *testing.T) {
 func TestEC2AccessDenied(t *testing.T) {
 	stub, ts := startStub(t, fleet())
 	stub.DenyAccess(true)
-	_, err := EC2{Region: testRegion, Client: stubClient(ts)}.Hosts(context.Background())
+	_, err := hostsOf(EC2{Region: testRegion, Client: stubClient(ts)}.Discover(context.Background()))
 	t.Logf("error: %v", err)
 	if !errors.Is(err, ErrAccessDenied) {
 		t.Fatalf("err = %v, want ErrAccessDenied", err)
@@ -405,7 +405,7 @@ func TestEC2OtherErrorNamesRegion(t *testing.T) {
 invalid</Message></Error></Errors><RequestID>req-1</RequestID></Response>`)
 	}))
 	defer ts.Close()
-	_, err := EC2{Region: testRegion, Filters: map[string]string{"env": "x"}, Client: stubClient(ts)}.Hosts(context.Background())
+	_, err := hostsOf(EC2{Region: testRegion, Filters: map[string]string{"env": "x"}, Client: stubClient(ts)}.Discover(context.Background()))
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -422,7 +422,7 @@ invalid</Message></Error></Errors><RequestID>req-1</RequestID></Response>`)
 	}
 
 	// An empty tag name is caught before any call.
-	_, err = EC2{Region: testRegion, Filters: map[string]string{" ": "x"}, Client: stubClient(ts)}.Hosts(context.Background())
+	_, err = hostsOf(EC2{Region: testRegion, Filters: map[string]string{" ": "x"}, Client: stubClient(ts)}.Discover(context.Background()))
 	if err == nil || !strings.Contains(err.Error(), "empty tag name") || calls != 1 {
 		t.Errorf("empty tag name: err = %v, calls = %d", err, calls)
 	}
@@ -432,7 +432,7 @@ func TestEC2CanceledContext(t *testing.T) {
 	_, ts := startStub(t, fleet())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := EC2{Region: testRegion, Client: stubClient(ts)}.Hosts(ctx)
+	_, err := hostsOf(EC2{Region: testRegion, Client: stubClient(ts)}.Discover(ctx))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
@@ -447,7 +447,7 @@ func TestEC2DefaultChainEndpointFromEnv(t *testing.T) {
 			t.Setenv(envVar, ts.URL)
 			t.Setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
 			t.Setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
-			hosts, err := EC2{Region: testRegion, Filters: map[string]string{"env": "prod"}}.Hosts(context.Background())
+			hosts, err := hostsOf(EC2{Region: testRegion, Filters: map[string]string{"env": "prod"}}.Discover(context.Background()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -473,7 +473,7 @@ func TestEC2DefaultChainProfile(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", credFile)
 	t.Setenv("AWS_ENDPOINT_URL_EC2", ts.URL)
 
-	hosts, err := EC2{Profile: "lab", Filters: map[string]string{"env": "prod"}}.Hosts(context.Background())
+	hosts, err := hostsOf(EC2{Profile: "lab", Filters: map[string]string{"env": "prod"}}.Discover(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,7 +481,7 @@ func TestEC2DefaultChainProfile(t *testing.T) {
 		t.Errorf("hosts = %q, calls = %d", hostNames(hosts), stub.Calls())
 	}
 
-	_, err = EC2{Profile: "nope", Region: testRegion}.Hosts(context.Background())
+	_, err = hostsOf(EC2{Profile: "nope", Region: testRegion}.Discover(context.Background()))
 	if err == nil || !strings.Contains(err.Error(), `AWS profile "nope" is not in the shared config or credentials file`) {
 		t.Errorf("missing profile: err = %v", err)
 	}
@@ -495,7 +495,7 @@ func TestEC2NoRegion(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_EC2", ts.URL)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
-	_, err := EC2{}.Hosts(context.Background())
+	_, err := hostsOf(EC2{}.Discover(context.Background()))
 	if err == nil || !strings.Contains(err.Error(), "no AWS region") {
 		t.Errorf("err = %v, want no AWS region", err)
 	}
@@ -506,7 +506,7 @@ func TestEC2NoCredentials(t *testing.T) {
 	// TestMain left empty shared files, no key variables and no IMDS.
 	t.Setenv("AWS_ENDPOINT_URL_EC2", ts.URL)
 	start := time.Now()
-	_, err := EC2{Region: testRegion}.Hosts(context.Background())
+	_, err := hostsOf(EC2{Region: testRegion}.Discover(context.Background()))
 	t.Logf("error: %v", err)
 	if !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("err = %v, want ErrNoCredentials", err)
@@ -535,7 +535,7 @@ func TestEC2NoCredentialsAtCall(t *testing.T) {
 		BaseEndpoint: aws.String(ts.URL),
 		HTTPClient:   ts.Client(),
 	})
-	_, err := EC2{Region: testRegion, Client: client}.Hosts(context.Background())
+	_, err := hostsOf(EC2{Region: testRegion, Client: client}.Discover(context.Background()))
 	t.Logf("error: %v", err)
 	if !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("err = %v, want ErrNoCredentials", err)
@@ -560,7 +560,7 @@ func TestEC2DropsNotRunningEvenIfServed(t *testing.T) {
 		stub.ServeHTTP(w, r)
 	}))
 	defer ts.Close()
-	hosts, err := EC2{Region: testRegion, Client: stubClient(ts)}.Hosts(context.Background())
+	hosts, err := hostsOf(EC2{Region: testRegion, Client: stubClient(ts)}.Discover(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,3 +575,13 @@ func TestEC2DropsNotRunningEvenIfServed(t *testing.T) {
 }
 
 var _ Source = EC2{}
+
+var _ Source = Static{}
+
+// hostsOf is a discovery's hosts and error, its warnings left aside.
+func hostsOf(r Result, err error) ([]inventory.Host, error) { return r.Hosts, err }
+
+// partsOf is a discovery's hosts, warnings and error.
+func partsOf(r Result, err error) ([]inventory.Host, []string, error) {
+	return r.Hosts, r.Warnings, err
+}

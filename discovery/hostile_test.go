@@ -92,7 +92,7 @@ func TestEC2HostileTags(t *testing.T) {
 	instances, want := hostileFleet()
 	_, ts := startStub(t, instances)
 	src := EC2{Region: testRegion, Filters: map[string]string{"env": "staging"}, Client: stubClient(ts)}
-	hosts, warnings, err := src.Discover(context.Background())
+	hosts, warnings, err := partsOf(src.Discover(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,13 +127,15 @@ func TestEC2HostileTags(t *testing.T) {
 	dir := t.TempDir()
 	r := &recorder{}
 	pidFile, reload := lbtest.FakeMaster(t, true)
-	n := &lb.Nginx{Name: "lb1", Runner: r, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: reload, PidFile: pidFile, DrainTimeout: time.Second}
 	servers := make([]lb.Server, len(hosts))
 	for i, h := range hosts {
 		servers[i] = lb.Server{Host: h.Name, Addr: config.HostPort(h.Address, 8080)}
 	}
 	for _, svc := range []string{"www"} {
-		n.SetUpstream(svc, servers)
+		n, err := lb.New(lb.Options{Name: "lb1", Runner: r, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: reload, PidFile: pidFile, DrainTimeout: time.Second}, lb.Upstream{Service: svc, Servers: servers})
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, h := range hosts {
 			if err := n.Drain(context.Background(), svc, h.Name); err != nil {
 				t.Fatal(err)

@@ -11,7 +11,19 @@ import (
 
 // Source lists the hosts of one environment.
 type Source interface {
-	Hosts(ctx context.Context) ([]inventory.Host, error)
+	// Discover returns the hosts found, in natural order of name, and a
+	// warning for each one it had to leave out.
+	Discover(ctx context.Context) (Result, error)
+}
+
+// Result is what a Source found.
+type Result struct {
+	// Hosts are the hosts found, in natural order of name.
+	Hosts []inventory.Host
+	// Warnings say, one line each, what was left out and why (an EC2
+	// instance without an address, or with a tag that breaks the name
+	// rules); sorted.
+	Warnings []string
 }
 
 // Static is the host list written in the config.
@@ -19,8 +31,9 @@ type Static struct {
 	List []config.Host
 }
 
-// Hosts returns the configured hosts, sorted by name.
-func (s Static) Hosts(context.Context) ([]inventory.Host, error) {
+// Discover returns the configured hosts, sorted by name. A static list
+// leaves nothing out: it has no warnings.
+func (s Static) Discover(context.Context) (Result, error) {
 	out := make([]inventory.Host, 0, len(s.List))
 	for _, h := range s.List {
 		out = append(out, inventory.Host{
@@ -33,7 +46,7 @@ func (s Static) Hosts(context.Context) ([]inventory.Host, error) {
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return names.Less(out[i].Name, out[j].Name) })
-	return out, nil
+	return Result{Hosts: out}, nil
 }
 
 // ForService keeps the hosts that run service.

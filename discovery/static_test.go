@@ -13,7 +13,7 @@ func TestStaticHostsInNaturalOrder(t *testing.T) {
 	for _, n := range []string{"host10", "host2", "host1", "host11", "host3"} {
 		list = append(list, config.Host{Name: n, Address: "127.0.0.1", SSHPort: 22})
 	}
-	hosts, err := Static{List: list}.Hosts(context.Background())
+	hosts, err := hostsOf(Static{List: list}.Discover(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}

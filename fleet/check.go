@@ -52,7 +52,7 @@ func CheckConfig(ctx context.Context, o CheckOptions) error {
 			}
 			fmt.Fprintf(o.Out, "  host %-12s ok      ssh + docker (%s)\n", h.Name, h.DockerSocket)
 		}
-		for _, n := range nginxBalancers(env, conns, "", 0, nil, nil, nil, io.Discard) {
+		for _, n := range nginxOptions(env, conns, io.Discard) {
 			if err := failed[n.Name]; err != nil {
 				bad++
 				fmt.Fprintf(o.Out, "  lb   %-12s FAILED  %v\n", n.Name, err)

@@ -165,7 +165,7 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 	// Every load balancer must be able to take the host out (its config
 	// test passes, it has a master whose workers can be waited for) before
 	// the host leaves any of them.
-	for _, n := range newNginxes(env, conns, o.Out) {
+	for _, n := range nginxOptions(env, conns, o.Out) {
 		if err := n.Check(ctx); err != nil {
 			return fmt.Errorf("%w: decommissioning %s: %w", rollout.ErrPreflight, o.Host, err)
 		}
@@ -187,8 +187,12 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 				}
 			}
 		}
+		balancers, err := nginxBalancers(env, conns, svcName, svc.Port, ports, members, o.Out)
+		if err != nil {
+			return fmt.Errorf("removing %s from the load balancers (nothing was stopped): %w", o.Host, err)
+		}
 		var errs []error
-		for _, n := range nginxBalancers(env, conns, svcName, svc.Port, ports, members, nil, o.Out) {
+		for _, n := range balancers {
 			if err := n.Remove(ctx, svcName, o.Host); err != nil {
 				errs = append(errs, err)
 				continue

@@ -202,10 +202,10 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	}
 	// A worker has no load balancer entry: nothing to observe, drain,
 	// restore or keep out (maintenance is about load balancers).
-	var balancers []*lb.Nginx
+	var lbs []lb.Options
 	if !svc.Worker() {
-		balancers = newNginxes(env, conns, o.Out)
-		if err := observeEntries(ctx, balancers, svcName, observed); err != nil {
+		lbs = nginxOptions(env, conns, o.Out)
+		if err := observeEntries(ctx, lbs, svcName, observed); err != nil {
 			return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 		}
 		maint, err := inventory.Maintenances{Runner: lockConn, Dir: env.Lock.Dir, Env: o.Env}.List(ctx)
@@ -218,7 +218,10 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	}
 	// Each load balancer's view starts as what it lists now: a host is
 	// only put (back) in by a step that checked its container first.
-	modelUpstreams(balancers, svcName, svc.Port, observed)
+	balancers, err := modelUpstreams(lbs, svcName, svc.Port, observed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	}
 	// What a run cut off earlier left behind is repaired first; the rest
 	// is planned from the state the repairs leave.
 	repairs, snap := rollout.PlanRepairs(observed, svc.ContainerName, svc.Port)
@@ -351,7 +354,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 // nginxBalancers returns the environment's load balancers with the
 // service's upstream declared: every host of the service, on the port it
 // serves on (ports, by host name; port when not listed).
-func nginxBalancers(env config.Environment, conns *Connections, service string, port int, ports map[string]int, hosts []inventory.Host, down []string, out io.Writer) []*lb.Nginx {
+func nginxBalancers(env config.Environment, conns *Connections, service string, port int, ports map[string]int, hosts []inventory.Host, out io.Writer) ([]*lb.Nginx, error) {
 	servers := make([]lb.Server, len(hosts))
 	for i, h := range hosts {
 		p := port
@@ -360,19 +363,23 @@ func nginxBalancers(env config.Environment, conns *Connections, service string, 
 		}
 		servers[i] = lb.Server{Host: h.Name, Addr: config.HostPort(h.Address, p)}
 	}
-	list := newNginxes(env, conns, out)
-	for _, n := range list {
-		n.SetUpstream(service, servers, down...)
+	var list []*lb.Nginx
+	for _, o := range nginxOptions(env, conns, out) {
+		n, err := lb.New(o, lb.Upstream{Service: service, Servers: servers})
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, n)
 	}
-	return list
+	return list, nil
 }
 
-// newNginxes returns the environment's load balancers, with no upstream
-// declared yet.
-func newNginxes(env config.Environment, conns *Connections, out io.Writer) []*lb.Nginx {
-	var list []*lb.Nginx
+// nginxOptions describes the environment's load balancers: enough to read
+// and check them, and to build each service's balancer (lb.New).
+func nginxOptions(env config.Environment, conns *Connections, out io.Writer) []lb.Options {
+	var list []lb.Options
 	for _, lc := range env.LoadBalancers {
-		list = append(list, &lb.Nginx{
+		list = append(list, lb.Options{
 			Name:          lc.Name,
 			Runner:        conns.LBs[lc.Name],
 			UpstreamsDir:  lc.UpstreamsDir,
@@ -411,7 +418,7 @@ func markHeld(snap []rollout.HostSnapshot, maint map[string]inventory.Maintenanc
 // observeEntries reads how every load balancer lists each host of the
 // service now, into the snapshots. A load balancer whose file lists no host
 // the way gantry writes it (never written by gantry) is left out.
-func observeEntries(ctx context.Context, balancers []*lb.Nginx, service string, snap []rollout.HostSnapshot) error {
+func observeEntries(ctx context.Context, balancers []lb.Options, service string, snap []rollout.HostSnapshot) error {
 	found, errs := readEntries(ctx, balancers, service)
 	if err := multierror.Append(nil, errs...).ErrorOrNil(); err != nil {
 		return err
@@ -432,15 +439,22 @@ func observeEntries(ctx context.Context, balancers []*lb.Nginx, service string, 
 	return nil
 }
 
+// entriesReader is a load balancer whose upstream files can be read: its
+// lb.Options, or a balancer built from them.
+type entriesReader interface {
+	LoadBalancerName() string
+	Entries(ctx context.Context, service string) (map[string]lb.Entry, error)
+}
+
 // readEntries reads how every balancer lists the service's hosts now, all
 // balancers at once; errs[i] is balancer i's failure.
-func readEntries(ctx context.Context, balancers []*lb.Nginx, service string) (found []map[string]lb.Entry, errs []error) {
+func readEntries[B entriesReader](ctx context.Context, balancers []B, service string) (found []map[string]lb.Entry, errs []error) {
 	found = make([]map[string]lb.Entry, len(balancers))
 	errs = make([]error, len(balancers))
 	var g errgroup.Group
 	for i, n := range balancers {
 		g.Go(func() error {
-			defer panics.Recover(func(err error) { errs[i] = fmt.Errorf("%s: %w", n.Name, err) })
+			defer panics.Recover(func(err error) { errs[i] = fmt.Errorf("%s: %w", n.LoadBalancerName(), err) })
 			found[i], errs[i] = n.Entries(ctx, service)
 			return nil
 		})
@@ -449,12 +463,13 @@ func readEntries(ctx context.Context, balancers []*lb.Nginx, service string) (fo
 	return found, errs
 }
 
-// modelUpstreams declares the service's upstream on every balancer as it
-// is now: each host on the address and in the state the balancer lists it
-// with; a host it does not list, on the port its container serves on, down
-// unless that container runs.
-func modelUpstreams(balancers []*lb.Nginx, service string, port int, snap []rollout.HostSnapshot) {
-	for _, n := range balancers {
+// modelUpstreams returns the service's balancer on every load balancer,
+// starting from its upstream as it is now: each host on the address and in
+// the state the balancer lists it with; a host it does not list, on the
+// port its container serves on, down unless that container runs.
+func modelUpstreams(lbs []lb.Options, service string, port int, snap []rollout.HostSnapshot) ([]*lb.Nginx, error) {
+	var balancers []*lb.Nginx
+	for _, n := range lbs {
 		servers := make([]lb.Server, len(snap))
 		var down, hand []string
 		for i, h := range snap {
@@ -479,9 +494,13 @@ func modelUpstreams(balancers []*lb.Nginx, service string, port int, snap []roll
 				down = append(down, h.Host.Name)
 			}
 		}
-		n.SetUpstream(service, servers, down...)
-		n.KeepByHand(service, hand...)
+		b, err := lb.New(n, lb.Upstream{Service: service, Servers: servers, Down: down, ByHand: hand})
+		if err != nil {
+			return nil, err
+		}
+		balancers = append(balancers, b)
 	}
+	return balancers, nil
 }
 
 // snapshot inspects the service's container on every host, and the

@@ -18,32 +18,21 @@ func source(cfg *config.Config, env config.Environment) discovery.Source {
 	if e == nil {
 		return discovery.Static{List: env.Hosts}
 	}
-	return ec2Source{discovery.EC2{
+	return discovery.EC2{
 		Region: e.Region, Profile: e.Profile, Filters: e.Tags, ServicesTag: e.ServicesTag,
 		AddressFrom: e.Address, SSHPort: cfg.SSH.Port, DockerSocket: e.DockerSocket,
-	}}
+	}
 }
-
-// ec2Source keeps EC2's warnings (instances skipped) for the caller to print.
-type ec2Source struct{ discovery.EC2 }
 
 // discoverHosts lists the environment's hosts, printing discovery warnings.
 // A discovery failure is a pre-flight refusal: nothing was changed.
 func discoverHosts(ctx context.Context, cfg *config.Config, env config.Environment, out io.Writer) ([]inventory.Host, error) {
-	src := source(cfg, env)
-	if e, ok := src.(ec2Source); ok {
-		hosts, warnings, err := e.Discover(ctx)
-		for _, w := range warnings {
-			fmt.Fprintln(out, "warning: discovery: "+w)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: discovery: %w", rollout.ErrPreflight, err)
-		}
-		return hosts, nil
+	found, err := source(cfg, env).Discover(ctx)
+	for _, w := range found.Warnings {
+		fmt.Fprintln(out, "warning: discovery: "+w)
 	}
-	hosts, err := src.Hosts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: discovery: %w", rollout.ErrPreflight, err)
 	}
-	return hosts, nil
+	return found.Hosts, nil
 }

@@ -148,7 +148,7 @@ func TakeInventory(ctx context.Context, o InventoryOptions) (*Inventory, error) 
 			inv.Warnings = append(inv.Warnings, fmt.Sprintf("load balancer %s unreachable: %v", lc.Name, failed[lc.Name]))
 			continue
 		}
-		n := &lb.Nginx{Name: lc.Name, Runner: conn, UpstreamsDir: lc.UpstreamsDir}
+		n := lb.Options{Name: lc.Name, Runner: conn, UpstreamsDir: lc.UpstreamsDir}
 		lbState[lc.Name] = map[string]map[string]string{}
 		for name, svc := range services {
 			if svc.Worker() {

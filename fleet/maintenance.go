@@ -141,16 +141,17 @@ func openMaintenance(ctx context.Context, o MaintenanceOptions, what string) (co
 	return ctx, m, nil
 }
 
-// balancers returns the environment's load balancers with service's
-// upstream declared as each lists it now, so that a change rewrites only
+// balancers returns service's balancer on each of the environment's load
+// balancers, starting from its upstream as each lists it now, so that a change rewrites only
 // the host's own line (hosts marked down by hand stay so).
 func (m *maintenanceHost) balancers(ctx context.Context, service string, out io.Writer) ([]*lb.Nginx, []map[string]lb.Entry, error) {
-	list := newNginxes(m.env, m.conns, out)
-	found, errs := readEntries(ctx, list, service)
+	lbs := nginxOptions(m.env, m.conns, out)
+	found, errs := readEntries(ctx, lbs, service)
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err
 	}
-	for i, n := range list {
+	var list []*lb.Nginx
+	for i, o := range lbs {
 		var servers []lb.Server
 		var down, hand []string
 		for host, e := range found[i] {
@@ -162,8 +163,11 @@ func (m *maintenanceHost) balancers(ctx context.Context, service string, out io.
 				hand = append(hand, host)
 			}
 		}
-		n.SetUpstream(service, servers, down...)
-		n.KeepByHand(service, hand...)
+		n, err := lb.New(o, lb.Upstream{Service: service, Servers: servers, Down: down, ByHand: hand})
+		if err != nil {
+			return nil, nil, err
+		}
+		list = append(list, n)
 	}
 	return list, found, nil
 }

@@ -95,7 +95,7 @@ func ReadAccessLog(ctx context.Context, r Runner, from LogPosition, maxBytes int
 }
 
 // AccessLogStart is AccessLogStart on this load balancer.
-func (n *Nginx) AccessLogStart(ctx context.Context, file string) (LogPosition, error) {
+func (n Options) AccessLogStart(ctx context.Context, file string) (LogPosition, error) {
 	p, err := AccessLogStart(ctx, n.Runner, file)
 	if err != nil {
 		return p, fmt.Errorf("%s: %w", n.Name, err)
@@ -105,7 +105,7 @@ func (n *Nginx) AccessLogStart(ctx context.Context, file string) (LogPosition, e
 
 // ReadAccessLog is ReadAccessLog on this load balancer, with the default
 // limit.
-func (n *Nginx) ReadAccessLog(ctx context.Context, from LogPosition) (LogRead, error) {
+func (n Options) ReadAccessLog(ctx context.Context, from LogPosition) (LogRead, error) {
 	lr, err := ReadAccessLog(ctx, n.Runner, from, 0)
 	if err != nil {
 		return lr, fmt.Errorf("%s: %w", n.Name, err)

@@ -28,7 +28,7 @@ const recentLines = 50
 // access_log directives that write the file in nginx's configuration
 // (the test command with -T); when none names it (a symlink, a variable
 // in the path, no -T), the log's last lines must carry the fields.
-func (n *Nginx) CheckAccessLog(ctx context.Context, file string) error {
+func (n Options) CheckAccessLog(ctx context.Context, file string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	out, err := n.run(ctx, checkAccessLogScript(n.TestCommand, file), nil)

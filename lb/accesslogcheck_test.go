@@ -83,7 +83,7 @@ func TestCheckAccessLog(t *testing.T) {
 	conf := "# configuration file /etc/nginx/nginx.conf:\nhttp {\n" + goodFormat + "\naccess_log " + canary.AccessLogLine(good)[len("access_log "):] + "\naccess_log " + plain + ";\n}\n"
 	nginx := filepath.Join(dir, "nginx")
 	os.WriteFile(nginx, []byte("#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in -T) cat <<'EOF'\n"+conf+"EOF\n;; -V) echo 'configure arguments: --prefix=/usr/share/nginx' >&2 ;; esac; done\n"), 0o755)
-	n := &Nginx{Name: "lb1", Runner: &shell.LocalRunner{}, TestCommand: shell.Quote(nginx) + " -t -q"}
+	n := Options{Name: "lb1", Runner: &shell.LocalRunner{}, TestCommand: shell.Quote(nginx) + " -t -q"}
 	ctx := context.Background()
 	if err := n.CheckAccessLog(ctx, good); err != nil {
 		t.Errorf("good log refused: %v", err)

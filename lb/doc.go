@@ -1,5 +1,11 @@
 // Package lb takes hosts out of and back into nginx load balancers.
 //
+// Options describes one load balancer (how to reach, test and reload it);
+// its methods only read (Entries, Check). New builds from Options and a
+// service's upstream as it is now the balancer of that service (Nginx),
+// ready to Drain, Restore, Switch and Remove its hosts: there is no
+// balancer without its upstream.
+//
 // gantry owns one upstream include file per service on each load balancer
 // (<upstreams_dir>/<service>.conf, included inside the service's upstream
 // block). Draining a host rewrites that file with the host marked down

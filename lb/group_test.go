@@ -23,12 +23,11 @@ func TestConcurrentDrainsAreGroupedAndOrdered(t *testing.T) {
 	dir := t.TempDir()
 	runner := &applyCounter{Runner: &shell.LocalRunner{}}
 	pidFile, reload := fakeMaster(t, true)
-	n := &Nginx{Name: "lb1", Runner: runner, UpstreamsDir: dir, TestCommand: "sleep 0.05", ReloadCommand: reload, PidFile: pidFile, DrainTimeout: time.Second}
 	var servers []Server
 	for i := 1; i <= 8; i++ {
 		servers = append(servers, Server{Host: fmt.Sprintf("host%d", i), Addr: fmt.Sprintf("10.0.0.%d:8080", i)})
 	}
-	n.SetUpstream("www", servers)
+	n := mustNew(t, Options{Name: "lb1", Runner: runner, UpstreamsDir: dir, TestCommand: "sleep 0.05", ReloadCommand: reload, PidFile: pidFile, DrainTimeout: time.Second}, Upstream{Service: "www", Servers: servers})
 	file := filepath.Join(dir, "www.conf")
 
 	run := func(op func(context.Context, string, string) error) {
@@ -120,12 +119,11 @@ while :; do wait; done`)
 	}
 	time.Sleep(100 * time.Millisecond) // the workers are up
 	counter := &sessionCounter{Runner: &shell.LocalRunner{}}
-	n := &Nginx{Name: "lb1", Runner: counter, UpstreamsDir: dir, TestCommand: "sleep 0.05", ReloadCommand: "kill -HUP " + fmt.Sprint(master.Process.Pid), PidFile: pidFile, DrainTimeout: 10 * time.Second}
 	var servers []Server
 	for i := 1; i <= 24; i++ {
 		servers = append(servers, Server{Host: fmt.Sprintf("host%d", i), Addr: fmt.Sprintf("10.0.0.%d:8080", i)})
 	}
-	n.SetUpstream("www", servers)
+	n := mustNew(t, Options{Name: "lb1", Runner: counter, UpstreamsDir: dir, TestCommand: "sleep 0.05", ReloadCommand: "kill -HUP " + fmt.Sprint(master.Process.Pid), PidFile: pidFile, DrainTimeout: 10 * time.Second}, Upstream{Service: "www", Servers: servers})
 
 	var wg sync.WaitGroup
 	start := time.Now()

@@ -47,11 +47,11 @@ type RetryingRunner interface {
 }
 
 // run runs command, again after a broken connection when the runner can.
-func (n *Nginx) run(ctx context.Context, command string, stdin []byte) ([]byte, error) {
-	if r, ok := n.Runner.(RetryingRunner); ok {
+func (o Options) run(ctx context.Context, command string, stdin []byte) ([]byte, error) {
+	if r, ok := o.Runner.(RetryingRunner); ok {
 		return r.RunIdempotent(ctx, command, stdin)
 	}
-	return n.Runner.Run(ctx, command, stdin)
+	return o.Runner.Run(ctx, command, stdin)
 }
 
 // Server is one upstream server: the host it belongs to and host:port.
@@ -60,8 +60,11 @@ type Server struct {
 	Addr string
 }
 
-// Nginx is one nginx load balancer host.
-type Nginx struct {
+// Options describes one nginx load balancer host: how to reach it and how
+// gantry tests and reloads it. Its own methods (Entries, Upstream, Check)
+// only read; New builds from it the balancer that changes a service's
+// upstream.
+type Options struct {
 	// Name names the load balancer in messages.
 	Name          string
 	Runner        Runner
@@ -79,24 +82,48 @@ type Nginx struct {
 	ReloadTimeout time.Duration
 	// Warn receives non-fatal notes (a drain that hit its timeout).
 	Warn func(string)
+}
 
+// Upstream is one service's upstream on a load balancer as a balancer
+// starts from it: its servers, and which of them are down now.
+type Upstream struct {
+	Service string
+	Servers []Server
+	// Down lists the hosts marked down now.
+	Down []string
+	// ByHand lists the hosts of Down that someone other than gantry
+	// marked down: every rewrite of the file keeps them off its "down by
+	// gantry" line until a change puts them up.
+	ByHand []string
+}
+
+// Nginx is one nginx load balancer host, seen as the balancer of one
+// service's upstream: it drains, restores, switches and removes that
+// service's hosts. Build it with New; it embeds the Options it was built
+// from (read them, do not change them).
+type Nginx struct {
+	Options
+
+	// service names the one upstream the balancer changes; up is its
+	// model, declared by New.
+	service string
 	// mu serialises changes to the file; the queue collects the changes
 	// waiting for it, which the next holder applies together with one
 	// reload (group commit): a batch of hosts costs one reload, not one
 	// each.
-	mu        sync.Mutex
-	upstreams map[string]*upstream
-	qmu       sync.Mutex
-	queue     []*change
+	mu    sync.Mutex
+	up    *upstream
+	qmu   sync.Mutex
+	queue []*change
 
 	pidMu        sync.Mutex
 	foundPidFile string // PidFile found from nginx's configuration
 
-	// rejected lists the services whose last reload nginx rejected: their
-	// file was put back to what nginx kept serving, so writing that same
-	// content again needs no reload (which nginx would reject again).
-	// Guarded by mu.
-	rejected map[string]bool
+	// rejected is set when the last reload nginx rejected: the file was
+	// put back to what nginx kept serving, so writing that same content
+	// again needs no reload (which nginx would reject again). Guarded by
+	// mu.
+	rejected bool
 
 	// wmu guards the coalesced waits for old workers: at most one wait
 	// session runs on the load balancer at a time, and the drains that
@@ -104,6 +131,56 @@ type Nginx struct {
 	wmu      sync.Mutex
 	waiting  bool
 	nextWait *workerWait
+}
+
+// New returns the balancer of up.Service on the load balancer o
+// describes, starting from up: ready to Drain, Restore, Switch and Remove
+// its hosts, with nothing changed on the load balancer yet. It refuses
+// options it could not work with (no name, runner, upstreams directory,
+// test or reload command) and an upstream that contradicts itself (no
+// service, a server without a host or listed twice, a down host that is
+// not a server, a host down by hand that is not down). Names and addresses
+// that could change the meaning of the file are refused when it is
+// written (ErrUnsafeName).
+func New(o Options, up Upstream) (*Nginx, error) {
+	var missing []string
+	for _, f := range []struct{ name, v string }{
+		{"name", o.Name}, {"upstreams directory", o.UpstreamsDir}, {"test command", o.TestCommand},
+		{"reload command", o.ReloadCommand}, {"service", up.Service},
+	} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if o.Runner == nil {
+		missing = append(missing, "runner")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("load balancer %q: no %s", o.Name, strings.Join(missing, ", "))
+	}
+	u := &upstream{down: map[string]bool{}, byHand: map[string]bool{}}
+	listed := map[string]bool{}
+	for _, s := range up.Servers {
+		if s.Host == "" || listed[s.Host] {
+			return nil, fmt.Errorf("%s: upstream %s: server %q of host %q: no host, or a host listed twice", o.Name, up.Service, s.Addr, s.Host)
+		}
+		listed[s.Host] = true
+		u.servers = append(u.servers, s)
+	}
+	sort.Slice(u.servers, func(i, j int) bool { return names.Less(u.servers[i].Host, u.servers[j].Host) })
+	for _, h := range up.Down {
+		if !listed[h] {
+			return nil, fmt.Errorf("%s: upstream %s: down host %s is not one of its servers", o.Name, up.Service, h)
+		}
+		u.down[h] = true
+	}
+	for _, h := range up.ByHand {
+		if !u.down[h] {
+			return nil, fmt.Errorf("%s: upstream %s: host %s, down by hand, is not down", o.Name, up.Service, h)
+		}
+		u.byHand[h] = true
+	}
+	return &Nginx{Options: o, service: up.Service, up: u}, nil
 }
 
 // workerWait is one wait session's worth of old nginx workers, shared by
@@ -139,32 +216,22 @@ type upstream struct {
 	byHand map[string]bool
 }
 
-// SetUpstream declares the servers of service on this load balancer, up
-// but for the hosts listed in down. It changes nothing on the host until
-// the next Drain, Restore or Remove.
-func (n *Nginx) SetUpstream(service string, servers []Server, down ...string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.upstreams == nil {
-		n.upstreams = map[string]*upstream{}
+// upstreamOf returns the model of service's upstream, or nil when the
+// balancer is not service's. Callers hold n.mu.
+func (n *Nginx) upstreamOf(service string) *upstream {
+	if service != n.service {
+		return nil
 	}
-	s := append([]Server(nil), servers...)
-	sort.Slice(s, func(i, j int) bool { return names.Less(s[i].Host, s[j].Host) })
-	u := &upstream{servers: s, down: map[string]bool{}, byHand: map[string]bool{}}
-	for _, h := range down {
-		u.down[h] = true
-	}
-	n.upstreams[service] = u
+	return n.up
 }
 
 // AddServer adds server to service's upstream, down, unless its host is
-// listed already: a later Switch or Restore puts it up. Call it after
-// SetUpstream.
+// listed already: a later Switch or Restore puts it up.
 func (n *Nginx) AddServer(service string, server Server) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	u, ok := n.upstreams[service]
-	if !ok {
+	u := n.upstreamOf(service)
+	if u == nil {
 		return
 	}
 	for _, s := range u.servers {
@@ -177,20 +244,6 @@ func (n *Nginx) AddServer(service string, server Server) {
 	u.down[server.Host] = true
 }
 
-// KeepByHand records that hosts, down in service's upstream, were marked
-// down by someone other than gantry: every rewrite of the file keeps them
-// off its "down by gantry" line until a change puts them up. Call it after
-// SetUpstream.
-func (n *Nginx) KeepByHand(service string, hosts ...string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if u, ok := n.upstreams[service]; ok {
-		for _, h := range hosts {
-			u.byHand[h] = true
-		}
-	}
-}
-
 // Remove takes host out of service's upstream for good: it drains it
 // (marked down, in-flight requests finish) and then rewrites the file
 // without it.
@@ -200,7 +253,7 @@ func (n *Nginx) Remove(ctx context.Context, service, host string) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	u := n.upstreams[service]
+	u := n.upstreamOf(service)
 	keep := u.servers[:0:0]
 	for _, s := range u.servers {
 		if s.Host != host {
@@ -221,8 +274,8 @@ func (n *Nginx) Remove(ctx context.Context, service, host string) error {
 
 // Upstream reads service's upstream file on the load balancer and returns
 // each listed host's state: "up" or "down".
-func (n *Nginx) Upstream(ctx context.Context, service string) (map[string]string, error) {
-	entries, err := n.Entries(ctx, service)
+func (o Options) Upstream(ctx context.Context, service string) (map[string]string, error) {
+	entries, err := o.Entries(ctx, service)
 	if err != nil {
 		return nil, err
 	}
@@ -236,13 +289,13 @@ func (n *Nginx) Upstream(ctx context.Context, service string) (map[string]string
 // Entries reads service's upstream file on the load balancer and returns
 // each listed host's entry, as it is on the machine now. A missing file
 // lists no host.
-func (n *Nginx) Entries(ctx context.Context, service string) (map[string]Entry, error) {
-	f := path.Join(n.UpstreamsDir, service+".conf")
+func (o Options) Entries(ctx context.Context, service string) (map[string]Entry, error) {
+	f := path.Join(o.UpstreamsDir, service+".conf")
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	out, err := n.run(rctx, fmt.Sprintf("[ -e %s ] || exit 0; cat %s", shell.Quote(f), shell.Quote(f)), nil)
+	out, err := o.run(rctx, fmt.Sprintf("[ -e %s ] || exit 0; cat %s", shell.Quote(f), shell.Quote(f)), nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading %s: %w", n.Name, f, err)
+		return nil, fmt.Errorf("%s: reading %s: %w", o.Name, f, err)
 	}
 	return ParseEntries(string(out)), nil
 }
@@ -335,29 +388,41 @@ func (n *Nginx) Switch(ctx context.Context, service, host, addr string) error {
 }
 
 // Check runs the test command, changing nothing: the pre-flight proof that
-// a reload would be accepted.
+// a reload would be accepted. The pid file it finds is remembered for the
+// balancer's changes.
 func (n *Nginx) Check(ctx context.Context) error {
+	return n.Options.check(ctx, n.masterPidFile)
+}
+
+// Check runs the test command on the load balancer and finds its master's
+// pid file, changing nothing: the proof that a balancer built from o could
+// reload it.
+func (o Options) Check(ctx context.Context) error {
+	return o.check(ctx, o.masterPidFile)
+}
+
+func (o Options) check(ctx context.Context, masterPidFile func(context.Context) (string, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := n.run(ctx, n.TestCommand, nil); err != nil {
-		return fmt.Errorf("%s: %w (%s): %v", n.Name, ErrConfigTest, n.TestCommand, err)
+	if _, err := o.run(ctx, o.TestCommand, nil); err != nil {
+		return fmt.Errorf("%s: %w (%s): %v", o.Name, ErrConfigTest, o.TestCommand, err)
 	}
 	// A drain must be able to wait for requests in flight, and a reload
 	// to be confirmed: both need the master's pid.
-	pidFile, err := n.masterPidFile(ctx)
+	pidFile, err := masterPidFile(ctx)
 	if err != nil {
 		return err
 	}
-	if n.PidFile != "" {
-		if err := n.checkPidFile(ctx, pidFile); err != nil {
-			return fmt.Errorf("%s: %w: pid_file %s %v; set pid_file for load balancer %s to the path of the \"pid\" directive of its nginx.conf, or leave it out to let gantry find it", n.Name, ErrNoPidFile, pidFile, err, n.Name)
+	if o.PidFile != "" {
+		if err := o.checkPidFile(ctx, pidFile); err != nil {
+			return fmt.Errorf("%s: %w: pid_file %s %v; set pid_file for load balancer %s to the path of the \"pid\" directive of its nginx.conf, or leave it out to let gantry find it", o.Name, ErrNoPidFile, pidFile, err, o.Name)
 		}
 	}
 	return nil
 }
 
 // LoadBalancerName names the load balancer in reports.
-func (n *Nginx) LoadBalancerName() string { return n.Name }
+func (o Options) LoadBalancerName() string { return o.Name }
 
 func (n *Nginx) set(ctx context.Context, service, host string, down bool) error {
 	return n.submit(ctx, &change{service: service, host: host, down: down, done: make(chan changeResult, 1)})
@@ -404,8 +469,8 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 	byService := map[string][]*change{}
 	var order []string
 	for _, c := range batch {
-		u, ok := n.upstreams[c.service]
-		if !ok {
+		u := n.upstreamOf(c.service)
+		if u == nil {
 			c.done <- changeResult{err: fmt.Errorf("%s: no upstream declared for service %s", n.Name, c.service)}
 			continue
 		}
@@ -424,7 +489,7 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 	}
 	for _, service := range order {
 		changes := byService[service]
-		u := n.upstreams[service]
+		u := n.upstreamOf(service)
 		before := make(map[string]bool, len(u.down))
 		for h, d := range u.down {
 			before[h] = d
@@ -550,14 +615,11 @@ func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait 
 	secs := int((reload + time.Second - 1) / time.Second)
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second+reload)
 	defer cancel()
-	out, err := n.run(rctx, applyScript(file, n.TestCommand, n.ReloadCommand, pidFile, secs, n.rejected[service]), content)
+	out, err := n.run(rctx, applyScript(file, n.TestCommand, n.ReloadCommand, pidFile, secs, n.rejected), content)
 	if shell.ExitStatus(err) == exitReloadRejected {
-		if n.rejected == nil {
-			n.rejected = map[string]bool{}
-		}
-		n.rejected[service] = true
+		n.rejected = true
 	} else if err == nil {
-		delete(n.rejected, service)
+		n.rejected = false
 	}
 	if err == nil {
 		if !wait {

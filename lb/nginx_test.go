@@ -110,11 +110,10 @@ func TestRenderRefusesUnsafeNames(t *testing.T) {
 func TestDrainWithUnsafeServerChangesNothing(t *testing.T) {
 	dir := t.TempDir()
 	runner := &shell.LocalRunner{}
-	n := &Nginx{Name: "lb1", Runner: runner, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: "true", DrainTimeout: time.Second}
-	n.SetUpstream("www", []Server{
+	n := mustNew(t, Options{Name: "lb1", Runner: runner, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: "true", DrainTimeout: time.Second}, Upstream{Service: "www", Servers: []Server{
 		{Host: "host1", Addr: "127.0.0.1:8080"},
 		{Host: "evil\nserver 127.0.0.9:80;", Addr: "127.0.0.2:8080"},
-	})
+	}})
 	err := n.Drain(context.Background(), "www", "host1")
 	if !errors.Is(err, ErrUnsafeName) {
 		t.Fatalf("Drain = %v, want ErrUnsafeName", err)
@@ -130,12 +129,11 @@ func TestDrainWithUnsafeServerChangesNothing(t *testing.T) {
 func TestUpstreamInNaturalHostOrder(t *testing.T) {
 	dir := t.TempDir()
 	pidFile, reload := fakeMaster(t, true)
-	n := &Nginx{Name: "lb1", Runner: &shell.LocalRunner{}, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: reload, PidFile: pidFile, DrainTimeout: time.Second}
-	n.SetUpstream("www", []Server{
+	n := mustNew(t, Options{Name: "lb1", Runner: &shell.LocalRunner{}, UpstreamsDir: dir, TestCommand: "true", ReloadCommand: reload, PidFile: pidFile, DrainTimeout: time.Second}, Upstream{Service: "www", Servers: []Server{
 		{Host: "host10", Addr: "127.0.0.10:8080"},
 		{Host: "host2", Addr: "127.0.0.2:8080"},
 		{Host: "host1", Addr: "127.0.0.1:8080"},
-	})
+	}})
 	if err := n.Restore(context.Background(), "www", "host2"); err != nil {
 		t.Fatal(err)
 	}
@@ -151,10 +149,18 @@ func TestUpstreamInNaturalHostOrder(t *testing.T) {
 
 const header = "# Managed by gantry (service www on lb1). Do not edit: rewritten on every deploy.\n"
 
+// newNginx returns www's balancer on lb1 (a fake master), hosts 1 and 2 up.
 func newNginx(t *testing.T, dir string) *Nginx {
 	t.Helper()
+	return newNginxDown(t, dir, nil, nil)
+}
+
+// newNginxDown is newNginx with the hosts down listed in down, those of
+// them down by hand in byHand.
+func newNginxDown(t *testing.T, dir string, down, byHand []string) *Nginx {
+	t.Helper()
 	pidFile, reload := fakeMaster(t, true)
-	n := &Nginx{
+	return mustNew(t, Options{
 		Name:          "lb1",
 		Runner:        &shell.LocalRunner{},
 		UpstreamsDir:  dir,
@@ -162,11 +168,19 @@ func newNginx(t *testing.T, dir string) *Nginx {
 		ReloadCommand: reload,
 		PidFile:       pidFile,
 		DrainTimeout:  time.Second,
-	}
-	n.SetUpstream("www", []Server{
+	}, Upstream{Service: "www", Servers: []Server{
 		{Host: "host2", Addr: "10.0.0.2:8080"},
 		{Host: "host1", Addr: "10.0.0.1:8080"},
-	})
+	}, Down: down, ByHand: byHand})
+}
+
+// mustNew is New, failing the test on an error.
+func mustNew(t *testing.T, o Options, up Upstream) *Nginx {
+	t.Helper()
+	n, err := New(o, up)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
 	return n
 }
 
@@ -191,7 +205,7 @@ func TestNginxDrainAndRestore(t *testing.T) {
 			if err := n.Drain(ctx, "www", "host1"); err != nil {
 				t.Fatalf("Drain: %v", err)
 			}
-			// Servers are sorted by host name, whatever SetUpstream got.
+			// Servers are sorted by host name, whatever order New got them in.
 			if got, want := readFile(t, file), header+
 				"server 10.0.0.1:8080 down; # host1\n"+
 				"server 10.0.0.2:8080; # host2\n"+
@@ -331,9 +345,7 @@ func TestParseEntriesByHand(t *testing.T) {
 // gantry" line through gantry's own rewrites, until a change puts it up.
 func TestKeepByHand(t *testing.T) {
 	dir := t.TempDir()
-	n := newNginx(t, dir)
-	n.SetUpstream("www", []Server{{Host: "host1", Addr: "10.0.0.1:8080"}, {Host: "host2", Addr: "10.0.0.2:8080"}}, "host2")
-	n.KeepByHand("www", "host2")
+	n := newNginxDown(t, dir, []string{"host2"}, []string{"host2"})
 	ctx := context.Background()
 	if err := n.Drain(ctx, "www", "host1"); err != nil {
 		t.Fatal(err)
@@ -356,5 +368,39 @@ func TestKeepByHand(t *testing.T) {
 	}
 	if e := ParseEntries(readFile(t, filepath.Join(dir, "www.conf"))); e["host2"].ByHand || !e["host2"].Down {
 		t.Errorf("restored then drained by gantry, host2 is %+v, want down by gantry", e["host2"])
+	}
+}
+
+// TestNewRefusesWhatItCannotWorkWith: a balancer is built ready for its
+// service's upstream, or not at all.
+func TestNewRefusesWhatItCannotWorkWith(t *testing.T) {
+	ok := Options{Name: "lb1", Runner: &shell.LocalRunner{}, UpstreamsDir: "/etc/nginx/gantry", TestCommand: "true", ReloadCommand: "true"}
+	servers := []Server{{Host: "host1", Addr: "10.0.0.1:8080"}, {Host: "host2", Addr: "10.0.0.2:8080"}}
+	for _, tc := range []struct {
+		name string
+		o    func(*Options)
+		up   Upstream
+		want string
+	}{
+		{"no runner", func(o *Options) { o.Runner = nil }, Upstream{Service: "www", Servers: servers}, "no runner"},
+		{"no test or reload command", func(o *Options) { o.TestCommand, o.ReloadCommand = "", "" }, Upstream{Service: "www", Servers: servers}, "no test command, reload command"},
+		{"no service", nil, Upstream{Servers: servers}, "no service"},
+		{"host listed twice", nil, Upstream{Service: "www", Servers: append(servers, servers[0])}, `host "host1": no host, or a host listed twice`},
+		{"down host not a server", nil, Upstream{Service: "www", Servers: servers, Down: []string{"host3"}}, "down host host3 is not one of its servers"},
+		{"down by hand but up", nil, Upstream{Service: "www", Servers: servers, Down: []string{"host1"}, ByHand: []string{"host2"}}, "host host2, down by hand, is not down"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := ok
+			if tc.o != nil {
+				tc.o(&o)
+			}
+			n, err := New(o, tc.up)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New = %v, %v; want an error containing %q", n, err, tc.want)
+			}
+		})
+	}
+	if _, err := New(ok, Upstream{Service: "www", Servers: servers, Down: []string{"host2"}, ByHand: []string{"host2"}}); err != nil {
+		t.Errorf("New with a consistent upstream: %v", err)
 	}
 }

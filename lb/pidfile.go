@@ -33,40 +33,53 @@ func (n *Nginx) masterPidFile(ctx context.Context) (string, error) {
 	if n.foundPidFile != "" {
 		return n.foundPidFile, nil
 	}
-	p, err := n.findPidFile(ctx)
+	p, err := n.Options.masterPidFile(ctx)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w: pid_file is not set and %v; set pid_file for load balancer %s in the config (environments.<env>.load_balancers[].pid_file) to the path of the \"pid\" directive of its nginx.conf, e.g. /run/nginx.pid", n.Name, ErrNoPidFile, err, n.Name)
+		return "", err
 	}
 	n.foundPidFile = p
+	return p, nil
+}
+
+// masterPidFile returns the pid file of the nginx master: PidFile when it
+// is set, else the one found from nginx's own configuration.
+func (o Options) masterPidFile(ctx context.Context) (string, error) {
+	if o.PidFile != "" {
+		return o.PidFile, nil
+	}
+	p, err := o.findPidFile(ctx)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w: pid_file is not set and %v; set pid_file for load balancer %s in the config (environments.<env>.load_balancers[].pid_file) to the path of the \"pid\" directive of its nginx.conf, e.g. /run/nginx.pid", o.Name, ErrNoPidFile, err, o.Name)
+	}
 	return p, nil
 }
 
 // findPidFile asks nginx, through the test command with -T (the whole
 // configuration) and -V (how it was built), where its master writes its
 // pid, and checks that the file names a running process.
-func (n *Nginx) findPidFile(ctx context.Context) (string, error) {
+func (o Options) findPidFile(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	out, err := n.run(ctx, discoverScript(n.TestCommand), nil)
+	out, err := o.run(ctx, discoverScript(o.TestCommand), nil)
 	if err != nil {
-		return "", fmt.Errorf("asking nginx for its configuration (%s -T) failed: %w", n.TestCommand, err)
+		return "", fmt.Errorf("asking nginx for its configuration (%s -T) failed: %w", o.TestCommand, err)
 	}
 	dump, version, _ := strings.Cut(string(out), versionMarker+"\n")
-	p, err := PidFileOf(n.TestCommand, dump, version)
+	p, err := PidFileOf(o.TestCommand, dump, version)
 	if err != nil {
 		return "", err
 	}
-	if err := n.checkPidFile(ctx, p); err != nil {
+	if err := o.checkPidFile(ctx, p); err != nil {
 		return "", fmt.Errorf("the pid file nginx's configuration names, %s, %w", p, err)
 	}
 	return p, nil
 }
 
 // checkPidFile fails unless file holds the pid of a running process.
-func (n *Nginx) checkPidFile(ctx context.Context, file string) error {
+func (o Options) checkPidFile(ctx context.Context, file string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	out, err := n.run(ctx, checkPidScript(file), nil)
+	out, err := o.run(ctx, checkPidScript(file), nil)
 	if err != nil {
 		return fmt.Errorf("could not be checked: %w", err)
 	}

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gantry-dev/gantry/inventory"
+	"github.com/gantry-dev/gantry/internal/fakefleet"
 	"github.com/gantry-dev/gantry/rollout"
 )
 
@@ -90,31 +89,20 @@ func sleep(ctx context.Context, d time.Duration) (time.Duration, error) {
 	}
 }
 
-// simContainer is one container on a fake host: just enough state.
-type simContainer struct {
-	id, name, image string
-	labels          map[string]string
-	running         bool
-	readyAt         time.Time     // when the app answers, once started
-	boot            time.Duration // drawn boot time of the last start
-}
-
-// simHost is an in-memory container host whose every call sleeps a drawn
-// latency. It records, per host, the drawn latencies (sim) and the time
-// really slept (act), pull apart from the rest.
+// simHost is a fake host (internal/fakefleet: real container state) whose
+// every call sleeps a drawn latency and may fail at the world's rate. It
+// records, per host, the drawn latencies (sim) and the time really slept
+// (act), pull apart from the rest.
 //
 // The health step is accounted apart (see healthStep): its probes and
 // container checks are how the engine chooses to wait for the app, so what
 // goes on the host's path is the ideal check instead: the app's boot time,
 // Threshold answered probes and the configured waits between them.
 type simHost struct {
+	*fakefleet.Host
 	w            *world
-	name, addr   string
 	mu           sync.Mutex
 	rng          *rand.Rand
-	ctrs         []*simContainer
-	images       []string
-	nextID       int
 	pullSim      time.Duration
 	pullAct      time.Duration
 	sim, act     time.Duration // every other op, balancer waits included
@@ -133,18 +121,24 @@ type simHost struct {
 	healthChecks         int
 }
 
-func newSimHost(w *world, i int, seed uint64, oldImage, oldTag string) *simHost {
-	h := &simHost{
-		w: w, name: fmt.Sprintf("host%05d", i), addr: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255),
-		rng: rand.New(rand.NewPCG(seed, uint64(i))), images: []string{oldImage}, nextID: 1,
+// newSimHost makes fake host i of the world a simulated one: its
+// operations take the world's latencies and its apps its boot time.
+func newSimHost(w *world, fh *fakefleet.Host, i int, seed uint64) *simHost {
+	h := &simHost{Host: fh, w: w, rng: rand.New(rand.NewPCG(seed, uint64(i)))}
+	lat := map[string]time.Duration{
+		fakefleet.OpPull: w.lat.Pull, fakefleet.OpInspect: w.lat.Inspect, fakefleet.OpCreate: w.lat.Create,
+		fakefleet.OpStart: w.lat.Start, fakefleet.OpStop: w.lat.Stop, fakefleet.OpRename: w.lat.Rename,
+		fakefleet.OpRemove: w.lat.Remove, fakefleet.OpProbe: w.lat.Probe,
 	}
-	h.ctrs = []*simContainer{{
-		id: h.name + "-c1", name: "www", image: oldImage, running: true,
-		labels: map[string]string{
-			inventory.LabelManaged: "true", inventory.LabelService: "www",
-			inventory.LabelVersion: oldTag, inventory.LabelImage: oldImage,
-		},
-	}}
+	fh.Before = func(ctx context.Context, op, _ string) error {
+		return h.op(ctx, lat[op], op == fakefleet.OpPull)
+	}
+	fh.Boot = func(string) time.Duration {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.lastBoot = h.w.draw(h.rng, h.w.lat.Boot)
+		return h.lastBoot
+	}
 	return h
 }
 
@@ -238,215 +232,54 @@ func (h *simHost) totals() hostTotals {
 	return hostTotals{h.pullSim, h.pullAct, h.sim, h.act, h.queue, h.healthIdeal, h.healthWall, h.healthChecks}
 }
 
-// find returns the container with that id or name; callers hold h.mu.
-func (h *simHost) find(idOrName string) *simContainer {
-	for _, c := range h.ctrs {
-		if c.id == idOrName || c.name == idOrName {
-			return c
-		}
-	}
-	return nil
-}
-
-func (h *simHost) Pull(ctx context.Context, ref string) error {
-	if err := h.op(ctx, h.w.lat.Pull, true); err != nil {
-		return err
+// ProbeHTTP is the fake host's probe (refused until the app has booted),
+// counting a passing probe's latency towards the ideal health check and
+// starting the count again on a refused one.
+func (h *simHost) ProbeHTTP(ctx context.Context, addr, path, hostHeader string, timeout time.Duration) (int, error) {
+	status, err := h.Host.ProbeHTTP(ctx, addr, path, hostHeader, timeout)
+	if errors.Is(err, errInjected) || ctx.Err() != nil {
+		return status, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, i := range h.images {
-		if i == ref {
-			return nil
-		}
-	}
-	h.images = append(h.images, ref)
-	return nil
-}
-
-func (h *simHost) Inspect(ctx context.Context, name string) (inventory.Container, bool, error) {
-	if err := h.op(ctx, h.w.lat.Inspect, false); err != nil {
-		return inventory.Container{}, false, err
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c := h.find(name)
-	if c == nil {
-		return inventory.Container{}, false, nil
-	}
-	state := "exited"
-	if c.running {
-		state = "running"
-	}
-	// Labels are never changed after creation: shared, not copied.
-	return inventory.Container{ID: c.id, Name: c.name, Image: c.image, Running: c.running, State: state, Labels: c.labels}, true, nil
-}
-
-func (h *simHost) Create(ctx context.Context, spec inventory.ContainerSpec) (string, error) {
-	if err := h.op(ctx, h.w.lat.Create, false); err != nil {
-		return "", err
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.find(spec.Name) != nil {
-		return "", fmt.Errorf("conflict: container name %q is already in use", spec.Name)
-	}
-	have := false
-	for _, i := range h.images {
-		have = have || i == spec.Image
-	}
-	if !have {
-		return "", fmt.Errorf("no such image: %s", spec.Image)
-	}
-	h.nextID++
-	c := &simContainer{id: fmt.Sprintf("%s-c%d", h.name, h.nextID), name: spec.Name, image: spec.Image, labels: spec.Labels}
-	h.ctrs = append(h.ctrs, c)
-	return c.id, nil
-}
-
-func (h *simHost) Start(ctx context.Context, id string) error {
-	if err := h.op(ctx, h.w.lat.Start, false); err != nil {
-		return err
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c := h.find(id)
-	if c == nil {
-		return fmt.Errorf("no such container: %s", id)
-	}
-	if !c.running {
-		c.boot = h.w.draw(h.rng, h.w.lat.Boot)
-		c.running, c.readyAt = true, time.Now().Add(c.boot)
-		h.lastBoot = c.boot
-	}
-	return nil
-}
-
-func (h *simHost) Stop(ctx context.Context, id string, _ time.Duration) error {
-	if err := h.op(ctx, h.w.lat.Stop, false); err != nil {
-		return err
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c := h.find(id)
-	if c == nil {
-		return fmt.Errorf("no such container: %s", id)
-	}
-	c.running = false
-	return nil
-}
-
-func (h *simHost) Rename(ctx context.Context, id, name string) error {
-	if err := h.op(ctx, h.w.lat.Rename, false); err != nil {
-		return err
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c := h.find(id)
-	if c == nil {
-		return fmt.Errorf("no such container: %s", id)
-	}
-	if c.name == name {
-		return errors.New("renaming a container with the same name as its current name")
-	}
-	if o := h.find(name); o != nil {
-		return fmt.Errorf("conflict: container name %q is already in use", name)
-	}
-	c.name = name
-	return nil
-}
-
-func (h *simHost) Remove(ctx context.Context, id string) error {
-	if err := h.op(ctx, h.w.lat.Remove, false); err != nil {
-		return err
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for i, c := range h.ctrs {
-		if c.id == id || c.name == id {
-			h.ctrs = append(h.ctrs[:i], h.ctrs[i+1:]...)
-			return nil
-		}
-	}
-	return nil
-}
-
-// ProbeTCP is not simulated: the simulated fleets use HTTP checks.
-func (h *simHost) ProbeTCP(context.Context, string, time.Duration) error {
-	return fmt.Errorf("tcp health checks are not simulated")
-}
-
-// ExecCheck is not simulated: the simulated fleets use HTTP checks.
-func (h *simHost) ExecCheck(context.Context, string, []string, time.Duration) (int, string, error) {
-	return 0, "", fmt.Errorf("command health checks are not simulated")
-}
-
-// RunOnce is not simulated: the simulated fleets have no release command.
-func (h *simHost) RunOnce(context.Context, inventory.ContainerSpec, io.Writer, io.Writer) (int, error) {
-	return 0, fmt.Errorf("release commands are not simulated")
-}
-
-// ProbeHTTP answers 200 when the probe reaches a running container whose app
-// has booted (Latencies.Boot after it started), connection refused before.
-func (h *simHost) ProbeHTTP(ctx context.Context, addr, _, _ string, _ time.Duration) (int, error) {
-	arrived := time.Now()
-	h.mu.Lock()
-	up := false
-	for _, c := range h.ctrs {
-		up = up || (c.running && !arrived.Before(c.readyAt))
-	}
-	h.mu.Unlock()
-	if err := h.op(ctx, h.w.lat.Probe, false); err != nil {
-		return 0, err
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !up {
+	if err != nil || status != 200 {
 		h.passSim, h.passAct = 0, 0
-		return 0, fmt.Errorf("dial %s: connection refused", addr)
+		return status, err
 	}
 	h.passSim += h.lastOpSim
 	h.passAct += h.lastOpAct
-	return 200, nil
+	return status, nil
 }
 
-// simBalancer tracks drained hosts per service. Like the nginx balancer it
-// serialises its updates on one mutex (how much of an update is under the
-// lock depends on the world's lock mode).
+// simBalancer makes a fake balancer a simulated one. Like the nginx
+// balancer it serialises its updates on one mutex (how much of an update
+// is under the lock depends on the world's lock mode).
 type simBalancer struct {
-	w    *world
-	name string
+	*fakefleet.Balancer
+	w *world
 
-	mu      sync.Mutex // the "reload" lock
-	rngMu   sync.Mutex
-	rng     *rand.Rand
-	stateMu sync.Mutex
-	drained map[string]map[string]bool
+	mu    sync.Mutex // the "reload" lock
+	rngMu sync.Mutex
+	rng   *rand.Rand
 }
 
-func newSimBalancer(w *world, i int, seed uint64) *simBalancer {
-	return &simBalancer{
-		w: w, name: fmt.Sprintf("lb%d", i+1),
-		rng: rand.New(rand.NewPCG(seed^0x5eed, uint64(1_000_000+i))), drained: map[string]map[string]bool{},
+func newSimBalancer(w *world, fb *fakefleet.Balancer, i int, seed uint64) *simBalancer {
+	b := &simBalancer{Balancer: fb, w: w, rng: rand.New(rand.NewPCG(seed^0x5eed, uint64(1_000_000+i)))}
+	fb.Before = func(ctx context.Context, op, _, host string) error {
+		// Switch (start-first) costs what a drain costs: a reload, then
+		// the wait for the workers that may still proxy to the old address.
+		kind := "drain"
+		if op == fakefleet.OpRestore {
+			kind = "restore"
+		}
+		return b.change(ctx, kind, host)
 	}
+	return b
 }
 
-func (b *simBalancer) LoadBalancerName() string { return b.name }
-
-func (b *simBalancer) Drain(ctx context.Context, service, host string) error {
-	return b.set(ctx, "drain", service, host, true)
-}
-
-func (b *simBalancer) Restore(ctx context.Context, service, host string) error {
-	return b.set(ctx, "restore", service, host, false)
-}
-
-// Switch (start-first) costs what a drain costs: a reload, then the wait
-// for the workers that may still proxy to the old address.
-func (b *simBalancer) Switch(ctx context.Context, service, host, _ string) error {
-	return b.set(ctx, "drain", service, host, false)
-}
-
-func (b *simBalancer) set(ctx context.Context, kind, service, host string, down bool) error {
+// change is the latency of one change, and maybe its failure; the fake
+// balancer records the change when it returns nil.
+func (b *simBalancer) change(ctx context.Context, kind, host string) error {
 	b.w.lbOps.inc()
 	defer b.w.lbOps.dec()
 	start := time.Now()
@@ -473,12 +306,7 @@ func (b *simBalancer) set(ctx context.Context, kind, service, host string, down 
 		b.mu.Lock()
 		wait = time.Since(lockStart)
 		_, err = sleep(ctx, under)
-		if err == nil && !fail {
-			b.record(service, host, down)
-		}
 		b.mu.Unlock()
-	} else if !fail {
-		b.record(service, host, down)
 	}
 	if err == nil {
 		_, err = sleep(ctx, d-under)
@@ -489,33 +317,10 @@ func (b *simBalancer) set(ctx context.Context, kind, service, host string, down 
 		h.lbDone(kind, d+wait, wait, time.Since(start))
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", b.name, err)
+		return fmt.Errorf("%s: %w", b.LoadBalancerName(), err)
 	}
 	if fail {
-		return fmt.Errorf("%s: %w", b.name, errInjected)
+		return fmt.Errorf("%s: %w", b.LoadBalancerName(), errInjected)
 	}
 	return nil
-}
-
-func (b *simBalancer) record(service, host string, down bool) {
-	b.stateMu.Lock()
-	defer b.stateMu.Unlock()
-	if b.drained[service] == nil {
-		b.drained[service] = map[string]bool{}
-	}
-	if down {
-		b.drained[service][host] = true
-	} else {
-		delete(b.drained[service], host)
-	}
-}
-
-func (b *simBalancer) drainedCount() int {
-	b.stateMu.Lock()
-	defer b.stateMu.Unlock()
-	n := 0
-	for _, hs := range b.drained {
-		n += len(hs)
-	}
-	return n
 }

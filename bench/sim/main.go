@@ -1,6 +1,7 @@
 // Command sim is a scale simulation of a gantry deploy: rollout.Executor
-// runs a real plan against in-process fake hosts and load balancers whose
-// every operation sleeps a configurable latency (with seeded jitter), for
+// runs a real plan against in-process fake hosts and load balancers
+// (internal/fakefleet, the fakes of the unit tests) whose every operation
+// sleeps a configurable latency (with seeded jitter), for
 // fleets of several sizes. It prints, per fleet size, the wall time, the
 // theoretical critical path, the executor's overhead over it, and peak
 // heap, process memory, goroutines and concurrent host operations, and
@@ -61,6 +62,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/fakefleet"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/rollout"
 )
@@ -268,8 +270,8 @@ func (p *peaks) end() {
 
 func simulate(cfg config, n int) Result {
 	runtime.GC()
-	const oldTag, newTag = "v1", "v2"
-	oldImage, newImage := "registry.local/www:"+oldTag, "registry.local/www:"+newTag
+	const repo, oldTag, newTag = "registry.local/www", "v1", "v2"
+	newImage := repo + ":" + newTag
 	w := &world{lat: cfg.lats, jitter: cfg.jitter, failRate: cfg.failRate, lockMode: cfg.lockMode, nLB: cfg.lbs, health: cfg.lat, hosts: make(map[string]*simHost, n)}
 	zones := make([]string, cfg.zones)
 	for i := range zones {
@@ -293,22 +295,28 @@ func simulate(cfg config, n int) Result {
 			}
 		},
 	}
+	lbNames := make([]string, cfg.lbs)
+	for i := range lbNames {
+		lbNames[i] = fmt.Sprintf("lb%d", i+1)
+	}
+	fleet := fakefleet.New(fakefleet.Spec{
+		Hosts: n, Service: "www", Image: repo, From: oldTag, Balancers: lbNames, Port: 8080, HealthPath: cfg.lat.Path,
+		Name:    func(i int) string { return fmt.Sprintf("host%05d", i) },
+		Address: func(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) },
+	})
 	snaps := make([]rollout.HostSnapshot, 0, n)
-	for i := 1; i <= n; i++ {
-		h := newSimHost(w, i, cfg.seed, oldImage, oldTag)
-		w.hosts[h.name] = h
-		exec.Hosts[h.name] = h
-		c := h.ctrs[0]
+	for i, fh := range fleet.Hosts {
+		h := newSimHost(w, fh, i+1, cfg.seed)
+		w.hosts[h.Name()] = h
+		exec.Hosts[h.Name()] = h
+		c, _ := fh.Container("www")
 		snaps = append(snaps, rollout.HostSnapshot{
-			Host:    inventory.Host{Name: h.name, Address: h.addr, Zone: zones[(i-1)%len(zones)], Services: []string{"www"}},
-			Current: &inventory.Container{ID: c.id, Name: c.name, Image: c.image, Running: true, State: "running", Labels: c.labels},
+			Host:    inventory.Host{Name: h.Name(), Address: h.Address(), Zone: zones[i%len(zones)], Services: []string{"www"}},
+			Current: &inventory.Container{ID: c.ID, Name: c.Name, Image: c.Image, Running: true, State: "running", Labels: c.Labels},
 		})
 	}
-	var lbs []*simBalancer
-	for i := range cfg.lbs {
-		b := newSimBalancer(w, i, cfg.seed)
-		lbs = append(lbs, b)
-		exec.Balancers = append(exec.Balancers, b)
+	for i, fb := range fleet.Balancers {
+		exec.Balancers = append(exec.Balancers, newSimBalancer(w, fb, i, cfg.seed))
 	}
 	b := cfg.batchSize(n)
 	minIn := cfg.minInService
@@ -340,7 +348,7 @@ func simulate(cfg config, n int) Result {
 	res.OK = rep.OK()
 	if rep.Err != nil {
 		res.Error = rep.Err.Error()
-	} else if msg := checkEndState(w, lbs, plan, newImage); msg != "" {
+	} else if msg := checkEndState(fleet, plan, newImage); msg != "" {
 		res.OK, res.Error = false, msg
 	}
 
@@ -410,19 +418,17 @@ func listSchedule(ds []time.Duration, slots int) time.Duration {
 
 // checkEndState confirms every host runs only the new container, started,
 // and no balancer still has a host drained.
-func checkEndState(w *world, lbs []*simBalancer, plan rollout.Plan, image string) string {
+func checkEndState(fleet *fakefleet.Fleet, plan rollout.Plan, image string) string {
 	for _, h := range plan.Pull {
-		sh := w.hosts[h.Name]
-		sh.mu.Lock()
-		ok := len(sh.ctrs) == 1 && sh.ctrs[0].name == "www" && sh.ctrs[0].image == image && sh.ctrs[0].running
-		sh.mu.Unlock()
-		if !ok {
+		fh := fleet.Host(h.Name)
+		c, _ := fh.Container("www")
+		if names := fh.Names(); len(names) != 1 || names[0] != "www" || c.Image != image || !c.Running {
 			return "end state: " + h.Name + " does not run only the new www container"
 		}
 	}
-	for _, b := range lbs {
-		if n := b.drainedCount(); n > 0 {
-			return fmt.Sprintf("end state: %s still has %d host(s) drained", b.name, n)
+	for _, b := range fleet.Balancers {
+		if n := len(b.Drained()); n > 0 {
+			return fmt.Sprintf("end state: %s still has %d host(s) drained", b.LoadBalancerName(), n)
 		}
 	}
 	return ""
