@@ -80,7 +80,8 @@ func AccessLogStart(ctx context.Context, r Runner, file string) (LogPosition, er
 // and nginx reopened a new one), the rest of the old file is read first
 // if a file with its inode is still in the same directory, then the new
 // file from its start; when the file shrank (truncated in place), it is
-// read from its start. Notes say which, and whether lines were lost.
+// read from its start. Notes say which, and whether lines were lost. A
+// zero from (but its File) reads the whole file.
 func ReadAccessLog(ctx context.Context, r Runner, from LogPosition, maxBytes int64) (LogRead, error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultAccessLogMaxRead
@@ -139,6 +140,10 @@ seg() {
 	printf 'S\t%%s\t%%s\t%%s\t%%s\t%%s\n' "$1" "$3" "$len" "$4" "$2"
 	tail -c +$(($3 + 1)) -- "$2" | head -c "$len" | $T awk -v seglen="$len" %s || exit 4
 }
+if [ "$ino" = 0 ]; then
+	seg current "$f" 0 "$nsize"
+	exit 0
+fi
 same=1
 if [ -n "$head" ] && [ "$nsize" -ge "${head#* }" ] && [ "$(head -c "${head#* }" -- "$f" | cksum)" != "$head" ]; then
 	same=

@@ -185,6 +185,12 @@ func TestReadAccessLogReadsWhatWasAppended(t *testing.T) {
 	lr2 := mustRead(t, lr.Next, 0)
 	sameStats(t, "the finished line", lr2.Stats, canary.ParseLog(partial))
 
+	whole := mustRead(t, LogPosition{File: file}, 0)
+	sameStats(t, "from a zero position", whole.Stats, canary.ParseLog(before+during+partial))
+	if len(whole.Notes) != 0 || whole.Next != lr2.Next {
+		t.Errorf("from a zero position: notes %q, next %+v, want %+v", whole.Notes, whole.Next, lr2.Next)
+	}
+
 	lr3 := mustRead(t, lr2.Next, 0)
 	if lr3.Stats.Lines != 0 || lr3.Next != lr2.Next {
 		t.Errorf("nothing appended: read %s, next %+v", dump(lr3.Stats), lr3.Next)
