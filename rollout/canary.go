@@ -236,27 +236,39 @@ func (e *Executor) bake(ctx context.Context, plan Plan, rep *Report) error {
 				continue
 			}
 			err = nil
-			detail := "canary passed: " + v.Summary
 			switch {
 			case v.Result == CanaryPass:
 			case v.Result == CanaryFail:
-				err = fmt.Errorf("%w: %s", ErrCanaryFailed, v.Summary)
+				err = canaryFailure(v.Summary)
 			case c.Inconclusive == InconclusivePass:
 				res.Inconclusive, res.Verdict.Result = true, CanaryPass
-				detail = "canary inconclusive, counted as a pass (canary.inconclusive: pass): " + v.Summary
 			default:
 				res.Inconclusive, res.Verdict.Result = true, CanaryFail
-				err = fmt.Errorf("%w: inconclusive after %s, counted as a fail: %s", ErrCanaryFailed, res.Baked.Round(time.Second), v.Summary)
+				err = canaryFailure(fmt.Sprintf("inconclusive after %s, counted as a fail: %s", res.Baked.Round(time.Second), v.Summary))
 			}
 			e.emit(Event{Host: CanaryStep, Step: "bake", Stream: "figures", Output: fmt.Sprintf("verdict %s: %s (baked %s)", res.Verdict.Result, v.Summary, res.Baked.Round(time.Second)),
 				Canary: &CanaryProgress{Verdict: res.Verdict, Baked: res.Baked, Bake: c.Bake, Final: true}})
 			if err != nil {
 				return "", err
 			}
-			return detail, nil
+			return v.Summary, nil
 		}
 	})
 }
+
+// canaryFailure is the error a failed canary stops the rollout with: the
+// verdict's summary, which says "canary failed" (it is added when not).
+func canaryFailure(summary string) error {
+	if !strings.HasPrefix(summary, "canary") {
+		summary = "canary failed: " + summary
+	}
+	return &canaryError{summary}
+}
+
+type canaryError struct{ summary string }
+
+func (e *canaryError) Error() string { return e.summary }
+func (e *canaryError) Unwrap() error { return ErrCanaryFailed }
 
 // CanaryStep is the name the bake's events carry as their host.
 const CanaryStep = "canary"
