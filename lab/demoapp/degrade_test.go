@@ -10,7 +10,7 @@ import (
 // request in ten, and no health check.
 func TestDegradeFailsTheShare(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
-	h := degrade(ok, 0.1, 0)
+	h := degrade(ok, "v1 host1", 0.1, 0)
 	failed := 0
 	for i := 0; i < 1000; i++ {
 		rec := httptest.NewRecorder()

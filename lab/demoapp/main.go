@@ -7,7 +7,7 @@
 //	BROKEN      when "1", /healthz answers 500 (a release that never gets healthy)
 //	BOOT_DELAY  Go duration to sleep before listening (a slow-starting release)
 //	FAIL_SHARE  share (0..1) of ordinary requests (all but /healthz) answered
-//	            500 "failing (FAIL_SHARE)": every 1/share-th request, evenly
+//	            500 "<VERSION> <HOST_NAME> failing (FAIL_SHARE)": every 1/share-th request, evenly
 //	            spread; /healthz stays 200 (a release a canary must catch)
 //	LATENCY     Go duration added before every ordinary request is answered
 //	            (a slow release); /healthz answers at once
@@ -147,7 +147,7 @@ func main() {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s\n", version, hostName)
 	})
-	srv := &http.Server{Addr: listen, Handler: degrade(mux, failShare, latency), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: listen, Handler: degrade(mux, version+" "+hostName, failShare, latency), ReadHeaderTimeout: 10 * time.Second}
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
@@ -186,7 +186,7 @@ func main() {
 // and fails the share failShare of them with 500: request n fails when
 // n·share reaches a new whole number, so exactly that share fails, evenly
 // spread.
-func degrade(next http.Handler, failShare float64, latency time.Duration) http.Handler {
+func degrade(next http.Handler, who string, failShare float64, latency time.Duration) http.Handler {
 	if failShare == 0 && latency == 0 {
 		return next
 	}
@@ -207,7 +207,7 @@ func degrade(next http.Handler, failShare float64, latency time.Duration) http.H
 		}
 		n := count.Add(1)
 		if int64(float64(n)*failShare) > int64(float64(n-1)*failShare) {
-			http.Error(w, "failing (FAIL_SHARE)", http.StatusInternalServerError)
+			http.Error(w, who+" failing (FAIL_SHARE)", http.StatusInternalServerError)
 			return
 		}
 		next.ServeHTTP(w, r)

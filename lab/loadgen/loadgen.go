@@ -29,6 +29,13 @@ type Result struct {
 	Versions map[string]int
 	// FirstErrors keeps a few failures for the message.
 	FirstErrors []string
+	// Non2xxBy counts the non-2xx answers by who gave them: the first two
+	// words of the body ("<version> <host>" from the demo app; "nginx"
+	// when the load balancer answered itself).
+	Non2xxBy map[string]int
+	// Non2xxFirst and Non2xxLast are when the first and last non-2xx
+	// answers came.
+	Non2xxFirst, Non2xxLast time.Time
 }
 
 // String is a one-line summary.
@@ -85,7 +92,7 @@ func RunWith(ctx context.Context, urls []string, opts Options) Result {
 	ctx, cancel := context.WithTimeout(ctx, opts.Max)
 	defer cancel()
 	var mu sync.Mutex
-	res := Result{Versions: map[string]int{}}
+	res := Result{Versions: map[string]int{}, Non2xxBy: map[string]int{}}
 	record := func(u, version string, status int, err error) {
 		if ctx.Err() != nil && err != nil {
 			return // stopped mid-request: not a failure users saw
@@ -101,6 +108,12 @@ func RunWith(ctx context.Context, urls []string, opts Options) Result {
 			}
 		case status < 200 || status > 299:
 			res.Non2xx++
+			res.Non2xxBy[version]++
+			now := time.Now()
+			if res.Non2xxFirst.IsZero() {
+				res.Non2xxFirst = now
+			}
+			res.Non2xxLast = now
 			if len(res.FirstErrors) < 5 {
 				res.FirstErrors = append(res.FirstErrors, fmt.Sprintf("%s: status %d", u, status))
 			}
@@ -199,6 +212,17 @@ func get(ctx context.Context, c *http.Client, url string) (version string, statu
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if err != nil {
 		return "", resp.StatusCode, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Who failed: the demo app's "<version> <host> ..." or nginx's page.
+		f := strings.Fields(string(body))
+		switch {
+		case strings.Contains(string(body), "<center>nginx"):
+			return "nginx", resp.StatusCode, nil
+		case len(f) >= 2:
+			return f[0] + " " + f[1], resp.StatusCode, nil
+		}
+		return strings.Join(f, " "), resp.StatusCode, nil
 	}
 	version, _, _ = strings.Cut(strings.TrimSpace(string(body)), " ")
 	return version, resp.StatusCode, nil
