@@ -121,18 +121,21 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 			_ = locker.Release(rctx, held)
 		}()
 	}
-	var refusals []string
+	var standings []inventory.ServiceStanding
 	for _, svcName := range target.Services {
 		svc, ok := cfg.Services[svcName]
 		if !ok {
 			continue
 		}
-		others, healthy := 0, 0
+		st := inventory.ServiceStanding{Service: svcName}
+		if svc.MinInService.IsSet() {
+			st.MinInService = svc.MinInService.Of
+		}
 		for _, h := range discovery.ForService(all, svcName) {
 			if _, out := gone[h.Name]; out || h.Name == o.Host {
 				continue
 			}
-			others++
+			st.Staying++
 			hc, ok := conns.Hosts[h.Name]
 			port, known := 0, false
 			if ok {
@@ -141,20 +144,15 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 			if !known && svc.StartFirst() {
 				// Its upstream entry is rewritten below: with the wrong one
 				// of the two ports it would point at nothing.
-				refusals = append(refusals, fmt.Sprintf("cannot tell which port %s serves %s on (unreachable), so its load balancer entries cannot be rewritten safely", h.Name, svcName))
+				st.PortUnknown = append(st.PortUnknown, h.Name)
 			}
 			if ok && hc.ServesHealthy(ctx, h, svc, port) {
-				healthy++
+				st.Healthy++
 			}
 		}
-		min := 1
-		if svc.MinInService.IsSet() {
-			min = svc.MinInService.Of(others + 1)
-		}
-		if healthy < min {
-			refusals = append(refusals, fmt.Sprintf("service %s would keep %d healthy host(s), below min_in_service %d", svcName, healthy, min))
-		}
+		standings = append(standings, st)
 	}
+	refusals := inventory.DecommissionRefusals(standings)
 	if len(refusals) > 0 {
 		if !o.Force {
 			return fmt.Errorf("%w: decommissioning %s: %s (pass --force to do it anyway)", rollout.ErrPreflight, o.Host, strings.Join(refusals, "; "))
