@@ -105,22 +105,16 @@ func holdServiceLocks(ctx context.Context, locker *lock.Locker, envName string, 
 	for _, svc := range services {
 		r := req
 		r.Name = lock.Name(envName, svc)
-		held, err := locker.Acquire(ctx, r)
+		var free func() error
+		var err error
+		ctx, _, free, err = holdLock(ctx, locker, r, envName, svc, out)
 		if err != nil {
 			release()
 			return nil, nil, err
 		}
-		if held.TookOver != nil {
-			fmt.Fprintf(out, "warning: took over deploy lock %s (%s): it was held by %s\n", r.Name, held.Why, held.TookOver)
-		}
-		var stopLease func()
-		ctx, stopLease = holdLease(ctx, locker, held, out)
 		releases = append(releases, func() {
-			stopLease()
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if err := locker.Release(rctx, held); err != nil {
-				fmt.Fprintf(out, "warning: could not release deploy lock %s: %v (it expires %s after its last renewal; or release it with: gantry lock release %s --env %s --id %s)\n", r.Name, err, held.Holder.TTL, svc, envName, held.Holder.ID)
+			if err := free(); err != nil {
+				fmt.Fprintf(out, "warning: %v\n", err)
 			}
 		})
 	}
