@@ -13,12 +13,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gantry-dev/gantry/config"
-	"github.com/gantry-dev/gantry/discovery"
 	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
 	"github.com/gantry-dev/gantry/notify"
-	"github.com/gantry-dev/gantry/remote"
 	"github.com/gantry-dev/gantry/rollout"
 )
 
@@ -143,26 +141,12 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
-	hosts, lockConn, err := serviceHosts(ctx, cfg, env, o.Env, svcName, o.Out)
+	s, err := Open(ctx, cfg, o.Env, o.Out, Needs{Service: svcName, Dial: DialAll, Records: true, Classify: asPreflight})
 	if err != nil {
 		return nil, err
 	}
-	conns, err := Connect(ctx, cfg, env, hosts)
-	if err != nil {
-		lockConn.Close()
-		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
-	conns.extra = append(conns.extra, lockConn)
-	defer conns.Close()
-
-	locker, err := conns.Locker(ctx, cfg, env)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
-	records, err := conns.lockMachine(ctx, cfg, env)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
+	defer s.Done()
+	conns, hosts, records, locker := s.Conns, s.Hosts, s.Records(), s.Locker()
 	// A worker has no load balancer entry: nothing to observe, drain,
 	// restore or keep out (maintenance is about load balancers).
 	var balancers []*lb.Nginx
@@ -499,42 +483,6 @@ func webhooksOf(env config.Environment, envName string, out io.Writer) []notify.
 		list = append(list, notify.NewWebhook(i, u, w.Events, w.Timeout.D()))
 	}
 	return list
-}
-
-// serviceHosts lists the environment's hosts of a service, less the
-// decommissioned ones, and returns the open connection to the machine that
-// keeps the environment's records (locks, history, decommissions).
-func serviceHosts(ctx context.Context, cfg *config.Config, env config.Environment, envName, svcName string, out io.Writer) ([]inventory.Host, *remote.Conn, error) {
-	all, err := discoverHosts(ctx, cfg, env, out)
-	if err != nil {
-		return nil, nil, err
-	}
-	hosts := discovery.ForService(all, svcName)
-	if len(hosts) == 0 {
-		return nil, nil, fmt.Errorf("%w: no host of environment %s runs service %s (add it to a host's services: in %s)", ErrRefused, envName, svcName, cfg.Path)
-	}
-	lockConn, err := dialMachine(ctx, cfg, env, env.Lock.Host)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
-	gone, err := inventory.Decommissions{Runner: lockConn, Dir: env.Lock.Dir, Env: envName}.List(ctx)
-	if err != nil {
-		lockConn.Close()
-		return nil, nil, fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, env.Lock.Host, err)
-	}
-	var keep []inventory.Host
-	for _, h := range hosts {
-		if rec, ok := gone[h.Name]; ok {
-			fmt.Fprintf(out, "skip %s: decommissioned by %s on %s\n", h.Name, rec.Who, rec.Since.Format("2006-01-02 15:04"))
-			continue
-		}
-		keep = append(keep, h)
-	}
-	if len(keep) == 0 {
-		lockConn.Close()
-		return nil, nil, fmt.Errorf("%w: every host of service %s in %s is decommissioned", rollout.ErrPreflight, svcName, envName)
-	}
-	return keep, lockConn, nil
 }
 
 // observeOutcome re-observes every host of the report once the run is
