@@ -138,20 +138,20 @@ type LockOptions struct {
 	Out io.Writer
 }
 
-// openLocker connects to the machine holding the environment's locks.
+// openLocker opens a session on the machine holding the environment's
+// locks.
 func openLocker(ctx context.Context, o LockOptions) (*lock.Locker, string, func(), error) {
-	env, err := o.Config.Environment(o.Env)
-	if err != nil {
+	if _, err := o.Config.Environment(o.Env); err != nil {
 		return nil, "", nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if _, err := o.Config.Service(o.Service); err != nil {
 		return nil, "", nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	conn, err := dialMachine(ctx, o.Config, env, env.Lock.Host)
+	s, err := Open(ctx, o.Config, o.Env, o.Out, Needs{Records: true})
 	if err != nil {
 		return nil, "", nil, err
 	}
-	return newLocker(conn, env), lock.Name(o.Env, o.Service), func() { conn.Close() }, nil
+	return s.Locker(), lock.Name(o.Env, o.Service), s.Done, nil
 }
 
 // LockStatus prints who holds the deploy lock, or that it is free.
@@ -232,21 +232,20 @@ type HistoryOptions struct {
 
 // History prints the deploy audit trail of a service, read from the fleet.
 func History(ctx context.Context, o HistoryOptions) error {
-	env, err := o.Config.Environment(o.Env)
-	if err != nil {
+	if _, err := o.Config.Environment(o.Env); err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if _, err := o.Config.Service(o.Service); err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	conn, err := dialMachine(ctx, o.Config, env, env.Lock.Host)
+	s, err := Open(ctx, o.Config, o.Env, o.Out, Needs{Records: true})
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	entries, err := history.Store{Runner: conn, Dir: env.Lock.Dir}.Read(ctx, o.Env, o.Service)
+	defer s.Done()
+	entries, err := history.Store{Runner: s.Records(), Dir: s.Env.Lock.Dir}.Read(ctx, o.Env, o.Service)
 	if err != nil {
-		return fmt.Errorf("reading history from %s: %w", env.Lock.Host, err)
+		return fmt.Errorf("reading history from %s: %w", s.Env.Lock.Host, err)
 	}
 	if o.JSON {
 		enc := json.NewEncoder(o.Out)

@@ -35,37 +35,24 @@ type PruneOptions struct {
 // rollback keeps working. Unmanaged containers are not touched. It holds
 // the deploy lock of every service it prunes, so no swap is in flight.
 func Prune(ctx context.Context, o PruneOptions) error {
-	env, err := o.Config.Environment(o.Env)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrRefused, err)
-	}
-	hosts, err := discoverHosts(ctx, o.Config, env, o.Out)
+	s, err := Open(ctx, o.Config, o.Env, o.Out, Needs{Discover: true, Dial: DialAll, Records: true})
 	if err != nil {
 		return err
 	}
-	conns, err := Connect(ctx, o.Config, env, hosts)
-	if err != nil {
-		return err
-	}
-	defer conns.Close()
+	defer s.Done()
 	// The services some host runs: each one's deploy lock is taken.
 	var services []string
 	for name := range o.Config.Services {
-		if slices.ContainsFunc(hosts, func(h inventory.Host) bool { return h.Runs(name) }) {
+		if slices.ContainsFunc(s.Hosts, func(h inventory.Host) bool { return h.Runs(name) }) {
 			services = append(services, name)
 		}
 	}
 	namerules.Sort(services)
-	locker, err := conns.Locker(ctx, o.Config, env)
+	ctx, err = s.HoldLocks(ctx, services, lock.Request{Target: "prune", Message: "gantry prune", Wait: o.LockWait})
 	if err != nil {
 		return err
 	}
-	ctx, release, err := holdServiceLocks(ctx, locker, o.Env, services, lock.Request{Target: "prune", Message: "gantry prune", Wait: o.LockWait}, o.Out)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return pruneHosts(ctx, o.Config, conns, hosts, services, o.Keep, o.Out)
+	return pruneHosts(ctx, o.Config, s.Conns, s.Hosts, services, o.Keep, o.Out)
 }
 
 // pruneHosts prunes the given hosts in parallel for the given services
