@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -93,14 +94,17 @@ func holdLease(ctx context.Context, locker *lock.Locker, held *lock.Lock, out io
 // wait on each other in a circle), waiting up to req.Wait for each, and
 // keeps them renewed. req names what the locks record; its Name is set per
 // service. The returned context ends when any lease is lost; release stops
-// the renewals and frees every lock. On an error the locks already taken
-// are freed before it returns.
-func holdServiceLocks(ctx context.Context, locker *lock.Locker, envName string, services []string, req lock.Request, out io.Writer) (context.Context, func(), error) {
-	var releases []func()
-	release := func() {
+// the renewals and frees every lock (last taken first), returning what
+// failed. On an error the locks already taken are freed before it returns,
+// their failures printed to out as warnings.
+func holdServiceLocks(ctx context.Context, locker *lock.Locker, envName string, services []string, req lock.Request, out io.Writer) (context.Context, func() error, error) {
+	var releases []func() error
+	release := func() error {
+		var errs []error
 		for i := len(releases) - 1; i >= 0; i-- {
-			releases[i]()
+			errs = append(errs, releases[i]())
 		}
+		return errors.Join(errs...)
 	}
 	for _, svc := range services {
 		r := req
@@ -109,14 +113,12 @@ func holdServiceLocks(ctx context.Context, locker *lock.Locker, envName string, 
 		var err error
 		ctx, _, free, err = holdLock(ctx, locker, r, envName, svc, out)
 		if err != nil {
-			release()
+			for _, e := range unjoin(release()) {
+				fmt.Fprintf(out, "warning: %v\n", e)
+			}
 			return nil, nil, err
 		}
-		releases = append(releases, func() {
-			if err := free(); err != nil {
-				fmt.Fprintf(out, "warning: %v\n", err)
-			}
-		})
+		releases = append(releases, free)
 	}
 	return ctx, release, nil
 }

@@ -203,26 +203,12 @@ func (s *Session) maintenances() inventory.Maintenances {
 // context ends when any lease is lost. On an error the locks already
 // taken are freed.
 func (s *Session) HoldLocks(ctx context.Context, services []string, req lock.Request) (context.Context, error) {
-	locker := s.Locker()
-	var taken []func() error
-	for _, svc := range services {
-		r := req
-		r.Name = lock.Name(s.EnvName, svc)
-		var release func() error
-		var err error
-		ctx, _, release, err = holdLock(ctx, locker, r, s.EnvName, svc, s.Out)
-		if err != nil {
-			for i := len(taken) - 1; i >= 0; i-- {
-				if rerr := taken[i](); rerr != nil {
-					fmt.Fprintf(s.Out, "warning: %v\n", rerr)
-				}
-			}
-			return ctx, err
-		}
-		taken = append(taken, release)
+	held, release, err := holdServiceLocks(ctx, s.Locker(), s.EnvName, services, req, s.Out)
+	if err != nil {
+		return ctx, err
 	}
-	s.releases = append(s.releases, taken...)
-	return ctx, nil
+	s.releases = append(s.releases, release)
+	return held, nil
 }
 
 // Close releases the locks the session holds (last taken first), then
@@ -256,6 +242,9 @@ func (s *Session) Done() {
 
 // unjoin lists the errors errors.Join joined.
 func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
