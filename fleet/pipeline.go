@@ -103,6 +103,9 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	lockName := lock.Name(o.Env, p.Service)
 	switch {
 	case o.DryRun:
+		if d.Locker == nil {
+			break
+		}
 		if holder, err := d.Locker.Read(ctx, lockName); err == nil && holder != nil {
 			fmt.Fprintf(o.Out, "note: deploy lock %s is held by %s\n", lockName, holder)
 		}
