@@ -359,3 +359,42 @@ func TestPipelineDryRun(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
+
+// A rollback records where it sends each host before its first step (so a
+// cut-off one can be resumed), clears that when it ends, runs the rollback
+// hooks and records where it went.
+func TestPipelineRollbackRecordsItsIntent(t *testing.T) {
+	f := newRunFleet(t, "a", "b")
+	env := config.Environment{Hooks: config.Hooks{PreDeploy: "pre", PreRollback: "pre-rb", PostRollback: "post-rb"}}
+	var out bytes.Buffer
+	p := f.pipeline("v2", env, &out)
+	p.Options.Target = "www@previous (rollback)"
+	plan := p.Deps.Plan
+	p.Deps.Plan = func(snap []rollout.HostSnapshot, resume map[string]string) (rollout.Plan, error) {
+		pl, err := plan(snap, resume)
+		pl.Kind = "rollback"
+		return pl, err
+	}
+	var intent *rollbackIntent
+	execute := p.Deps.Execute
+	p.Deps.Execute = func(ctx context.Context, pl rollout.Plan, id string, ev func(rollout.Event)) *rollout.Report {
+		var err error
+		if intent, err = readIntent(ctx, &shell.LocalRunner{}, f.records, "prod", "www"); err != nil {
+			t.Fatal(err)
+		}
+		return execute(ctx, pl, id, ev)
+	}
+	if _, err := p.Run(context.Background()); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if intent == nil || len(intent.Hosts) != 2 || intent.Hosts["host1"] != testRegistry+"/"+testImage+":v2" {
+		t.Errorf("while executing, the recorded intent was %+v, want both hosts to v2", intent)
+	}
+	if left, err := readIntent(context.Background(), &shell.LocalRunner{}, f.records, "prod", "www"); err != nil || left != nil {
+		t.Errorf("after the run the intent is %+v (%v), want none", left, err)
+	}
+	assertCalls(t, f, "observe", "plan", "preflight", "hook pre_rollback", "notify started", "execute", "verify", "notify succeeded", "hook post_rollback", "prune")
+	if entries := f.history(); len(entries) != 1 || entries[0].Kind != "rollback" || entries[0].Target != "www@v2" {
+		t.Errorf("history: %+v, want a rollback to www@v2", entries)
+	}
+}
