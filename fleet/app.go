@@ -70,27 +70,23 @@ func RollbackApp(ctx context.Context, o RollbackOptions, app string) (*rollout.R
 // before it back.
 func runApp(ctx context.Context, o DeployOptions, name string, services []string, kind string, run func(context.Context, DeployOptions, string) (*rollout.Report, error)) (*rollout.Report, error) {
 	cfg := o.Config
-	env, err := cfg.Environment(o.Env)
-	if err != nil {
+	if _, err := cfg.Environment(o.Env); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	_, tag, _ := strings.Cut(o.Target, "@")
 	appTarget := rollout.Target{Service: name, Tag: tag}
 	so := o
 	if !o.DryRun {
-		conn, err := dialMachine(ctx, cfg, env, env.Lock.Host)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-		}
-		defer conn.Close()
-		sorted := slices.Sorted(slices.Values(services))
-		var release func()
-		ctx, release, err = holdServiceLocks(ctx, newLocker(conn, env), o.Env, sorted,
-			lock.Request{Target: o.Target, Message: o.Message, Wait: o.LockWait, Force: o.ForceLock}, o.Out)
+		s, err := Open(ctx, cfg, o.Env, o.Out, Needs{Records: true, Classify: asPreflight})
 		if err != nil {
 			return nil, err
 		}
-		defer release()
+		defer s.Done()
+		ctx, err = s.HoldLocks(ctx, slices.Sorted(slices.Values(services)),
+			lock.Request{Target: o.Target, Message: o.Message, Wait: o.LockWait, Force: o.ForceLock})
+		if err != nil {
+			return nil, err
+		}
 		so.locksHeld = true
 	}
 

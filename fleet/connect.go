@@ -66,17 +66,24 @@ func (h *Host) ServingPort(ctx context.Context, svc config.Service) (port int, k
 }
 
 // Close closes every connection.
-func (c *Connections) Close() {
+func (c *Connections) Close() { _ = c.closeAll() }
+
+// closeAll closes every connection and returns what failed.
+func (c *Connections) closeAll() error {
+	var errs []error
 	for _, h := range c.Hosts {
-		h.Docker.Close()
-		h.Conn.Close()
+		if err := h.Docker.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: closing its Docker client: %w", h.Conn.Endpoint.Name, err))
+		}
+		errs = append(errs, h.Conn.Close())
 	}
 	for _, l := range c.LBs {
-		l.Close()
+		errs = append(errs, l.Close())
 	}
 	for _, x := range c.extra {
-		x.Close()
+		errs = append(errs, x.Close())
 	}
+	return errors.Join(errs...)
 }
 
 func sshConfig(cfg *config.Config, env config.Environment) remote.SSHConfig {

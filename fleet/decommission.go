@@ -33,32 +33,30 @@ type DecommissionOptions struct {
 // decommissioned on the fleet so later deploys skip it.
 func Decommission(ctx context.Context, o DecommissionOptions) error {
 	cfg := o.Config
-	env, err := cfg.Environment(o.Env)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrRefused, err)
-	}
-	all, err := discoverHosts(ctx, cfg, env, o.Out)
-	if err != nil {
-		return err
-	}
 	var target *inventory.Host
-	for i := range all {
-		if all[i].Name == o.Host {
-			target = &all[i]
-		}
-	}
-	if target == nil {
-		names := make([]string, len(all))
-		for i, h := range all {
-			names[i] = h.Name
-		}
-		return fmt.Errorf("%w: %s has no host %q (hosts: %s)", ErrRefused, o.Env, o.Host, strings.Join(names, ", "))
-	}
-	conns, failed, err := ConnectEach(ctx, cfg, env, all)
+	s, err := Open(ctx, cfg, o.Env, o.Out, Needs{Discover: true, Dial: DialEach, Records: true, Classify: asPreflight,
+		Select: func(all []inventory.Host) ([]inventory.Host, error) {
+			for i := range all {
+				if all[i].Name == o.Host {
+					target = &all[i]
+				}
+			}
+			if target == nil {
+				names := make([]string, len(all))
+				for i, h := range all {
+					names[i] = h.Name
+				}
+				return nil, fmt.Errorf("%w: %s has no host %q (hosts: %s)", ErrRefused, o.Env, o.Host, strings.Join(names, ", "))
+			}
+			return all, nil
+		}})
 	if err != nil {
 		return err
 	}
-	defer conns.Close()
+	// The locks taken below are released, and their release failures
+	// printed, when the session closes.
+	defer s.Done()
+	env, all, conns, failed := s.Env, s.All, s.Conns, s.Failed
 	if err := failed[o.Host]; err != nil {
 		return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
@@ -67,11 +65,7 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 			return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 		}
 	}
-	records, err := conns.lockMachine(ctx, cfg, env)
-	if err != nil {
-		return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
-	decoms := inventory.Decommissions{Runner: records, Dir: env.Lock.Dir, Env: o.Env}
+	decoms := s.decommissions()
 	gone, err := decoms.List(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
@@ -100,39 +94,25 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 	}
 
 	// Lock every service of the host, then check the minimums.
-	locker, err := conns.Locker(ctx, cfg, env)
+	ctx, err = s.HoldLocks(ctx, target.Services, lock.Request{Target: "decommission " + o.Host})
 	if err != nil {
-		return fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+		return err
 	}
-	for _, svcName := range target.Services {
-		held, err := locker.Acquire(ctx, lock.Request{Name: lock.Name(o.Env, svcName), Target: "decommission " + o.Host})
-		if err != nil {
-			return err
-		}
-		if held.TookOver != nil {
-			fmt.Fprintf(o.Out, "warning: took over deploy lock %s (%s): it was held by %s\n", held.Name, held.Why, held.TookOver)
-		}
-		var stopLease func()
-		ctx, stopLease = holdLease(ctx, locker, held, o.Out)
-		defer func() {
-			stopLease()
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			_ = locker.Release(rctx, held)
-		}()
-	}
-	var refusals []string
+	var standings []inventory.ServiceStanding
 	for _, svcName := range target.Services {
 		svc, ok := cfg.Services[svcName]
 		if !ok {
 			continue
 		}
-		others, healthy := 0, 0
+		st := inventory.ServiceStanding{Service: svcName}
+		if svc.MinInService.IsSet() {
+			st.MinInService = svc.MinInService.Of
+		}
 		for _, h := range discovery.ForService(all, svcName) {
 			if _, out := gone[h.Name]; out || h.Name == o.Host {
 				continue
 			}
-			others++
+			st.Staying++
 			hc, ok := conns.Hosts[h.Name]
 			port, known := 0, false
 			if ok {
@@ -141,20 +121,15 @@ func Decommission(ctx context.Context, o DecommissionOptions) error {
 			if !known && svc.StartFirst() {
 				// Its upstream entry is rewritten below: with the wrong one
 				// of the two ports it would point at nothing.
-				refusals = append(refusals, fmt.Sprintf("cannot tell which port %s serves %s on (unreachable), so its load balancer entries cannot be rewritten safely", h.Name, svcName))
+				st.PortUnknown = append(st.PortUnknown, h.Name)
 			}
 			if ok && hc.ServesHealthy(ctx, h, svc, port) {
-				healthy++
+				st.Healthy++
 			}
 		}
-		min := 1
-		if svc.MinInService.IsSet() {
-			min = svc.MinInService.Of(others + 1)
-		}
-		if healthy < min {
-			refusals = append(refusals, fmt.Sprintf("service %s would keep %d healthy host(s), below min_in_service %d", svcName, healthy, min))
-		}
+		standings = append(standings, st)
 	}
+	refusals := inventory.DecommissionRefusals(standings)
 	if len(refusals) > 0 {
 		if !o.Force {
 			return fmt.Errorf("%w: decommissioning %s: %s (pass --force to do it anyway)", rollout.ErrPreflight, o.Host, strings.Join(refusals, "; "))
@@ -244,12 +219,12 @@ func Recommission(ctx context.Context, o DecommissionOptions) error {
 	if _, _, ok := env.Machine(o.Host); !ok && env.Discovery.EC2 == nil {
 		return fmt.Errorf("%w: %s has no host %q", ErrRefused, o.Env, o.Host)
 	}
-	conn, err := dialMachine(ctx, o.Config, env, env.Lock.Host)
+	s, err := Open(ctx, o.Config, o.Env, o.Out, Needs{Records: true})
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	if err := (inventory.Decommissions{Runner: conn, Dir: env.Lock.Dir, Env: o.Env}).Remove(ctx, o.Host); err != nil {
+	defer s.Done()
+	if err := s.decommissions().Remove(ctx, o.Host); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.Out, "%s is back in %s: the next deploy of its services brings it into service\n", o.Host, o.Env)

@@ -13,14 +13,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gantry-dev/gantry/config"
-	"github.com/gantry-dev/gantry/discovery"
-	"github.com/gantry-dev/gantry/history"
 	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
-	"github.com/gantry-dev/gantry/lock"
 	"github.com/gantry-dev/gantry/notify"
-	"github.com/gantry-dev/gantry/remote"
 	"github.com/gantry-dev/gantry/rollout"
 )
 
@@ -145,210 +141,79 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
-	hosts, lockConn, err := serviceHosts(ctx, cfg, env, o.Env, svcName, o.Out)
+	s, err := Open(ctx, cfg, o.Env, o.Out, Needs{Service: svcName, Dial: DialAll, Records: true, Classify: asPreflight})
 	if err != nil {
 		return nil, err
 	}
-	conns, err := Connect(ctx, cfg, env, hosts)
-	if err != nil {
-		lockConn.Close()
-		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
-	conns.extra = append(conns.extra, lockConn)
-	defer conns.Close()
-
-	var held *lock.Lock
-	locker, err := conns.Locker(ctx, cfg, env)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
-	lockName := lock.Name(o.Env, svcName)
-	switch {
-	case o.DryRun:
-		if holder, err := locker.Read(ctx, lockName); err == nil && holder != nil {
-			fmt.Fprintf(o.Out, "note: deploy lock %s is held by %s\n", lockName, holder)
-		}
-	case o.locksHeld:
-		// An app's run holds (and renews) every one of its services' locks.
-	default:
-		held, err = locker.Acquire(ctx, lock.Request{Name: lockName, Target: o.Target, Message: o.Message, Wait: o.LockWait, Force: o.ForceLock})
-		if err != nil {
-			return nil, err
-		}
-		if held.TookOver != nil {
-			fmt.Fprintf(o.Out, "warning: took over deploy lock %s (%s): it was held by %s\n", lockName, held.Why, held.TookOver)
-		}
-		var stopLease func()
-		ctx, stopLease = holdLease(ctx, locker, held, o.Out)
-		// Released on every path, interrupts included, once renewals stop
-		// (a lock taken by someone else meanwhile is left alone).
-		defer func() {
-			stopLease()
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if err := locker.Release(rctx, held); err != nil {
-				fmt.Fprintf(o.Out, "warning: could not release deploy lock %s: %v (it expires %s after its last renewal; or release it with: gantry lock release %s --env %s --id %s)\n", lockName, err, held.Holder.TTL, svcName, o.Env, held.Holder.ID)
-			}
-		}()
-	}
-
-	runID := ""
-	if held != nil {
-		runID = held.Holder.ID
-	}
-	observed, err := snapshot(ctx, conns, hosts, svc.ContainerName)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
+	defer s.Done()
+	conns, hosts, records, locker := s.Conns, s.Hosts, s.Records(), s.Locker()
 	// A worker has no load balancer entry: nothing to observe, drain,
 	// restore or keep out (maintenance is about load balancers).
 	var lbs []lb.Options
+	var balancers []*lb.Nginx
+	var maintenance func(context.Context) (map[string]inventory.Maintenance, error)
 	if !svc.Worker() {
 		lbs = nginxOptions(env, conns, o.Out)
-		if err := observeEntries(ctx, lbs, svcName, observed); err != nil {
-			return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-		}
-		maint, err := inventory.Maintenances{Runner: lockConn, Dir: env.Lock.Dir, Env: o.Env}.List(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, env.Lock.Host, err)
-		}
-		for _, w := range markHeld(observed, maint, o.Env) {
-			fmt.Fprintf(o.Out, "warning: %s\n", w)
-		}
+		maintenance = inventory.Maintenances{Runner: records, Dir: env.Lock.Dir, Env: o.Env}.List
 	}
-	// Each load balancer's view starts as what it lists now: a host is
-	// only put (back) in by a step that checked its container first.
-	balancers, err := modelUpstreams(lbs, svcName, svc.Port, observed)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
-	// What a run cut off earlier left behind is repaired first; the rest
-	// is planned from the state the repairs leave.
-	repairs, snap := rollout.PlanRepairs(observed, svc.ContainerName, svc.Port)
-	if svc.Worker() {
-		repairs = rollout.WithoutBalancers(repairs)
-	}
-	if why := rollout.FootprintOf(snap).SinglePointOfFailure(svc.MinZones); why != "" {
-		if env.Production && !svc.AllowSinglePointOfFailure {
-			return nil, fmt.Errorf("%w: %s is a production environment and %s: add hosts in other zones, or set services.%s.allow_single_point_of_failure: true in %s", rollout.ErrPreflight, o.Env, why, svcName, cfg.Path)
-		}
-		fmt.Fprintf(o.Out, "warning: single point of failure: %s\n", why)
-	}
-	lockRunner, err := conns.lockMachine(ctx, cfg, env)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
-	var resume map[string]string
-	if o.resumesRollback {
-		in, err := readIntent(ctx, lockRunner, env.Lock.Dir, o.Env, svcName)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-		}
-		if in != nil {
-			fmt.Fprintf(o.Out, "resuming the rollback %s started at %s, which was cut off: each host goes to the version recorded then\n", in.RunBy, in.Since.Format(time.RFC3339))
-			resume = in.Hosts
-		}
-	}
-	plan, err := makePlan(snap, resume)
-	if err != nil {
-		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
-	}
-	plan.Repairs = repairs
-	show := o.Progress
-	if show == nil {
-		show = planPrinter{o.Out}
-	}
-	if err := preflight(ctx, cfg, env, svc, conns, plan, snap, balancers); err != nil {
-		show.Plan(plan)
-		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
-	}
-	show.Plan(plan)
-	if o.DryRun {
-		fmt.Fprintln(o.Out, "dry run: pre-flight checks passed; nothing was changed")
-		return nil, nil
-	}
-
-	run := notify.Run{Kind: string(plan.RunKind()), Event: "started", Env: o.Env, Service: svcName, Version: versionsOf(plan),
-		Image: plan.Target.Image, Who: lock.Whoami(), Hosts: hostsOf(plan), Message: o.Message}
-	pre, post := env.Hooks.PreDeploy, env.Hooks.PostDeploy
-	if run.Kind == string(rollout.RunRollback) {
-		pre, post = env.Hooks.PreRollback, env.Hooks.PostRollback
-	}
-	if len(plan.Batches) == 0 {
-		// Nothing to change: no hooks, no notifications.
-		pre, post = "", ""
-	}
-	if pre != "" {
-		fmt.Fprintf(o.Out, "running the pre_%s hook\n", run.Kind)
-		if err := notify.RunHook(ctx, "pre_"+run.Kind, pre, run, env.Hooks.Timeout.D(), o.Out); err != nil {
-			return nil, fmt.Errorf("%w: %w (environments.%s.hooks.pre_%s in %s); nothing was changed", rollout.ErrPreflight, err, o.Env, run.Kind, cfg.Path)
-		}
-	}
-	var hooks []notify.Webhook
-	if len(plan.Batches) > 0 {
-		hooks = webhooksOf(env, o.Env, cfg.LookupEnv, o.Out)
-	}
-	notifier := &notify.Notifier{Webhooks: hooks, Warn: func(s string) { fmt.Fprintln(o.Out, "warning: "+s) }}
-	defer notifier.Wait()
-	notifier.Notify(ctx, run)
-
-	exec := &rollout.Executor{
-		Hosts:           map[string]rollout.Host{},
-		Service:         serviceSpec(svcName, svc, secrets),
-		PullConcurrency: cfg.Registry.PullConcurrency,
-		PullTimeout:     cfg.Registry.PullTimeout.D(),
-		CleanupTimeout:  CleanupTimeout,
-		OnFailure:       o.OnFailure,
-		RunID:           runID,
-		Observe: func(ev rollout.Event) {
-			show.Step(ev)
-			if o.OnEvent != nil {
-				o.OnEvent(ev)
+	p := &Pipeline{Options: o, Service: svcName, Spec: svc, Env: env, Deps: RunDeps{
+		Locker: locker,
+		Observe: func(ctx context.Context) ([]rollout.HostSnapshot, error) {
+			observed, err := snapshot(ctx, conns, hosts, svc.ContainerName)
+			if err != nil {
+				return nil, err
 			}
+			if err := observeEntries(ctx, lbs, svcName, observed); err != nil {
+				return nil, err
+			}
+			// Each load balancer's view starts as what it lists now: a
+			// host is only put (back) in by a step that checked its
+			// container first.
+			balancers, err = modelUpstreams(lbs, svcName, svc.Port, observed)
+			if err != nil {
+				return nil, err
+			}
+			return observed, nil
 		},
-	}
-	for name, h := range conns.Hosts {
-		exec.Hosts[name] = h
-	}
-	for _, b := range balancers {
-		exec.Balancers = append(exec.Balancers, b)
-	}
-	if plan.Kind == rollout.RunRollback {
-		if err := writeIntent(ctx, lockRunner, env.Lock.Dir, o.Env, svcName, lock.Whoami(), plan); err != nil {
-			return nil, fmt.Errorf("%w: %w; nothing was changed", rollout.ErrPreflight, err)
-		}
-	}
-	rep := exec.Run(ctx, plan)
-	lost := errors.Is(context.Cause(ctx), lock.ErrLost)
-	if lost {
-		rep.Err = multierror.Append(rep.Err, context.Cause(ctx))
-	} else if err := clearIntent(context.WithoutCancel(ctx), lockRunner, env.Lock.Dir, o.Env, svcName); err != nil {
-		// The run ended (however): a rollback recorded earlier is done
-		// with, unless the lock is someone else's now.
-		fmt.Fprintf(o.Out, "warning: %v\n", err)
-	}
-	observeOutcome(ctx, conns, balancers, svcName, svc, hosts, rep)
-	recordHistory(ctx, conns, cfg, env, o, plan, rep)
-	run.Event, run.Duration, run.FailedHosts = string(rep.Outcome()), rep.Total, rep.FailedHosts()
-	run.Release = rep.Release.String()
-	notifier.Wait() // "started" arrives before how it ended
-	notifier.Notify(ctx, run)
-	if post != "" {
-		// Runs after an interrupt too: the hook may be what pages someone.
-		fmt.Fprintf(o.Out, "running the post_%s hook\n", run.Kind)
-		hctx := context.WithoutCancel(ctx)
-		if err := notify.RunHook(hctx, "post_"+run.Kind, post, run, env.Hooks.Timeout.D(), o.Out); err != nil {
-			fmt.Fprintf(o.Out, "warning: %v (the %s itself %s)\n", err, run.Kind, run.Event)
-		}
-	}
-	if rep.OK() && ctx.Err() == nil {
-		// Keep the host caches bounded; rollback's versions stay. Only this
-		// service's: another service's swap in flight needs its containers.
-		if err := pruneHosts(ctx, cfg, conns, hosts, []string{svcName}, 0, io.Discard); err != nil {
-			fmt.Fprintf(o.Out, "warning: %v (run gantry prune --env %s)\n", err, o.Env)
-		}
-	}
-	return rep, nil
+		Maintenance: maintenance,
+		Plan:        makePlan,
+		Preflight: func(ctx context.Context, plan rollout.Plan, snap []rollout.HostSnapshot) error {
+			return preflight(ctx, cfg, env, svc, conns, plan, snap, balancers)
+		},
+		Notifier: func() Notifier {
+			return &notify.Notifier{Webhooks: webhooksOf(env, o.Env, cfg.LookupEnv, o.Out), Warn: func(s string) { fmt.Fprintln(o.Out, "warning: "+s) }}
+		},
+		Execute: func(ctx context.Context, plan rollout.Plan, runID string, observe func(rollout.Event)) *rollout.Report {
+			exec := &rollout.Executor{
+				Hosts:           map[string]rollout.Host{},
+				Service:         serviceSpec(svcName, svc, secrets),
+				PullConcurrency: cfg.Registry.PullConcurrency,
+				PullTimeout:     cfg.Registry.PullTimeout.D(),
+				CleanupTimeout:  CleanupTimeout,
+				OnFailure:       o.OnFailure,
+				RunID:           runID,
+				Observe:         observe,
+			}
+			for name, h := range conns.Hosts {
+				exec.Hosts[name] = h
+			}
+			for _, b := range balancers {
+				exec.Balancers = append(exec.Balancers, b)
+			}
+			return exec.Run(ctx, plan)
+		},
+		Verify: func(ctx context.Context, rep *rollout.Report) {
+			observeOutcome(ctx, conns, balancers, svcName, svc, hosts, rep)
+		},
+		Records: records,
+		Prune: func(ctx context.Context) error {
+			// Keep the host caches bounded; rollback's versions stay. Only
+			// this service's: another service's swap in flight needs its
+			// containers.
+			return pruneHosts(ctx, cfg, conns, hosts, []string{svcName}, 0, io.Discard)
+		},
+	}}
+	return p.Run(ctx)
 }
 
 // nginxBalancers returns the environment's load balancers with the
@@ -392,27 +257,6 @@ func nginxOptions(env config.Environment, conns *Connections, out io.Writer) []l
 		})
 	}
 	return list
-}
-
-// markHeld marks the hosts to keep out of every load balancer: those in
-// maintenance, and those someone marked down by hand in an upstream file
-// gantry owns. The run deploys to them and leaves them down. It returns a
-// warning for each host marked down by hand.
-func markHeld(snap []rollout.HostSnapshot, maint map[string]inventory.Maintenance, envName string) []string {
-	var warnings []string
-	for i := range snap {
-		name := snap[i].Host.Name
-		if rec, ok := maint[name]; ok {
-			snap[i].Held = rec.String()
-			continue
-		}
-		if lbs := rollout.HandDown(snap[i]); len(lbs) > 0 {
-			snap[i].Held = "marked down by hand in " + strings.Join(lbs, ", ")
-			warnings = append(warnings, fmt.Sprintf("%s is marked down by hand in %s, not by gantry: this run deploys to it and leaves it down in every load balancer; to keep a host out, use: gantry maintenance on %s --env %s (and gantry maintenance off %s --env %s to put it back)",
-				name, strings.Join(lbs, ", "), name, envName, name, envName))
-		}
-	}
-	return warnings
 }
 
 // observeEntries reads how every load balancer lists each host of the
@@ -658,69 +502,6 @@ func webhooksOf(env config.Environment, envName string, lookup config.LookupFunc
 		list = append(list, notify.NewWebhook(i, u, w.Events, w.Timeout.D()))
 	}
 	return list
-}
-
-// recordHistory appends the run to the environment's audit trail on the
-// fleet. A failure to record is a warning: the fleet's state is what it is.
-func recordHistory(ctx context.Context, conns *Connections, cfg *config.Config, env config.Environment, o DeployOptions, plan rollout.Plan, rep *rollout.Report) {
-	e := history.Entry{
-		Time: time.Now().UTC().Add(-rep.Total), Who: lock.Whoami(), Kind: string(plan.RunKind()), Env: o.Env,
-		Service: plan.Target.Service, Target: o.Target, DurationS: rep.Total.Seconds(), Message: o.Message,
-	}
-	if plan.Kind == rollout.RunRollback && len(plan.Batches) > 0 {
-		// Record where the rollback went, not just "previous".
-		e.Target = plan.Target.Service + "@" + versionsOf(plan)
-	}
-	e.Outcome = string(rep.Outcome())
-	e.Release = rep.Release.String()
-	for _, h := range rep.Hosts {
-		e.Hosts = append(e.Hosts, history.HostEntry{Host: h.Host, From: h.From, To: h.To, Ended: h.Ended, Outcome: string(h.Outcome)})
-	}
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	runner, err := conns.lockMachine(hctx, cfg, env)
-	if err == nil {
-		err = history.Store{Runner: runner, Dir: env.Lock.Dir}.Append(hctx, e)
-	}
-	if err != nil {
-		fmt.Fprintf(o.Out, "warning: could not record the deploy history on %s: %v\n", env.Lock.Host, err)
-	}
-}
-
-// serviceHosts lists the environment's hosts of a service, less the
-// decommissioned ones, and returns the open connection to the machine that
-// keeps the environment's records (locks, history, decommissions).
-func serviceHosts(ctx context.Context, cfg *config.Config, env config.Environment, envName, svcName string, out io.Writer) ([]inventory.Host, *remote.Conn, error) {
-	all, err := discoverHosts(ctx, cfg, env, out)
-	if err != nil {
-		return nil, nil, err
-	}
-	hosts := discovery.ForService(all, svcName)
-	if len(hosts) == 0 {
-		return nil, nil, fmt.Errorf("%w: no host of environment %s runs service %s (add it to a host's services: in %s)", ErrRefused, envName, svcName, cfg.Path)
-	}
-	lockConn, err := dialMachine(ctx, cfg, env, env.Lock.Host)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-	}
-	gone, err := inventory.Decommissions{Runner: lockConn, Dir: env.Lock.Dir, Env: envName}.List(ctx)
-	if err != nil {
-		lockConn.Close()
-		return nil, nil, fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, env.Lock.Host, err)
-	}
-	var keep []inventory.Host
-	for _, h := range hosts {
-		if rec, ok := gone[h.Name]; ok {
-			fmt.Fprintf(out, "skip %s: decommissioned by %s on %s\n", h.Name, rec.Who, rec.Since.Format("2006-01-02 15:04"))
-			continue
-		}
-		keep = append(keep, h)
-	}
-	if len(keep) == 0 {
-		lockConn.Close()
-		return nil, nil, fmt.Errorf("%w: every host of service %s in %s is decommissioned", rollout.ErrPreflight, svcName, envName)
-	}
-	return keep, lockConn, nil
 }
 
 // observeOutcome re-observes every host of the report once the run is

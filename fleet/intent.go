@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/internal/shell"
-	"github.com/gantry-dev/gantry/remote"
+	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/rollout"
 )
 
@@ -30,7 +30,7 @@ func intentFile(dir, env, service string) string {
 }
 
 // readIntent returns the recorded rollback of the service, or nil.
-func readIntent(ctx context.Context, r *remote.Conn, dir, env, service string) (*rollbackIntent, error) {
+func readIntent(ctx context.Context, r inventory.Runner, dir, env, service string) (*rollbackIntent, error) {
 	f := shell.Quote(intentFile(dir, env, service))
 	out, err := r.Run(ctx, fmt.Sprintf("[ -e %s ] || exit 0; cat %s", f, f), nil)
 	if err != nil {
@@ -47,7 +47,7 @@ func readIntent(ctx context.Context, r *remote.Conn, dir, env, service string) (
 }
 
 // writeIntent records where the rollback plan sends each host.
-func writeIntent(ctx context.Context, r *remote.Conn, dir, env, service, who string, plan rollout.Plan) error {
+func writeIntent(ctx context.Context, r inventory.Runner, dir, env, service, who string, plan rollout.Plan) error {
 	in := rollbackIntent{RunBy: who, Since: time.Now().UTC(), Hosts: map[string]string{}}
 	for _, b := range plan.Batches {
 		for _, hp := range b.Hosts {
@@ -70,7 +70,7 @@ func writeIntent(ctx context.Context, r *remote.Conn, dir, env, service, who str
 }
 
 // clearIntent removes the recorded rollback: the run that follows it ended.
-func clearIntent(ctx context.Context, r *remote.Conn, dir, env, service string) error {
+func clearIntent(ctx context.Context, r inventory.Runner, dir, env, service string) error {
 	_, err := r.Run(ctx, "rm -f "+shell.Quote(intentFile(dir, env, service)), nil)
 	return err
 }

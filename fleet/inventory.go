@@ -111,20 +111,20 @@ func TakeInventory(ctx context.Context, o InventoryOptions) (*Inventory, error) 
 	} else {
 		services = cfg.Services
 	}
-	hosts, err := discoverHosts(ctx, cfg, env, o.Out)
+	s, err := Open(ctx, cfg, o.Env, o.Out, Needs{Discover: true, Dial: DialEach,
+		Select: func(all []inventory.Host) ([]inventory.Host, error) {
+			if o.Service != "" {
+				return discovery.ForService(all, o.Service), nil
+			}
+			return all, nil
+		}})
 	if err != nil {
 		return nil, err
 	}
-	if o.Service != "" {
-		hosts = discovery.ForService(hosts, o.Service)
-	}
+	defer s.Done()
+	hosts, conns, failed := s.Hosts, s.Conns, s.Failed
 	inv := &Inventory{Env: o.Env, Services: map[string]ServiceView{}, Warnings: []string{}}
 
-	conns, failed, err := ConnectEach(ctx, cfg, env, hosts)
-	if err != nil {
-		return nil, err
-	}
-	defer conns.Close()
 	gone := map[string]inventory.Decommission{}
 	maint := map[string]inventory.Maintenance{}
 	if runner, err := conns.lockMachine(ctx, cfg, env); err == nil {

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -93,36 +94,31 @@ func holdLease(ctx context.Context, locker *lock.Locker, held *lock.Lock, out io
 // wait on each other in a circle), waiting up to req.Wait for each, and
 // keeps them renewed. req names what the locks record; its Name is set per
 // service. The returned context ends when any lease is lost; release stops
-// the renewals and frees every lock. On an error the locks already taken
-// are freed before it returns.
-func holdServiceLocks(ctx context.Context, locker *lock.Locker, envName string, services []string, req lock.Request, out io.Writer) (context.Context, func(), error) {
-	var releases []func()
-	release := func() {
+// the renewals and frees every lock (last taken first), returning what
+// failed. On an error the locks already taken are freed before it returns,
+// their failures printed to out as warnings.
+func holdServiceLocks(ctx context.Context, locker *lock.Locker, envName string, services []string, req lock.Request, out io.Writer) (context.Context, func() error, error) {
+	var releases []func() error
+	release := func() error {
+		var errs []error
 		for i := len(releases) - 1; i >= 0; i-- {
-			releases[i]()
+			errs = append(errs, releases[i]())
 		}
+		return errors.Join(errs...)
 	}
 	for _, svc := range services {
 		r := req
 		r.Name = lock.Name(envName, svc)
-		held, err := locker.Acquire(ctx, r)
+		var free func() error
+		var err error
+		ctx, _, free, err = holdLock(ctx, locker, r, envName, svc, out)
 		if err != nil {
-			release()
+			for _, e := range unjoin(release()) {
+				fmt.Fprintf(out, "warning: %v\n", e)
+			}
 			return nil, nil, err
 		}
-		if held.TookOver != nil {
-			fmt.Fprintf(out, "warning: took over deploy lock %s (%s): it was held by %s\n", r.Name, held.Why, held.TookOver)
-		}
-		var stopLease func()
-		ctx, stopLease = holdLease(ctx, locker, held, out)
-		releases = append(releases, func() {
-			stopLease()
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if err := locker.Release(rctx, held); err != nil {
-				fmt.Fprintf(out, "warning: could not release deploy lock %s: %v (it expires %s after its last renewal; or release it with: gantry lock release %s --env %s --id %s)\n", r.Name, err, held.Holder.TTL, svc, envName, held.Holder.ID)
-			}
-		})
+		releases = append(releases, free)
 	}
 	return ctx, release, nil
 }
@@ -144,20 +140,20 @@ type LockOptions struct {
 	Out io.Writer
 }
 
-// openLocker connects to the machine holding the environment's locks.
+// openLocker opens a session on the machine holding the environment's
+// locks.
 func openLocker(ctx context.Context, o LockOptions) (*lock.Locker, string, func(), error) {
-	env, err := o.Config.Environment(o.Env)
-	if err != nil {
+	if _, err := o.Config.Environment(o.Env); err != nil {
 		return nil, "", nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if _, err := o.Config.Service(o.Service); err != nil {
 		return nil, "", nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	conn, err := dialMachine(ctx, o.Config, env, env.Lock.Host)
+	s, err := Open(ctx, o.Config, o.Env, o.Out, Needs{Records: true})
 	if err != nil {
 		return nil, "", nil, err
 	}
-	return newLocker(conn, env), lock.Name(o.Env, o.Service), func() { conn.Close() }, nil
+	return s.Locker(), lock.Name(o.Env, o.Service), s.Done, nil
 }
 
 // LockStatus prints who holds the deploy lock, or that it is free.
@@ -238,21 +234,20 @@ type HistoryOptions struct {
 
 // History prints the deploy audit trail of a service, read from the fleet.
 func History(ctx context.Context, o HistoryOptions) error {
-	env, err := o.Config.Environment(o.Env)
-	if err != nil {
+	if _, err := o.Config.Environment(o.Env); err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if _, err := o.Config.Service(o.Service); err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	conn, err := dialMachine(ctx, o.Config, env, env.Lock.Host)
+	s, err := Open(ctx, o.Config, o.Env, o.Out, Needs{Records: true})
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	entries, err := history.Store{Runner: conn, Dir: env.Lock.Dir}.Read(ctx, o.Env, o.Service)
+	defer s.Done()
+	entries, err := history.Store{Runner: s.Records(), Dir: s.Env.Lock.Dir}.Read(ctx, o.Env, o.Service)
 	if err != nil {
-		return fmt.Errorf("reading history from %s: %w", env.Lock.Host, err)
+		return fmt.Errorf("reading history from %s: %w", s.Env.Lock.Host, err)
 	}
 	if o.JSON {
 		enc := json.NewEncoder(o.Out)

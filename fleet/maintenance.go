@@ -41,8 +41,8 @@ type MaintenanceOptions struct {
 }
 
 // maintenanceHost is what maintenance on/off need: the host, its
-// environment's hosts, open connections, the records and the lock of each
-// of the host's services. Close releases everything.
+// environment's hosts, the session (open connections, the lock of each of
+// the host's services) and the records. Close releases everything.
 type maintenanceHost struct {
 	env     config.Environment
 	all     []inventory.Host
@@ -50,87 +50,76 @@ type maintenanceHost struct {
 	conns   *Connections
 	records inventory.Maintenances
 	current map[string]inventory.Maintenance
-	release func()
+	session *Session
 }
 
-func (m *maintenanceHost) Close() {
-	if m.release != nil {
-		m.release()
-	}
-	m.conns.Close()
-}
+func (m *maintenanceHost) Close() { m.session.Done() }
 
 // openMaintenance finds the host, connects to it and to every load balancer
 // (and, for the refusal rules, to the other hosts of its services), reads
 // the maintenance records and takes the deploy lock of each of the host's
 // services, so that no deploy runs while its load balancer entries change.
 func openMaintenance(ctx context.Context, o MaintenanceOptions, what string) (context.Context, *maintenanceHost, error) {
-	cfg := o.Config
-	env, err := cfg.Environment(o.Env)
-	if err != nil {
+	if _, err := o.Config.Environment(o.Env); err != nil {
 		return ctx, nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if err := names.Check(o.Host); err != nil {
 		return ctx, nil, fmt.Errorf("%w: host %q: %w", ErrRefused, o.Host, err)
 	}
-	all, err := discoverHosts(ctx, cfg, env, o.Out)
-	if err != nil {
-		return ctx, nil, err
-	}
-	m := &maintenanceHost{env: env, all: all}
-	found := false
-	var hostNames []string
-	for _, h := range all {
-		hostNames = append(hostNames, h.Name)
-		if h.Name == o.Host {
-			m.target, found = h, true
-		}
-	}
-	if !found {
-		return ctx, nil, fmt.Errorf("%w: %s has no host %q (hosts: %s)", ErrRefused, o.Env, o.Host, strings.Join(hostNames, ", "))
-	}
-	// The host and the other hosts of its services (for the health of
-	// what stays in rotation).
-	var hosts []inventory.Host
-	for _, h := range all {
-		for _, s := range m.target.Services {
-			if h.Runs(s) {
-				hosts = append(hosts, h)
-				break
+	m := &maintenanceHost{}
+	s, err := Open(ctx, o.Config, o.Env, o.Out, Needs{Discover: true, Dial: DialEach,
+		Select: func(all []inventory.Host) ([]inventory.Host, error) {
+			found := false
+			var hostNames []string
+			for _, h := range all {
+				hostNames = append(hostNames, h.Name)
+				if h.Name == o.Host {
+					m.target, found = h, true
+				}
 			}
-		}
-	}
-	conns, failed, err := ConnectEach(ctx, cfg, env, hosts)
+			if !found {
+				return nil, fmt.Errorf("%w: %s has no host %q (hosts: %s)", ErrRefused, o.Env, o.Host, strings.Join(hostNames, ", "))
+			}
+			// The host and the other hosts of its services (for the
+			// health of what stays in rotation).
+			var hosts []inventory.Host
+			for _, h := range all {
+				for _, s := range m.target.Services {
+					if h.Runs(s) {
+						hosts = append(hosts, h)
+						break
+					}
+				}
+			}
+			return hosts, nil
+		}})
 	if err != nil {
 		return ctx, nil, err
 	}
-	m.conns = conns
+	m.session, m.env, m.all, m.conns = s, s.Env, s.All, s.Conns
 	fail := func(err error) (context.Context, *maintenanceHost, error) {
-		conns.Close()
+		s.Done()
 		return ctx, nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
-	if err := failed[o.Host]; err != nil {
+	if err := s.Failed[o.Host]; err != nil {
 		return fail(err)
 	}
-	for _, lc := range env.LoadBalancers {
-		if err := failed[lc.Name]; err != nil {
+	for _, lc := range s.Env.LoadBalancers {
+		if err := s.Failed[lc.Name]; err != nil {
 			return fail(err)
 		}
 	}
-	runner, err := conns.lockMachine(ctx, cfg, env)
+	runner, err := s.Conns.lockMachine(ctx, o.Config, s.Env)
 	if err != nil {
 		return fail(err)
 	}
-	m.records = inventory.Maintenances{Runner: runner, Dir: env.Lock.Dir, Env: o.Env}
-	locker, err := conns.Locker(ctx, cfg, env)
-	if err != nil {
-		return fail(err)
-	}
+	s.records = runner
+	m.records = s.maintenances()
 	services := append([]string(nil), m.target.Services...)
 	sort.Strings(services)
-	ctx, m.release, err = holdServiceLocks(ctx, locker, o.Env, services, lock.Request{Target: what + " " + o.Host, Message: o.Message, Wait: o.LockWait}, o.Out)
+	ctx, err = s.HoldLocks(ctx, services, lock.Request{Target: what + " " + o.Host, Message: o.Message, Wait: o.LockWait})
 	if err != nil {
-		conns.Close()
+		s.Done()
 		return ctx, nil, err
 	}
 	// Read under the locks: what every deployer sees from now on.
@@ -349,16 +338,12 @@ func MaintenanceOff(ctx context.Context, o MaintenanceOptions) error {
 // MaintenanceList prints the environment's hosts in maintenance: since
 // when, by whom, and why.
 func MaintenanceList(ctx context.Context, o MaintenanceOptions) error {
-	env, err := o.Config.Environment(o.Env)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrRefused, err)
-	}
-	conn, err := dialMachine(ctx, o.Config, env, env.Lock.Host)
+	s, err := Open(ctx, o.Config, o.Env, o.Out, Needs{Records: true})
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	list, err := inventory.Maintenances{Runner: conn, Dir: env.Lock.Dir, Env: o.Env}.List(ctx)
+	defer s.Done()
+	list, err := s.maintenances().List(ctx)
 	if err != nil {
 		return err
 	}

@@ -47,12 +47,11 @@ func Promote(ctx context.Context, o PromoteOptions) (*rollout.Report, error) {
 	if _, err := cfg.Environment(o.Env); err != nil {
 		return nil, fmt.Errorf("%w: --to: %w", ErrRefused, err)
 	}
-	from, err := cfg.Environment(o.From)
-	if err != nil {
+	if _, err := cfg.Environment(o.From); err != nil {
 		return nil, fmt.Errorf("%w: --from: %w", ErrRefused, err)
 	}
 
-	tag, names, err := runningVersion(ctx, o, svc, from)
+	tag, names, err := runningVersion(ctx, o, svc)
 	if err != nil {
 		return nil, err
 	}
@@ -68,25 +67,22 @@ func Promote(ctx context.Context, o PromoteOptions) (*rollout.Report, error) {
 // runningVersion reads the version of the service on every host of the
 // environment promoted from, changing nothing there, and returns it with
 // the hosts' names.
-func runningVersion(ctx context.Context, o PromoteOptions, svc config.Service, from config.Environment) (string, []string, error) {
+func runningVersion(ctx context.Context, o PromoteOptions, svc config.Service) (string, []string, error) {
 	cfg := o.Config
-	hosts, lockConn, err := serviceHosts(ctx, cfg, from, o.From, o.Service, o.Out)
+	// Reading versions needs the hosts only: the load balancers of the
+	// environment promoted from are left alone.
+	s, err := Open(ctx, cfg, o.From, o.Out, Needs{Service: o.Service, Dial: DialAll, HostsOnly: true, Records: true,
+		Classify: func(err error) error {
+			return fmt.Errorf("%w: promote: cannot read the version of %s in %s: %w", rollout.ErrPreflight, o.Service, o.From, err)
+		}})
 	if err != nil {
 		return "", nil, err
 	}
-	defer lockConn.Close()
-	if holder, err := newLocker(lockConn, from).Read(ctx, lock.Name(o.From, o.Service)); err == nil && holder != nil {
+	defer s.Done()
+	if holder, err := s.Locker().Read(ctx, lock.Name(o.From, o.Service)); err == nil && holder != nil {
 		fmt.Fprintf(o.Out, "note: the deploy lock of %s in %s is held by %s: its version may be changing\n", o.Service, o.From, holder)
 	}
-	// Reading versions needs the hosts only: the load balancers of the
-	// environment promoted from are left alone.
-	hostsOnly := from
-	hostsOnly.LoadBalancers = nil
-	conns, err := Connect(ctx, cfg, hostsOnly, hosts)
-	if err != nil {
-		return "", nil, fmt.Errorf("%w: promote: cannot read the version of %s in %s: %w", rollout.ErrPreflight, o.Service, o.From, err)
-	}
-	defer conns.Close()
+	conns, hosts := s.Conns, s.Hosts
 	snap, err := snapshot(ctx, conns, hosts, svc.ContainerName)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: promote: cannot read the version of %s in %s: %w", rollout.ErrPreflight, o.Service, o.From, err)
@@ -185,8 +181,7 @@ func PromoteApp(ctx context.Context, o PromoteOptions, app string) (*rollout.Rep
 	if _, err := cfg.Environment(o.Env); err != nil {
 		return nil, fmt.Errorf("%w: --to: %w", ErrRefused, err)
 	}
-	from, err := cfg.Environment(o.From)
-	if err != nil {
+	if _, err := cfg.Environment(o.From); err != nil {
 		return nil, fmt.Errorf("%w: --from: %w", ErrRefused, err)
 	}
 	tags := map[string][]string{}
@@ -197,7 +192,7 @@ func PromoteApp(ctx context.Context, o PromoteOptions, app string) (*rollout.Rep
 		}
 		so := o
 		so.Service = name
-		tag, _, err := runningVersion(ctx, so, svc, from)
+		tag, _, err := runningVersion(ctx, so, svc)
 		if err != nil {
 			return nil, err
 		}
