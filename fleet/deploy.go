@@ -58,6 +58,10 @@ type DeployOptions struct {
 	// SkipRelease skips the service's release command (deploy and promote
 	// run it; rollback never does).
 	SkipRelease bool
+	// Canary overrides the service's canary stage for this run: nil keeps
+	// the config's, true (--canary) bakes one (the config's, or one host
+	// with the default rules), false (--no-canary) skips it.
+	Canary *bool
 	// LookupEnv reads the deployer's environment for the service's
 	// {from_env: NAME} values and env files' bare names; the command that
 	// starts the run passes os.LookupEnv. Nil: no variable is set.
@@ -108,10 +112,24 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 	if o.SkipRelease {
 		skip = "--skip-release"
 	}
+	env, err := cfg.Environment(o.Env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	cn := canaryOf(svc, o.Canary)
 	return execute(ctx, o, svcName, svc, func(snap []rollout.HostSnapshot, _ map[string]string) (rollout.Plan, error) {
-		p, err := rollout.PlanDeployWith(target, snap, rollout.SpreadRules{BatchSize: svc.BatchSize, MinInService: svc.MinInServiceOf(len(snap)), Serving: len(snap)}, strategyOf(svc))
+		rules := rollout.SpreadRules{BatchSize: svc.BatchSize, MinInService: svc.MinInServiceOf(len(snap)), Serving: len(snap)}
+		if cn != nil {
+			rules.Canary = max(1, cn.Hosts.Of(rollout.Serving(snap)))
+		}
+		p, err := rollout.PlanDeployWith(target, snap, rules, strategyOf(svc))
 		if err != nil {
 			return p, err
+		}
+		if p.Canary != nil {
+			t := cn.Thresholds(env.Production)
+			p.Canary.Bake, p.Canary.Inconclusive, p.Canary.MaxBake = cn.Bake.D(), string(t.Inconclusive), t.MaxBake
+			p.Canary.Criteria = canaryCriteria(t)
 		}
 		p, err = p.WithRelease(rc, skip, snap)
 		if err != nil {
@@ -178,7 +196,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		Maintenance: maintenance,
 		Plan:        makePlan,
 		Preflight: func(ctx context.Context, plan rollout.Plan, snap []rollout.HostSnapshot) error {
-			return preflight(ctx, cfg, env, svc, conns, plan, snap, balancers)
+			return preflight(ctx, cfg, o.Env, env, svc, conns, plan, snap, balancers)
 		},
 		Notifier: func() Notifier {
 			return &notify.Notifier{Webhooks: webhooksOf(env, o.Env, cfg.LookupEnv, o.Out), Warn: func(s string) { fmt.Fprintln(o.Out, "warning: "+s) }}
@@ -199,6 +217,11 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 			}
 			for _, b := range balancers {
 				exec.Balancers = append(exec.Balancers, b)
+			}
+			if plan.Canary != nil {
+				j := newLogJudge(accessLogs(env, lbs), svc, canaryOf(svc, o.Canary).Thresholds(env.Production), o.Out)
+				exec.Canary = j
+				defer j.reportReads(o.Out)
 			}
 			return exec.Run(ctx, plan)
 		},

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/gantry-dev/gantry/canary"
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/lb"
@@ -18,7 +19,7 @@ import (
 // every host, each load balancer's config test, the image in the registry —
 // in parallel, then lets rollout.CheckPreflight judge the plan. Every
 // problem is returned, one per host or load balancer.
-func preflight(ctx context.Context, cfg *config.Config, env config.Environment, svc config.Service, conns *Connections, plan rollout.Plan, snap []rollout.HostSnapshot, balancers []*lb.Nginx) error {
+func preflight(ctx context.Context, cfg *config.Config, envName string, env config.Environment, svc config.Service, conns *Connections, plan rollout.Plan, snap []rollout.HostSnapshot, balancers []*lb.Nginx) error {
 	var mu sync.Mutex
 	var errs *multierror.Error
 	fail := func(err error) {
@@ -39,7 +40,27 @@ func preflight(ctx context.Context, cfg *config.Config, env config.Environment, 
 			return nil
 		})
 	}
-	if plan.Kind == "rollback" {
+	if plan.Canary != nil {
+		// The canary is judged from every load balancer's access log.
+		for i, lc := range env.LoadBalancers {
+			if lc.AccessLog == "" {
+				fail(fmt.Errorf("%s: no access log to judge the canary from: set environments.%s.load_balancers[%d].access_log in %s to a log written with: %s", lc.Name, envName, i, cfg.Path, canary.LogFormatLine))
+				continue
+			}
+			for _, b := range balancers {
+				if b.Name == lc.Name {
+					g.Go(func() error {
+						defer panics.Recover(func(err error) { fail(fmt.Errorf("%s: %w", b.Name, err)) })
+						if err := b.CheckAccessLog(ctx, lc.AccessLog); err != nil {
+							fail(err)
+						}
+						return nil
+					})
+				}
+			}
+		}
+	}
+	if plan.Kind == rollout.RunRollback {
 		// A rollback uses the image cached on each host: no registry.
 		for _, b := range plan.Batches {
 			for _, hp := range b.Hosts {

@@ -16,15 +16,16 @@ type deployOptions struct {
 	target          string // SERVICE@TAG or APP@TAG
 	allowMutableTag bool
 	skipRelease     bool
+	canary          *bool // --canary / --no-canary; nil: the config's
 }
 
 // deployFlags are deploy's and plan's own flags.
 func deployFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		envFlag("environment to deploy to"),
 		allowMutableTagFlag("allow tags such as latest that can move"),
 		skipReleaseFlag(),
-	}
+	}, canaryFlags()...)
 }
 
 // deployOptionsFrom reads deploy's and plan's flags and argument.
@@ -32,11 +33,16 @@ func deployOptionsFrom(c *cli.Context) (*deployOptions, error) {
 	if c.NArg() != 1 {
 		return nil, fmt.Errorf("%s: want exactly one SERVICE@TAG argument, e.g. www@3f2c1ab", c.Command.Name)
 	}
+	canary, err := canaryFrom(c)
+	if err != nil {
+		return nil, err
+	}
 	return &deployOptions{
 		run:             runOptionsFrom(c, c.String("env")),
 		target:          c.Args().First(),
 		allowMutableTag: c.Bool("allow-mutable-tag"),
 		skipRelease:     c.Bool("skip-release"),
+		canary:          canary,
 	}, nil
 }
 
@@ -52,7 +58,10 @@ pulls the image on every host, runs the service's release command once (if it
 has one; --skip-release skips it), then batch by batch drains each host from every
 load balancer, swaps the container, health-checks it and puts the host back.
 If a host fails, it goes back to its old version, and so do the hosts already
-moved (unless --on-failure halt).
+moved (unless --on-failure halt). A service with a canary (services.NAME.canary)
+moves its canary hosts first and bakes them on live traffic, judged from the
+load balancers' access logs, before the others move; --canary and --no-canary
+decide for one run.
 
 Examples:
    gantry deploy www@3f2c1ab --env staging
@@ -86,6 +95,7 @@ func deployRun(ctx context.Context, r *runner, opts *deployOptions) error {
 	fo.Target = opts.target
 	fo.AllowMutableTag = opts.allowMutableTag
 	fo.SkipRelease = opts.skipRelease
+	fo.Canary = opts.canary
 	deploy := fleet.Deploy
 	if fleet.IsApp(fo, fo.Target) {
 		deploy = fleet.DeployApp // every service of the app, at one version

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/gantry-dev/gantry/config"
@@ -58,6 +60,26 @@ func allowMutableTagFlag(usage string) cli.Flag {
 // skipReleaseFlag is deploy's, plan's and promote's --skip-release.
 func skipReleaseFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "skip-release", Usage: "do not run the service's release command (services.NAME.release) this time"}
+}
+
+// canaryFlags are deploy's, plan's and promote's --canary and --no-canary.
+func canaryFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "canary", Usage: "bake a canary this time (services.NAME.canary, or 1 host with the default rules) before the other hosts move"},
+		&cli.BoolFlag{Name: "no-canary", Usage: "skip the service's canary stage this time"},
+	}
+}
+
+// canaryFrom reads --canary and --no-canary: nil when neither is given.
+func canaryFrom(c *cli.Context) (*bool, error) {
+	on, off := c.Bool("canary"), c.Bool("no-canary")
+	switch {
+	case on && off:
+		return nil, fmt.Errorf("%s: --canary and --no-canary: give one", c.Command.Name)
+	case on || off:
+		return &on, nil
+	}
+	return nil, nil
 }
 
 // runFlags are the flags of every command that changes the fleet.

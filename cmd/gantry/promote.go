@@ -17,6 +17,7 @@ type promoteOptions struct {
 	from            string
 	allowMutableTag bool
 	skipRelease     bool
+	canary          *bool // --canary / --no-canary; nil: the config's
 }
 
 // newPromoteCmd is gantry promote: it deploys to one environment the
@@ -45,12 +46,17 @@ Examples:
 			&cli.StringFlag{Name: "to", Required: true, Usage: "environment to deploy that version to"},
 			allowMutableTagFlag("promote even when the version is a tag such as latest that can move"),
 			skipReleaseFlag(),
-		}, runFlags(), outputFlags()),
+		}, canaryFlags(), runFlags(), outputFlags()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return fmt.Errorf("promote: want exactly one SERVICE argument, e.g. www")
 			}
+			canary, err := canaryFrom(c)
+			if err != nil {
+				return err
+			}
 			opts := &promoteOptions{
+				canary:          canary,
 				run:             runOptionsFrom(c, c.String("to")),
 				service:         c.Args().First(),
 				from:            c.String("from"),
@@ -79,6 +85,7 @@ func promoteRun(ctx context.Context, r *runner, opts *promoteOptions) error {
 	po := fleet.PromoteOptions{DeployOptions: fo, Service: opts.service, From: opts.from}
 	po.AllowMutableTag = opts.allowMutableTag
 	po.SkipRelease = opts.skipRelease
+	po.Canary = opts.canary
 	var rep *rollout.Report
 	if fleet.IsApp(fo, opts.service) {
 		rep, err = fleet.PromoteApp(ctx, po, opts.service)
