@@ -100,9 +100,9 @@ func TestCanaryVerdictDecidesTheRollout(t *testing.T) {
 			j := &fakeJudge{verdicts: tc.verdicts}
 			e.Canary = j
 			var hs []HostSnapshot
-			for _, h := range f.hosts {
+			for _, h := range f.Hosts {
 				c, _, _ := h.Inspect(context.Background(), "www")
-				hs = append(hs, HostSnapshot{Host: h.inventoryHost(), Current: &c})
+				hs = append(hs, HostSnapshot{Host: f.InventoryHost(h), Current: &c})
 			}
 			plan, err := PlanDeployWith(testTarget("new2"), hs, SpreadRules{BatchSize: 1, Serving: 3, Canary: 1}, Strategy{})
 			if err != nil {
@@ -113,7 +113,7 @@ func TestCanaryVerdictDecidesTheRollout(t *testing.T) {
 			if rep.OK() != tc.ok {
 				t.Fatalf("OK=%v, want %v: %v\n%s", rep.OK(), tc.ok, rep.Err, rep)
 			}
-			checkText(t, "fleet", f.state(), tc.fleet+"lb1 drained: []\nlb2 drained: []\n")
+			checkText(t, "fleet", f.State(), tc.fleet+"lb1 drained: []\nlb2 drained: []\n")
 			if tc.err != "" && !strings.Contains(rep.Err.Error(), tc.err) {
 				t.Errorf("error %q does not say %q", rep.Err, tc.err)
 			}

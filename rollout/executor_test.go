@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/fakefleet"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -53,9 +55,9 @@ func finishKnownBug(t *testing.T, bug string) {
 	}
 }
 
-func checkNoViolations(t *testing.T, f *fakeFleet) {
+func checkNoViolations(t *testing.T, f *testFleet) {
 	t.Helper()
-	for _, v := range f.violations {
+	for _, v := range f.Violations() {
 		t.Errorf("violation: %s", v)
 	}
 }
@@ -65,7 +67,7 @@ func TestRunHappyPath(t *testing.T) {
 		t.Run(fmt.Sprintf("batch %d", batch), func(t *testing.T) {
 			f := newFleet(4, "old1")
 			// host4 had nothing yet.
-			delete(f.host("host4").containers, "www")
+			f.Host("host4").Delete("www")
 			plan := f.plan("new2", batch)
 			var events []Event
 			e := f.executor(time.Second)
@@ -76,7 +78,7 @@ func TestRunHappyPath(t *testing.T) {
 			if !rep.OK() || rep.Err != nil {
 				t.Fatalf("report not OK: %v\n%s", rep.Err, rep)
 			}
-			checkText(t, "fleet", f.state(), `host1: www=new2(running)
+			checkText(t, "fleet", f.State(), `host1: www=new2(running)
 host2: www=new2(running)
 host3: www=new2(running)
 host4: www=new2(running)
@@ -88,8 +90,8 @@ host2 deployed new2 in-service=true
 host3 deployed new2 in-service=true
 host4 deployed new2 in-service=true
 `)
-			for _, h := range f.hosts {
-				c, _ := h.container("www")
+			for _, h := range f.Hosts {
+				c, _ := h.Container("www")
 				want := map[string]string{
 					inventory.LabelManaged:       "true",
 					inventory.LabelService:       "www",
@@ -97,25 +99,25 @@ host4 deployed new2 in-service=true
 					inventory.LabelImage:         testImage + ":new2",
 					inventory.LabelPreviousImage: testImage + ":old1",
 				}
-				if h.name == "host4" {
+				if h.Name() == "host4" {
 					want[inventory.LabelPreviousImage] = ""
 				}
 				for k, v := range want {
 					if c.Labels[k] != v {
-						t.Errorf("%s: label %s = %q, want %q", h.name, k, c.Labels[k], v)
+						t.Errorf("%s: label %s = %q, want %q", h.Name(), k, c.Labels[k], v)
 					}
 				}
 				if _, err := time.Parse(time.RFC3339, c.Labels[inventory.LabelDeployedAt]); err != nil {
-					t.Errorf("%s: label %s = %q: %v", h.name, inventory.LabelDeployedAt, c.Labels[inventory.LabelDeployedAt], err)
+					t.Errorf("%s: label %s = %q: %v", h.Name(), inventory.LabelDeployedAt, c.Labels[inventory.LabelDeployedAt], err)
 				}
-				if got, want := strings.Join(c.Env, " "), "HOST_NAME="+h.name; got != want {
-					t.Errorf("%s: env = %q, want %q", h.name, got, want)
+				if got, want := strings.Join(c.Env, " "), "HOST_NAME="+h.Name(); got != want {
+					t.Errorf("%s: env = %q, want %q", h.Name(), got, want)
 				}
-				if !h.images[testImage+":old1"] && h.name != "host4" {
-					t.Errorf("%s: old image dropped from the cache; rollback needs it", h.name)
+				if !h.HasImage(testImage+":old1") && h.Name() != "host4" {
+					t.Errorf("%s: old image dropped from the cache; rollback needs it", h.Name())
 				}
-				if len(h.pulls) != 1 {
-					t.Errorf("%s: pulled %v, want one pull of the target", h.name, h.pulls)
+				if len(h.Pulls()) != 1 {
+					t.Errorf("%s: pulled %v, want one pull of the target", h.Name(), h.Pulls())
 				}
 			}
 			checkNoViolations(t, f)
@@ -138,9 +140,11 @@ host4 deployed new2 in-service=true
 
 func TestRunSkipsHostsAlreadyOnTarget(t *testing.T) {
 	f := newFleet(3, "old1")
-	f.host("host2").containers["www"].Labels[inventory.LabelVersion] = "new2"
-	f.host("host2").containers["www"].Labels[inventory.LabelImage] = testImage + ":new2"
-	before, _ := f.host("host2").container("www")
+	f.Host("host2").Edit("www", func(c *fakefleet.Container) {
+		c.Labels[inventory.LabelVersion] = "new2"
+		c.Labels[inventory.LabelImage] = testImage + ":new2"
+	})
+	before, _ := f.Host("host2").Container("www")
 
 	rep := f.executor(time.Second).Run(context.Background(), f.plan("new2", 1))
 
@@ -151,23 +155,23 @@ func TestRunSkipsHostsAlreadyOnTarget(t *testing.T) {
 host2 unchanged new2 in-service=true
 host3 deployed new2 in-service=true
 `)
-	if after, _ := f.host("host2").container("www"); after.ID != before.ID || !after.Running {
+	if after, _ := f.Host("host2").Container("www"); after.ID != before.ID || !after.Running {
 		t.Errorf("skipped host2's container changed: %+v -> %+v", before, after)
 	}
-	if len(f.host("host2").pulls) != 0 {
-		t.Errorf("skipped host2 pulled %v", f.host("host2").pulls)
+	if len(f.Host("host2").Pulls()) != 0 {
+		t.Errorf("skipped host2 pulled %v", f.Host("host2").Pulls())
 	}
 	checkNoViolations(t, f)
 }
 
 func TestRunPullFailsNothingChanges(t *testing.T) {
 	f := newFleet(3, "old1")
-	f.host("host2").pullErr = errors.New("manifest unknown")
-	before := f.state()
+	f.Host("host2").FailPulls(errors.New("manifest unknown"))
+	before := f.State()
 	ids := map[string]string{}
-	for _, h := range f.hosts {
-		c, _ := h.container("www")
-		ids[h.name] = c.ID
+	for _, h := range f.Hosts {
+		c, _ := h.Container("www")
+		ids[h.Name()] = c.ID
 	}
 
 	rep := f.executor(time.Second).Run(context.Background(), f.plan("new2", 1))
@@ -183,10 +187,10 @@ func TestRunPullFailsNothingChanges(t *testing.T) {
 	if strings.Contains(rep.Err.Error(), "host1") || strings.Contains(rep.Err.Error(), "host3") {
 		t.Errorf("report error blames hosts whose pull worked: %v", rep.Err)
 	}
-	checkText(t, "fleet", f.state(), before)
-	for _, h := range f.hosts {
-		if c, _ := h.container("www"); c.ID != ids[h.name] {
-			t.Errorf("%s: container replaced after a failed pull", h.name)
+	checkText(t, "fleet", f.State(), before)
+	for _, h := range f.Hosts {
+		if c, _ := h.Container("www"); c.ID != ids[h.Name()] {
+			t.Errorf("%s: container replaced after a failed pull", h.Name())
 		}
 	}
 	checkText(t, "outcomes", outcomes(rep), `host1 not-started old1 in-service=true
@@ -199,7 +203,7 @@ host3 not-started old1 in-service=true
 func TestRunUnhealthyVersionIsReverted(t *testing.T) {
 	tests := []struct {
 		name     string
-		health   health
+		health   fakefleet.Health
 		batch    int
 		deadline time.Duration
 		maxTime  time.Duration // the whole run must end within this
@@ -208,7 +212,7 @@ func TestRunUnhealthyVersionIsReverted(t *testing.T) {
 		errText  string
 	}{
 		{
-			name: "never healthy, first batch of 1", health: neverHealthy, batch: 1,
+			name: "never healthy, first batch of 1", health: fakefleet.NeverHealthy, batch: 1,
 			deadline: 100 * time.Millisecond, maxTime: 3 * time.Second,
 			fleet: `host1: www=old1(running)
 host2: www=old1(running)
@@ -224,7 +228,7 @@ host3 not-started old1 in-service=true
 			errText: "(last: status 503, want 200)",
 		},
 		{
-			name: "never healthy, first batch of 2", health: neverHealthy, batch: 2,
+			name: "never healthy, first batch of 2", health: fakefleet.NeverHealthy, batch: 2,
 			deadline: 100 * time.Millisecond, maxTime: 3 * time.Second,
 			fleet: `host1: www=old1(running)
 host2: www=old1(running)
@@ -240,7 +244,7 @@ host3 not-started old1 in-service=true
 		},
 		{
 			// The deadline is long: exiting must fail at once, not at the deadline.
-			name: "container exits during the health check", health: exits, batch: 1,
+			name: "container exits during the health check", health: fakefleet.Exits, batch: 1,
 			deadline: 10 * time.Second, maxTime: time.Second,
 			fleet: `host1: www=old1(running)
 host2: www=old1(running)
@@ -259,7 +263,7 @@ host3 not-started old1 in-service=true
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFleet(3, "old1")
 			f.setHealth("new2", tc.health)
-			old1, _ := f.host("host1").container("www")
+			old1, _ := f.Host("host1").Container("www")
 
 			start := time.Now()
 			rep := f.executor(tc.deadline).Run(context.Background(), f.plan("new2", tc.batch))
@@ -279,10 +283,10 @@ host3 not-started old1 in-service=true
 			if took > tc.maxTime {
 				t.Errorf("run took %s, want under %s (health deadline %s)", took, tc.maxTime, tc.deadline)
 			}
-			checkText(t, "fleet", f.state(), tc.fleet)
+			checkText(t, "fleet", f.State(), tc.fleet)
 			checkText(t, "outcomes", outcomes(rep), tc.outcomes)
 			// The old container itself came back, not a copy.
-			if c, _ := f.host("host1").container("www"); c.ID != old1.ID {
+			if c, _ := f.Host("host1").Container("www"); c.ID != old1.ID {
 				t.Errorf("host1 runs container %s, want the original %s back", c.ID, old1.ID)
 			}
 			checkNoViolations(t, f)
@@ -292,8 +296,8 @@ host3 not-started old1 in-service=true
 
 func TestRunDrainFailsHostUntouched(t *testing.T) {
 	f := newFleet(3, "old1")
-	f.lb("lb2").failDrain["host1"] = true
-	old1, _ := f.host("host1").container("www")
+	f.Balancer("lb2").FailDrain("host1", true)
+	old1, _ := f.Host("host1").Container("www")
 
 	rep := f.executor(time.Second).Run(context.Background(), f.plan("new2", 1))
 
@@ -305,7 +309,7 @@ func TestRunDrainFailsHostUntouched(t *testing.T) {
 			t.Errorf("report error does not mention %q: %v", w, rep.Err)
 		}
 	}
-	checkText(t, "fleet", f.state(), `host1: www=old1(running)
+	checkText(t, "fleet", f.State(), `host1: www=old1(running)
 host2: www=old1(running)
 host3: www=old1(running)
 lb1 drained: []
@@ -315,7 +319,7 @@ lb2 drained: []
 host2 not-started old1 in-service=true
 host3 not-started old1 in-service=true
 `)
-	if c, _ := f.host("host1").container("www"); c.ID != old1.ID {
+	if c, _ := f.Host("host1").Container("www"); c.ID != old1.ID {
 		t.Errorf("host1's container was replaced although its drain failed")
 	}
 	checkNoViolations(t, f)
@@ -367,18 +371,20 @@ host3 not-started old1 in-service=true
 			plan := f.plan("new2", 1)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			h1 := f.host("host1")
+			h1 := f.Host("host1")
 			if tc.at == "drain" {
-				f.lb("lb1").hook = func(op, host string) {
-					if op == "drain" && host == "host1" {
+				f.Balancer("lb1").Before = func(_ context.Context, op, _, host string) error {
+					if op == fakefleet.OpDrain && host == "host1" {
 						cancel()
 					}
+					return nil
 				}
 			} else {
-				h1.hook = func(op, image string) {
+				h1.Before = func(_ context.Context, op, image string) error {
 					if op == tc.at && image == testImage+":new2" {
 						cancel()
 					}
+					return nil
 				}
 			}
 
@@ -391,7 +397,7 @@ host3 not-started old1 in-service=true
 			if tc.saysInterrupted && !said {
 				t.Errorf("report error does not say the deploy was interrupted: %v", rep.Err)
 			}
-			checkText(t, "fleet", f.state(), `host1: www=old1(running)
+			checkText(t, "fleet", f.State(), `host1: www=old1(running)
 host2: www=old1(running)
 host3: www=old1(running)
 lb1 drained: []
@@ -411,23 +417,21 @@ func TestRunFinishesASwapCutOffEarlier(t *testing.T) {
 	// An earlier run was killed after renaming www away: only the kept old
 	// container is left, stopped.
 	f := newFleet(2, "old1")
-	h1 := f.host("host1")
-	c := h1.containers["www"]
-	delete(h1.containers, "www")
-	c.Name, c.Running = "www-gantry-old", false
-	h1.containers[c.Name] = c
+	h1 := f.Host("host1")
+	h1.Edit("www", func(c *fakefleet.Container) { c.Name, c.Running = "www-gantry-old", false })
 
 	rep := f.executor(time.Second).Run(context.Background(), f.plan("new2", 1))
 
 	if !rep.OK() {
 		t.Fatalf("report not OK: %v\n%s", rep.Err, rep)
 	}
-	checkText(t, "fleet", f.state(), `host1: www=new2(running)
+	checkText(t, "fleet", f.State(), `host1: www=new2(running)
 host2: www=new2(running)
 lb1 drained: []
 lb2 drained: []
 `)
-	if got := h1.containers["www"].Labels[inventory.LabelPreviousImage]; got != testImage+":old1" {
+	c, _ := h1.Container("www")
+	if got := c.Labels[inventory.LabelPreviousImage]; got != testImage+":old1" {
 		t.Errorf("host1 previous-image label = %q, want the kept old image", got)
 	}
 	checkNoViolations(t, f)
@@ -442,9 +446,9 @@ func TestRunEmptyPlan(t *testing.T) {
 	checkText(t, "outcomes", outcomes(rep), `host1 unchanged new2 in-service=true
 host2 unchanged new2 in-service=true
 `)
-	for _, h := range f.hosts {
-		if len(h.pulls) != 0 {
-			t.Errorf("%s pulled %v for an empty plan", h.name, h.pulls)
+	for _, h := range f.Hosts {
+		if len(h.Pulls()) != 0 {
+			t.Errorf("%s pulled %v for an empty plan", h.Name(), h.Pulls())
 		}
 	}
 }
@@ -471,7 +475,7 @@ host2 not-started old1 in-service=true
 		t.Run(tc.op, func(t *testing.T) {
 			f := newFleet(2, "old1")
 			plan := f.plan("new2", 1)
-			f.host("host1").fail = map[string]error{tc.op: errors.New("docker daemon hiccup")}
+			f.Host("host1").Fail(tc.op, errors.New("docker daemon hiccup"))
 
 			rep := f.executor(time.Second).Run(context.Background(), plan)
 
@@ -482,7 +486,7 @@ host2 not-started old1 in-service=true
 				t.Errorf("report error does not carry the cause: %v", rep.Err)
 			}
 			checkNoViolations(t, f)
-			checkKnownBug(t, tc.bug, "fleet", f.state(), `host1: www=old1(running)
+			checkKnownBug(t, tc.bug, "fleet", f.State(), `host1: www=old1(running)
 host2: www=old1(running)
 lb1 drained: []
 lb2 drained: []
@@ -498,19 +502,18 @@ lb2 drained: []
 // more than the threshold asks for.
 func TestHealthNoticesABootingAppSoon(t *testing.T) {
 	f := newFleet(1, "old1")
-	h := f.host("host1")
+	h := f.Host("host1")
 	refused := errors.New("dial: connection refused")
-	probes := 0
-	h.fail = map[string]error{"probe": refused}
-	h.hook = func(op, _ string) {
-		if op != "probe" {
-			return
+	var probes atomic.Int32
+	h.Fail(fakefleet.OpProbe, refused)
+	h.Before = func(_ context.Context, op, _ string) error {
+		if op != fakefleet.OpProbe {
+			return nil
 		}
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if probes++; probes > 8 { // booted after eight refusals
-			delete(h.fail, "probe")
+		if probes.Add(1) > 8 { // booted after eight refusals
+			h.Fail(fakefleet.OpProbe, nil)
 		}
+		return nil
 	}
 	e := f.executor(10 * time.Second)
 	e.Service.Health.Interval = 5 * time.Second

@@ -5,12 +5,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gantry-dev/gantry/internal/fakefleet"
 )
 
 // heldPlan plans a deploy of the fake fleet the way fleet.execute does,
 // with the given hosts kept out of the load balancers.
-func (f *fakeFleet) heldPlan(tag string, batch int, held ...string) Plan {
-	snaps := f.observe()
+func (f *testFleet) heldPlan(tag string, batch int, held ...string) Plan {
+	snaps := f.snapshot()
 	for i := range snaps {
 		for _, h := range held {
 			if snaps[i].Host.Name == h {
@@ -25,8 +27,8 @@ func (f *fakeFleet) heldPlan(tag string, batch int, held ...string) Plan {
 }
 
 // drain takes host out of every fake balancer, as maintenance on does.
-func (f *fakeFleet) drain(host string) {
-	for _, b := range f.lbs {
+func (f *testFleet) drain(host string) {
+	for _, b := range f.Balancers {
 		_ = b.Drain(context.Background(), "www", host)
 	}
 }
@@ -47,7 +49,7 @@ batch 3:
 	// Up in one load balancer still (maintenance on cut off): drained by
 	// a repair first, never put back.
 	f = newFleet(2, "old1")
-	_ = f.lb("lb1").Drain(context.Background(), "www", "host2")
+	_ = f.Balancer("lb1").Drain(context.Background(), "www", "host2")
 	p = f.heldPlan("new2", 1, "host2")
 	checkText(t, "repairs", RepairsString(p.Repairs), `repair host2 (up in some load balancer although it is to stay out):
   drain: it is to stay out (in maintenance)
@@ -62,7 +64,7 @@ batch 3:
 func TestPlanKeptOutServesNothing(t *testing.T) {
 	f := newFleet(3, "old1")
 	f.drain("host3")
-	snaps := f.observe()
+	snaps := f.snapshot()
 	snaps[2].Held = "in maintenance"
 	// 2 hosts serve; min_in_service 2 leaves none to update.
 	if _, err := PlanDeployWith(testTarget("new2"), snaps, SpreadRules{BatchSize: 1, MinInService: 2, Serving: 3}, Strategy{}); err == nil {
@@ -80,7 +82,7 @@ func TestRunKeptOut(t *testing.T) {
 	if !rep.OK() || rep.Err != nil {
 		t.Fatalf("report not OK: %v\n%s", rep.Err, rep)
 	}
-	checkText(t, "fleet", f.state(), `host1: www=new2(running)
+	checkText(t, "fleet", f.State(), `host1: www=new2(running)
 host2: www=new2(running)
 host3: www=new2(running)
 lb1 drained: [www/host2]
@@ -104,12 +106,12 @@ host3 deployed new2 in-service=true
 func TestRunKeptOutReverted(t *testing.T) {
 	f := newFleet(3, "old1")
 	f.drain("host1")
-	f.host("host3").health[testImage+":new2"] = neverHealthy
+	f.Host("host3").SetHealth(testImage+":new2", fakefleet.NeverHealthy)
 	rep := f.executor(100*time.Millisecond).Run(context.Background(), f.heldPlan("new2", 1, "host1"))
 	if rep.OK() {
 		t.Fatalf("report OK with host3 unhealthy:\n%s", rep)
 	}
-	checkText(t, "fleet", f.state(), `host1: www=old1(running)
+	checkText(t, "fleet", f.State(), `host1: www=old1(running)
 host2: www=old1(running)
 host3: www=old1(running)
 lb1 drained: [www/host1]
@@ -135,7 +137,7 @@ func TestRepairKeptOut(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("report not OK: %v\n%s", rep.Err, rep)
 	}
-	checkText(t, "fleet", f.state(), `host1: www=new2(running)
+	checkText(t, "fleet", f.State(), `host1: www=new2(running)
 host2: www=new2(running)
 lb1 drained: [www/host2]
 lb2 drained: [www/host2]

@@ -28,16 +28,16 @@ func TestCreatedContainersCarryTheServiceOptions(t *testing.T) {
 			if rep := e.Run(context.Background(), f.planWith("new2", 1, tc.order)); !rep.OK() {
 				t.Fatalf("deploy: %v\n%s", rep.Err, rep)
 			}
-			for _, h := range f.hosts {
-				c, ok := h.container("www")
+			for _, h := range f.Hosts {
+				c, ok := h.Container("www")
 				if !ok {
-					t.Fatalf("%s: no www container", h.name)
+					t.Fatalf("%s: no www container", h.Name())
 				}
 				if !reflect.DeepEqual(c.Options, opts) {
-					t.Errorf("%s: options %+v, want %+v", h.name, c.Options, opts)
+					t.Errorf("%s: options %+v, want %+v", h.Name(), c.Options, opts)
 				}
 				if c.Labels["com.example.team"] != "web" || c.Labels[inventory.LabelVersion] != "new2" {
-					t.Errorf("%s: labels %v: want the service's label and gantry's version new2", h.name, c.Labels)
+					t.Errorf("%s: labels %v: want the service's label and gantry's version new2", h.Name(), c.Labels)
 				}
 			}
 		})

@@ -7,17 +7,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/fakefleet"
 	"github.com/gantry-dev/gantry/internal/panics"
 )
 
 // panicOnce makes host panic the first time op runs on image.
-func panicOnce(h *fakeHost, op, image string) {
+func panicOnce(h *fakefleet.Host, op, image string) {
 	done := false
-	h.hook = func(o, img string) {
+	h.Before = func(_ context.Context, o, img string) error {
 		if o == op && img == image && !done {
 			done = true
 			panic("adapter bug: nil pointer in " + op)
 		}
+		return nil
 	}
 }
 
@@ -76,7 +78,7 @@ host3 not-started old1 in-service=true
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFleet(3, "old1")
-			panicOnce(f.host("host2"), "start", testImage+":new2")
+			panicOnce(f.Host("host2"), "start", testImage+":new2")
 			plan := f.plan("new2", 2)
 			if tc.order != nil {
 				plan = f.planWith("new2", 2, *tc.order)
@@ -100,7 +102,7 @@ host3 not-started old1 in-service=true
 					t.Errorf("report error does not mention %q:\n%v", w, rep.Err)
 				}
 			}
-			checkText(t, "fleet", f.state(), tc.fleet)
+			checkText(t, "fleet", f.State(), tc.fleet)
 			checkText(t, "outcomes", outcomes(rep), tc.outcomes)
 			if tc.order != nil {
 				// Every balancer points at the old container's port again.
@@ -117,10 +119,11 @@ lb2: host1=10.0.0.1:8080 host2=10.0.0.2:8080 host3=10.0.0.3:8080
 // touched and stays in every balancer.
 func TestRunPanicInABalancerFailsTheDrain(t *testing.T) {
 	f := newFleet(2, "old1")
-	f.lb("lb2").hook = func(op, host string) {
-		if op == "drain" && host == "host1" {
+	f.Balancer("lb2").Before = func(_ context.Context, op, _, host string) error {
+		if op == fakefleet.OpDrain && host == "host1" {
 			panic(errors.New("balancer bug"))
 		}
+		return nil
 	}
 	var rep *Report
 	if err := panics.Catch(func() error {
@@ -137,7 +140,7 @@ func TestRunPanicInABalancerFailsTheDrain(t *testing.T) {
 			t.Errorf("report error does not mention %q: %v", w, rep.Err)
 		}
 	}
-	checkText(t, "fleet", f.state(), `host1: www=old1(running)
+	checkText(t, "fleet", f.State(), `host1: www=old1(running)
 host2: www=old1(running)
 lb1 drained: []
 lb2 drained: []
@@ -151,7 +154,7 @@ host2 not-started old1 in-service=true
 // A panic while pulling is that host's pull failure: nothing changes.
 func TestRunPanicInAPullChangesNothing(t *testing.T) {
 	f := newFleet(2, "old1")
-	panicOnce(f.host("host2"), "pull", testImage+":new2")
+	panicOnce(f.Host("host2"), "pull", testImage+":new2")
 	var rep *Report
 	if err := panics.Catch(func() error {
 		rep = f.executor(time.Second).Run(context.Background(), f.plan("new2", 1))
@@ -165,7 +168,7 @@ func TestRunPanicInAPullChangesNothing(t *testing.T) {
 	if strings.Join(rep.PullFailed, ",") != "host2" {
 		t.Errorf("pull failed on %v, want [host2]", rep.PullFailed)
 	}
-	checkText(t, "fleet", f.state(), `host1: www=old1(running)
+	checkText(t, "fleet", f.State(), `host1: www=old1(running)
 host2: www=old1(running)
 lb1 drained: []
 lb2 drained: []

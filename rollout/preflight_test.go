@@ -10,8 +10,8 @@ func TestCheckPreflight(t *testing.T) {
 	f := newFleet(4, "old1")
 	healthyAll := func() []HostFacts {
 		var fs []HostFacts
-		for _, h := range f.hosts {
-			fs = append(fs, HostFacts{Host: h.name, DataRoot: "/var/lib/docker", FreeDisk: 10 * gb, Running: true, Healthy: true})
+		for _, h := range f.Hosts {
+			fs = append(fs, HostFacts{Host: h.Name(), DataRoot: "/var/lib/docker", FreeDisk: 10 * gb, Running: true, Healthy: true})
 		}
 		return fs
 	}

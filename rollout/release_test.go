@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/fakefleet"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -86,12 +87,12 @@ func (r *recorder) observe(ev Event) {
 	r.events = append(r.events, ev)
 }
 
-func releasePlan(t *testing.T, f *fakeFleet, rc *ReleaseCommand, skip string) Plan {
+func releasePlan(t *testing.T, f *testFleet, rc *ReleaseCommand, skip string) Plan {
 	t.Helper()
 	p := f.plan("new1", 1)
 	var snap []HostSnapshot
-	for _, h := range f.hosts {
-		s := HostSnapshot{Host: h.inventoryHost()}
+	for _, h := range f.Hosts {
+		s := HostSnapshot{Host: f.InventoryHost(h)}
 		if c, ok, _ := h.Inspect(context.Background(), "www-gantry-release"); ok {
 			s.Release = &c
 		}
@@ -116,19 +117,19 @@ func TestReleaseRunsOnceBeforeAnyDrain(t *testing.T) {
 		t.Fatalf("deploy failed: %v", rep.Err)
 	}
 	checkNoViolations(t, f)
-	for _, h := range f.hosts {
+	for _, h := range f.Hosts {
 		want := 0
-		if h.name == "host1" {
+		if h.Name() == "host1" {
 			want = 1
 		}
-		if len(h.releases) != want {
-			t.Errorf("%s ran the release command %d times (%v), want %d", h.name, len(h.releases), h.releases, want)
+		if len(h.Releases()) != want {
+			t.Errorf("%s ran the release command %d times (%v), want %d", h.Name(), len(h.Releases()), h.Releases(), want)
 		}
-		if _, ok := h.container("www-gantry-release"); ok {
-			t.Errorf("%s: the release container is still there", h.name)
+		if _, ok := h.Container("www-gantry-release"); ok {
+			t.Errorf("%s: the release container is still there", h.Name())
 		}
 	}
-	if got, want := f.host("host1").releases, []string{testImage + ":new1 migrate --all"}; len(got) == 1 && got[0] != want[0] {
+	if got, want := f.Host("host1").Releases(), []string{testImage + ":new1 migrate --all"}; len(got) == 1 && got[0] != want[0] {
 		t.Errorf("release ran %q, want %q", got[0], want[0])
 	}
 	// Order: every pull, the release (its output lines), then the first drain.
@@ -168,9 +169,9 @@ func TestReleaseRunsOnceBeforeAnyDrain(t *testing.T) {
 
 func TestReleaseFailureChangesNothing(t *testing.T) {
 	f := newFleet(3, "old1")
-	before := f.state()
-	for _, h := range f.hosts {
-		h.releaseExit = map[string]int{testImage + ":new1": 3}
+	before := f.State()
+	for _, h := range f.Hosts {
+		h.SetReleaseExit(testImage+":new1", 3)
 	}
 	e := f.executor(time.Second)
 	var rec recorder
@@ -185,7 +186,7 @@ func TestReleaseFailureChangesNothing(t *testing.T) {
 	if got := rep.Outcome(); got != OutcomeFailed {
 		t.Errorf("outcome %s, want %s", got, OutcomeFailed)
 	}
-	if after := f.state(); after != before {
+	if after := f.State(); after != before {
 		t.Errorf("the fleet changed:\n%s\nwas:\n%s", after, before)
 	}
 	for _, ev := range rec.events {
@@ -206,16 +207,17 @@ func TestReleaseFailureChangesNothing(t *testing.T) {
 func TestReleaseTimeoutAndInterrupt(t *testing.T) {
 	for _, interrupt := range []bool{false, true} {
 		f := newFleet(2, "old1")
-		before := f.state()
-		f.host("host1").releaseBlock = make(chan struct{}) // never ends by itself
+		before := f.State()
+		f.Host("host1").BlockReleases(make(chan struct{})) // never ends by itself
 		e := f.executor(time.Second)
 		timeout := time.Hour
 		ctx, cancel := context.WithCancel(context.Background())
 		if interrupt {
-			f.host("host1").hook = func(op, _ string) {
-				if op == "runonce" {
+			f.Host("host1").Before = func(_ context.Context, op, _ string) error {
+				if op == fakefleet.OpRunOnce {
 					cancel()
 				}
+				return nil
 			}
 		} else {
 			timeout = 10 * time.Millisecond
@@ -229,7 +231,7 @@ func TestReleaseTimeoutAndInterrupt(t *testing.T) {
 		if rep.Err == nil || rep.Err.Error() != want {
 			t.Errorf("interrupt %t: error %v, want %q", interrupt, rep.Err, want)
 		}
-		if after := f.state(); after != before {
+		if after := f.State(); after != before {
 			t.Errorf("interrupt %t: the fleet changed:\n%s\nwas:\n%s", interrupt, after, before)
 		}
 	}
@@ -238,8 +240,8 @@ func TestReleaseTimeoutAndInterrupt(t *testing.T) {
 func TestReleaseSkippedAndLeftoverRemoved(t *testing.T) {
 	f := newFleet(2, "old1")
 	// A run killed mid-release left its container on host2.
-	h2 := f.host("host2")
-	h2.images[testImage+":new1"] = true
+	h2 := f.Host("host2")
+	h2.AddImage(testImage + ":new1")
 	if _, err := h2.Create(context.Background(), inventory.ContainerSpec{Name: "www-gantry-release", Image: testImage + ":new1",
 		Labels: map[string]string{inventory.LabelRelease: "true", inventory.LabelVersion: "new1"}}); err != nil {
 		t.Fatal(err)
@@ -252,12 +254,12 @@ func TestReleaseSkippedAndLeftoverRemoved(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("deploy failed: %v", rep.Err)
 	}
-	if _, ok := h2.container("www-gantry-release"); ok {
+	if _, ok := h2.Container("www-gantry-release"); ok {
 		t.Errorf("the leftover release container is still there")
 	}
-	for _, h := range f.hosts {
-		if len(h.releases) != 0 {
-			t.Errorf("%s ran %v with --skip-release", h.name, h.releases)
+	for _, h := range f.Hosts {
+		if len(h.Releases()) != 0 {
+			t.Errorf("%s ran %v with --skip-release", h.Name(), h.Releases())
 		}
 	}
 	if got, want := rep.Release.String(), "release command skipped: --skip-release"; got != want {
@@ -266,13 +268,13 @@ func TestReleaseSkippedAndLeftoverRemoved(t *testing.T) {
 
 	// Not skipped: the leftover goes, then the command runs there.
 	f = newFleet(2, "old1")
-	h2 = f.host("host2")
-	h2.images[testImage+":new1"] = true
+	h2 = f.Host("host2")
+	h2.AddImage(testImage + ":new1")
 	if _, err := h2.Create(context.Background(), inventory.ContainerSpec{Name: "www-gantry-release", Image: testImage + ":new1"}); err != nil {
 		t.Fatal(err)
 	}
 	rep = f.executor(time.Second).Run(context.Background(), releasePlan(t, f, &ReleaseCommand{Command: []string{"migrate"}, Timeout: time.Minute, Host: "host2"}, ""))
-	if !rep.OK() || len(h2.releases) != 1 {
-		t.Fatalf("deploy: %v; release runs on host2: %v", rep.Err, h2.releases)
+	if !rep.OK() || len(h2.Releases()) != 1 {
+		t.Fatalf("deploy: %v; release runs on host2: %v", rep.Err, h2.Releases())
 	}
 }

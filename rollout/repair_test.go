@@ -6,60 +6,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/fakefleet"
 	"github.com/gantry-dev/gantry/inventory"
 )
-
-// observe snapshots the fake fleet the way fleet.execute does: the
-// service's container, the leftovers of a cut-off swap, and each
-// balancer's entry for every host.
-func (f *fakeFleet) observe() []HostSnapshot {
-	var snaps []HostSnapshot
-	for _, h := range f.hosts {
-		s := HostSnapshot{Host: h.inventoryHost(), Entries: map[string]Entry{}}
-		for _, x := range []struct {
-			name string
-			into **inventory.Container
-		}{{"www", &s.Current}, {"www-gantry-old", &s.Old}, {"www-gantry-new", &s.New}} {
-			if c, ok, err := h.Inspect(context.Background(), x.name); err != nil {
-				panic(err)
-			} else if ok {
-				*x.into = &c
-			}
-		}
-		for _, b := range f.lbs {
-			s.Entries[b.name] = Entry{Addr: b.addrOf("www", h.name, h.address), Down: b.isDrained("www", h.name)}
-		}
-		snaps = append(snaps, s)
-	}
-	return snaps
-}
-
-// healingPlan plans a deploy the way fleet.execute does: repairs first,
-// the batches from the state they leave.
-func (f *fakeFleet) healingPlan(tag string, batch int) Plan {
-	repairs, healed := PlanRepairs(f.observe(), "www", appPort)
-	p := PlanDeploy(testTarget(tag), healed, batch)
-	p.Repairs = repairs
-	return p
-}
 
 // cutAfterStart leaves host as a stop-first swap killed after starting the
 // new version: the new container runs under the service's name, the old
 // one is stopped and renamed, the host is drained from every balancer.
-func (f *fakeFleet) cutAfterStart(host, from, to string) {
-	h := f.host(host)
-	old := h.containers["www"]
-	delete(h.containers, "www")
-	old.Name, old.Running = "www-gantry-old", false
-	h.containers[old.Name] = old
+func (f *testFleet) cutAfterStart(host, from, to string) {
+	h := f.Host(host)
+	h.Edit("www", func(c *fakefleet.Container) { c.Name, c.Running = "www-gantry-old", false })
 	img := testImage + ":" + to
-	h.images[img] = true
-	h.nextID++
-	h.containers["www"] = &fakeContainer{ID: "cut-new", Name: "www", Image: img, Running: true, Labels: map[string]string{
+	h.AddImage(img)
+	h.Put(fakefleet.Container{ID: "cut-new", Name: "www", Image: img, Running: true, Labels: map[string]string{
 		inventory.LabelManaged: "true", inventory.LabelService: "www", inventory.LabelVersion: to,
 		inventory.LabelImage: img, inventory.LabelPreviousImage: testImage + ":" + from,
-	}}
-	for _, b := range f.lbs {
+	}})
+	for _, b := range f.Balancers {
 		_ = b.Drain(context.Background(), "www", host)
 	}
 }
@@ -67,7 +30,7 @@ func (f *fakeFleet) cutAfterStart(host, from, to string) {
 func TestRepairFinishesAStopFirstSwapCutAfterStart(t *testing.T) {
 	f := newFleet(3, "old1")
 	f.cutAfterStart("host2", "old1", "new2")
-	p := f.healingPlan("new2", 1)
+	p := f.plan("new2", 1)
 	checkText(t, "repairs", RepairsString(p.Repairs), `repair host2 (out of some load balancer; leftover www-gantry-old):
   health new2 on port 8080: traffic only after the health check passes
   restore on port 8080: back into every load balancer
@@ -78,7 +41,7 @@ func TestRepairFinishesAStopFirstSwapCutAfterStart(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("report not OK: %v\n%s", rep.Err, rep)
 	}
-	checkText(t, "fleet", f.state(), `host1: www=new2(running)
+	checkText(t, "fleet", f.State(), `host1: www=new2(running)
 host2: www=new2(running)
 host3: www=new2(running)
 lb1 drained: []
@@ -92,13 +55,13 @@ lb2 drained: []
 
 func TestRepairGoesBackWhenTheCutOffVersionIsUnhealthy(t *testing.T) {
 	f := newFleet(2, "old1")
-	f.setHealth("new2", neverHealthy)
+	f.setHealth("new2", fakefleet.NeverHealthy)
 	f.cutAfterStart("host1", "old1", "new2")
-	rep := f.executor(100*time.Millisecond).Run(context.Background(), f.healingPlan("new2", 1))
+	rep := f.executor(100*time.Millisecond).Run(context.Background(), f.plan("new2", 1))
 	if rep.OK() || rep.Err == nil {
 		t.Fatalf("report OK with an unhealthy cut-off version:\n%s", rep)
 	}
-	checkText(t, "fleet", f.state(), `host1: www=old1(running)
+	checkText(t, "fleet", f.State(), `host1: www=old1(running)
 host2: www=old1(running)
 lb1 drained: []
 lb2 drained: []
@@ -110,8 +73,8 @@ lb2 drained: []
 
 func TestRepairRestoresAHostLeftDrainedOnTheTarget(t *testing.T) {
 	f := newFleet(2, "new2")
-	_ = f.lb("lb2").Drain(context.Background(), "www", "host1")
-	p := f.healingPlan("new2", 1)
+	_ = f.Balancer("lb2").Drain(context.Background(), "www", "host1")
+	p := f.plan("new2", 1)
 	if len(p.Batches) != 0 || len(p.Repairs) != 1 {
 		t.Fatalf("want one repair and no batch, got:\n%s", p)
 	}
@@ -119,7 +82,7 @@ func TestRepairRestoresAHostLeftDrainedOnTheTarget(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("report not OK: %v\n%s", rep.Err, rep)
 	}
-	checkText(t, "fleet", f.state(), `host1: www=new2(running)
+	checkText(t, "fleet", f.State(), `host1: www=new2(running)
 host2: www=new2(running)
 lb1 drained: []
 lb2 drained: []
@@ -128,39 +91,39 @@ lb2 drained: []
 
 func TestRepairFinishesAStartFirstSwitchCutHalfway(t *testing.T) {
 	f := newFleet(2, "old1")
-	h := f.host("host1")
+	h := f.Host("host1")
 	img := testImage + ":new2"
-	h.images[img] = true
-	h.containers["www-gantry-new"] = &fakeContainer{ID: "cut-new", Name: "www-gantry-new", Image: img, Running: true, Labels: map[string]string{
+	h.AddImage(img)
+	h.Put(fakefleet.Container{ID: "cut-new", Name: "www-gantry-new", Image: img, Running: true, Labels: map[string]string{
 		inventory.LabelManaged: "true", inventory.LabelService: "www", inventory.LabelVersion: "new2",
 		inventory.LabelImage: img, inventory.LabelPort: "8081",
-	}}
-	_ = f.lb("lb1").Switch(context.Background(), "www", "host1", "10.0.0.1:8081")
-	p := f.healingPlan("new2", 1)
+	}})
+	_ = f.Balancer("lb1").Switch(context.Background(), "www", "host1", "10.0.0.1:8081")
+	p := f.plan("new2", 1)
 	rep := f.executor(time.Second).Run(context.Background(), p)
 	if !rep.OK() {
 		t.Fatalf("report not OK: %v\n%s", rep.Err, rep)
 	}
-	checkText(t, "fleet", f.state(), `host1: www=new2(running)
+	checkText(t, "fleet", f.State(), `host1: www=new2(running)
 host2: www=new2(running)
 lb1 drained: []
 lb2 drained: []
 `)
-	for _, b := range f.lbs {
-		if got := b.addrOf("www", "host1", "10.0.0.1"); got != "10.0.0.1:8081" {
-			t.Errorf("%s sends host1's requests to %s, want the new container's port 8081", b.name, got)
+	for _, b := range f.Balancers {
+		if got := b.AddrOf("www", "host1", "10.0.0.1"); got != "10.0.0.1:8081" {
+			t.Errorf("%s sends host1's requests to %s, want the new container's port 8081", b.LoadBalancerName(), got)
 		}
 	}
 }
 
 func TestFailedFirstDeployLeavesAnEmptyHostOut(t *testing.T) {
 	f := newFleet(2, "")
-	f.setHealth("new2", neverHealthy)
+	f.setHealth("new2", fakefleet.NeverHealthy)
 	rep := f.executor(100*time.Millisecond).Run(context.Background(), f.plan("new2", 1))
 	if !rep.RevertFailed() {
 		t.Fatalf("a host with nothing healthy counts as serving:\n%s", rep)
 	}
-	if !f.lb("lb1").isDrained("www", "host1") || !f.lb("lb2").isDrained("www", "host1") {
-		t.Errorf("host1 runs nothing healthy but is back in a load balancer:\n%s", f.state())
+	if !f.Balancer("lb1").IsDrained("www", "host1") || !f.Balancer("lb2").IsDrained("www", "host1") {
+		t.Errorf("host1 runs nothing healthy but is back in a load balancer:\n%s", f.State())
 	}
 }

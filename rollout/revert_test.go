@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/fakefleet"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -48,17 +49,17 @@ host3 not-started old1 in-service=true
 	for _, tc := range tests {
 		t.Run(tc.policy, func(t *testing.T) {
 			f := newFleet(3, "old1")
-			f.host("host2").health[testImage+":new2"] = neverHealthy
+			f.Host("host2").SetHealth(testImage+":new2", fakefleet.NeverHealthy)
 			e := f.executor(100 * time.Millisecond)
 			e.OnFailure = tc.policy
 			rep := e.Run(context.Background(), f.plan("new2", 1))
 			if rep.OK() {
 				t.Fatal("report OK although host2 failed")
 			}
-			checkText(t, "fleet", f.state(), tc.fleet)
+			checkText(t, "fleet", f.State(), tc.fleet)
 			checkText(t, "outcomes", outcomes(rep), tc.outcomes)
 			// The version rolled back to comes from the host's own cache.
-			if got := f.host("host1").pulls; len(got) != 1 {
+			if got := f.Host("host1").Pulls(); len(got) != 1 {
 				t.Errorf("host1 pulled %v; the revert must use the cached image, not pull", got)
 			}
 			checkNoViolations(t, f)
@@ -70,9 +71,9 @@ host3 not-started old1 in-service=true
 // report says so distinctly, and the host still ends in every balancer.
 func TestRunRevertFailureIsReported(t *testing.T) {
 	f := newFleet(2, "old1")
-	f.host("host2").health[testImage+":new2"] = neverHealthy
+	f.Host("host2").SetHealth(testImage+":new2", fakefleet.NeverHealthy)
 	// The old version does not come back healthy on host1 either.
-	f.host("host1").health[testImage+":old1"] = neverHealthy
+	f.Host("host1").SetHealth(testImage+":old1", fakefleet.NeverHealthy)
 	e := f.executor(100 * time.Millisecond)
 	rep := e.Run(context.Background(), f.plan("new2", 1))
 	h1 := rep.host("host1")
@@ -85,7 +86,7 @@ func TestRunRevertFailureIsReported(t *testing.T) {
 	if h1.Ended != "new2" {
 		t.Errorf("host1 ended on %q, want new2 (the version that was healthy there)", h1.Ended)
 	}
-	checkText(t, "balancers", f.state()[len(f.state())-len("lb1 drained: []\nlb2 drained: []\n"):], "lb1 drained: []\nlb2 drained: []\n")
+	checkText(t, "balancers", f.State()[len(f.State())-len("lb1 drained: []\nlb2 drained: []\n"):], "lb1 drained: []\nlb2 drained: []\n")
 }
 
 // TestMovedBackHostKeepsItsHistory: a host moved back to old1 because
@@ -94,19 +95,19 @@ func TestRunRevertFailureIsReported(t *testing.T) {
 // old0.
 func TestMovedBackHostKeepsItsHistory(t *testing.T) {
 	f := newFleet(2, "old1")
-	for _, h := range f.hosts {
-		h.containers["www"].Labels[inventory.LabelPreviousImage] = testImage + ":old0"
+	for _, h := range f.Hosts {
+		h.Edit("www", func(c *fakefleet.Container) { c.Labels[inventory.LabelPreviousImage] = testImage + ":old0" })
 	}
-	f.host("host2").health[testImage+":new1"] = neverHealthy
+	f.Host("host2").SetHealth(testImage+":new1", fakefleet.NeverHealthy)
 	e := f.executor(100 * time.Millisecond)
 	rep := e.Run(context.Background(), f.plan("new1", 1))
 	if rep.OK() || rep.RevertFailed() {
 		t.Fatalf("want a failed deploy, put back: %v", rep.Err)
 	}
-	for _, h := range f.hosts {
-		c, _ := h.container("www")
+	for _, h := range f.Hosts {
+		c, _ := h.Container("www")
 		if c.Labels[inventory.LabelVersion] != "old1" || c.Labels[inventory.LabelPreviousImage] != testImage+":old0" {
-			t.Errorf("%s: www runs %s recording previous %q, want old1 recording %s:old0", h.name, c.Labels[inventory.LabelVersion], c.Labels[inventory.LabelPreviousImage], testImage)
+			t.Errorf("%s: www runs %s recording previous %q, want old1 recording %s:old0", h.Name(), c.Labels[inventory.LabelVersion], c.Labels[inventory.LabelPreviousImage], testImage)
 		}
 	}
 }

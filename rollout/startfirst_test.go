@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/fakefleet"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -14,36 +15,36 @@ var startFirst = Strategy{StartFirst: true, Port: appPort, Ports: [2]int{appPort
 
 // entries renders each balancer's entry for each host: its address, and
 // "down" when drained.
-func entries(f *fakeFleet) string {
+func entries(f *testFleet) string {
 	var b strings.Builder
-	for _, l := range f.lbs {
-		fmt.Fprintf(&b, "%s:", l.name)
-		for _, h := range f.hosts {
+	for _, l := range f.Balancers {
+		fmt.Fprintf(&b, "%s:", l.LoadBalancerName())
+		for _, h := range f.Hosts {
 			st := ""
-			if l.isDrained("www", h.name) {
+			if l.IsDrained("www", h.Name()) {
 				st = "(down)"
 			}
-			fmt.Fprintf(&b, " %s=%s%s", h.name, l.addrOf("www", h.name, h.address), st)
+			fmt.Fprintf(&b, " %s=%s%s", h.Name(), l.AddrOf("www", h.Name(), h.Address()), st)
 		}
 		b.WriteString("\n")
 	}
 	return b.String()
 }
 
-func ports(f *fakeFleet) string {
+func ports(f *testFleet) string {
 	var b strings.Builder
-	for _, h := range f.hosts {
-		c, _ := h.container("www")
-		fmt.Fprintf(&b, "%s %s:%s ", h.name, c.Labels[inventory.LabelVersion], c.Labels[inventory.LabelPort])
+	for _, h := range f.Hosts {
+		c, _ := h.Container("www")
+		fmt.Fprintf(&b, "%s %s:%s ", h.Name(), c.Labels[inventory.LabelVersion], c.Labels[inventory.LabelPort])
 	}
 	return strings.TrimSpace(b.String())
 }
 
 func TestStartFirstPlan(t *testing.T) {
 	f := newFleet(2, "old1")
-	f.host("host2").containers["www"].Labels[inventory.LabelPort] = "8081"
-	for _, l := range f.lbs {
-		l.addrs["www"] = map[string]string{"host2": "10.0.0.2:8081"}
+	f.Host("host2").Edit("www", func(c *fakefleet.Container) { c.Labels[inventory.LabelPort] = "8081" })
+	for _, l := range f.Balancers {
+		l.SetAddr("www", "host2", "10.0.0.2:8081")
 	}
 	checkText(t, "plan", f.planWith("new2", 1, startFirst).String(), `deploy www@new2 (127.0.0.1:5000/gantry/www:new2): 2 host(s) in 2 batch(es)
 pull first, on every host: host1 host2
@@ -85,14 +86,14 @@ func TestStartFirstDeploysWithoutDraining(t *testing.T) {
 		want := ""
 		for _, l := range []string{"lb1", "lb2"} {
 			want += l + ":"
-			for _, h := range f.hosts {
-				want += fmt.Sprintf(" %s=%s:%d", h.name, h.address, port)
+			for _, h := range f.Hosts {
+				want += fmt.Sprintf(" %s=%s:%d", h.Name(), h.Address(), port)
 			}
 			want += "\n"
 		}
 		checkText(t, "entries after "+tag, entries(f), want)
 		checkText(t, "ports after "+tag, ports(f), fmt.Sprintf("host1 %[1]s:%[2]d host2 %[1]s:%[2]d host3 %[1]s:%[2]d", tag, port))
-		checkText(t, "fleet after "+tag, f.state(), fmt.Sprintf(`host1: www=%[1]s(running)
+		checkText(t, "fleet after "+tag, f.State(), fmt.Sprintf(`host1: www=%[1]s(running)
 host2: www=%[1]s(running)
 host3: www=%[1]s(running)
 lb1 drained: []
@@ -106,7 +107,7 @@ lb2 drained: []
 // stopped and no balancer changed.
 func TestStartFirstUnhealthyLeavesOldServing(t *testing.T) {
 	f := newFleet(2, "old1")
-	f.setHealth("bad2", neverHealthy)
+	f.setHealth("bad2", fakefleet.NeverHealthy)
 	before := entries(f)
 	rep := f.executor(100*time.Millisecond).Run(context.Background(), f.planWith("bad2", 1, startFirst))
 	if rep.OK() {
@@ -115,15 +116,15 @@ func TestStartFirstUnhealthyLeavesOldServing(t *testing.T) {
 	checkText(t, "outcomes", outcomes(rep), `host1 failed old1 in-service=true
 host2 not-started old1 in-service=true
 `)
-	checkText(t, "fleet", f.state(), `host1: www=old1(running)
+	checkText(t, "fleet", f.State(), `host1: www=old1(running)
 host2: www=old1(running)
 lb1 drained: []
 lb2 drained: []
 `)
 	checkText(t, "entries", entries(f), before)
-	for _, l := range f.lbs {
-		if len(l.switches) > 0 {
-			t.Errorf("%s switched %v", l.name, l.switches)
+	for _, l := range f.Balancers {
+		if len(l.Switches()) > 0 {
+			t.Errorf("%s switched %v", l.LoadBalancerName(), l.Switches())
 		}
 	}
 	checkNoViolations(t, f)
@@ -133,13 +134,13 @@ lb2 drained: []
 // port, the new container goes.
 func TestStartFirstSwitchFailsPointsBack(t *testing.T) {
 	f := newFleet(1, "old1")
-	f.lb("lb2").failSwitch["host1 10.0.0.1:8081"] = true
+	f.Balancer("lb2").FailSwitch("host1", "10.0.0.1:8081", true)
 	rep := f.executor(time.Second).Run(context.Background(), f.planWith("new2", 1, startFirst))
 	if rep.OK() {
 		t.Fatalf("reported OK")
 	}
 	checkText(t, "outcomes", outcomes(rep), "host1 failed-reverted old1 in-service=true\n")
-	checkText(t, "fleet", f.state(), `host1: www=old1(running)
+	checkText(t, "fleet", f.State(), `host1: www=old1(running)
 lb1 drained: []
 lb2 drained: []
 `)
@@ -151,7 +152,7 @@ lb2 drained: []
 // version on their old port, start-first too.
 func TestStartFirstRevertsMovedHostsToTheirPort(t *testing.T) {
 	f := newFleet(2, "old1")
-	f.host("host2").health[testImage+":new2"] = neverHealthy
+	f.Host("host2").SetHealth(testImage+":new2", fakefleet.NeverHealthy)
 	rep := f.executor(100*time.Millisecond).Run(context.Background(), f.planWith("new2", 1, startFirst))
 	checkText(t, "outcomes", outcomes(rep), `host1 rolled-back old1 in-service=true
 host2 failed old1 in-service=true

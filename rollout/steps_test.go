@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/fakefleet"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -51,19 +52,19 @@ var reactions = map[StepKind]bool{"revert": true, StepRestore: true, StepSwitch:
 // put it back); a host moved back after another failed then ran exactly
 // the steps RevertPlan lists for it.
 func TestExecutedStepsAreThePlannedSteps(t *testing.T) {
-	worker := func(startFirst bool) func(f *fakeFleet, e *Executor) Strategy {
-		return func(f *fakeFleet, e *Executor) Strategy {
-			f.lbs, e.Balancers = nil, nil
+	worker := func(startFirst bool) func(f *testFleet, e *Executor) Strategy {
+		return func(f *testFleet, e *Executor) Strategy {
+			f.Balancers, e.Balancers = nil, nil
 			e.Service.Health = HealthCheck{Kind: HealthRunning, MinRunning: 5 * time.Millisecond, Interval: 2 * time.Millisecond, Timeout: 50 * time.Millisecond, Threshold: 2, Deadline: 200 * time.Millisecond}
 			return Strategy{Worker: true, StartFirst: startFirst}
 		}
 	}
-	stopFirst := func(*fakeFleet, *Executor) Strategy { return Strategy{Port: appPort} }
-	startFirstOn := func(*fakeFleet, *Executor) Strategy { return startFirst }
+	stopFirst := func(*testFleet, *Executor) Strategy { return Strategy{Port: appPort} }
+	startFirstOn := func(*testFleet, *Executor) Strategy { return startFirst }
 	tests := []struct {
 		name  string
 		from  string // what the hosts run before ("" nothing)
-		setup func(f *fakeFleet, e *Executor) Strategy
+		setup func(f *testFleet, e *Executor) Strategy
 		ok    bool
 	}{
 		{"stop-first", "old1", stopFirst, true},
@@ -72,51 +73,45 @@ func TestExecutedStepsAreThePlannedSteps(t *testing.T) {
 		{"start-first onto empty hosts", "", startFirstOn, true},
 		{"worker stop-first", "old1", worker(false), true},
 		{"worker start-first", "old1", worker(true), true},
-		{"host in maintenance", "old1", func(f *fakeFleet, e *Executor) Strategy {
+		{"host in maintenance", "old1", func(f *testFleet, e *Executor) Strategy {
 			f.held = map[string]string{"host2": "in maintenance"}
 			return Strategy{Port: appPort}
 		}, true},
-		{"back to stop-first from the other port", "old1", func(f *fakeFleet, e *Executor) Strategy {
-			h := f.host("host1")
-			h.containers["www"].Labels[inventory.LabelPort] = fmt.Sprint(appPort + 1)
-			for _, l := range f.lbs {
-				l.addrs["www"] = map[string]string{"host1": h.address + ":" + fmt.Sprint(appPort+1)}
+		{"back to stop-first from the other port", "old1", func(f *testFleet, e *Executor) Strategy {
+			h := f.Host("host1")
+			h.Edit("www", func(c *fakefleet.Container) { c.Labels[inventory.LabelPort] = fmt.Sprint(appPort + 1) })
+			for _, l := range f.Balancers {
+				l.SetAddr("www", "host1", h.Address()+":"+fmt.Sprint(appPort+1))
 			}
 			return Strategy{Port: appPort}
 		}, true},
-		{"unhealthy version, stop-first", "old1", func(f *fakeFleet, e *Executor) Strategy {
-			f.host("host3").health[testImage+":new2"] = neverHealthy
+		{"unhealthy version, stop-first", "old1", func(f *testFleet, e *Executor) Strategy {
+			f.Host("host3").SetHealth(testImage+":new2", fakefleet.NeverHealthy)
 			return Strategy{Port: appPort}
 		}, false},
-		{"unhealthy version, start-first", "old1", func(f *fakeFleet, e *Executor) Strategy {
-			f.host("host3").health[testImage+":new2"] = neverHealthy
+		{"unhealthy version, start-first", "old1", func(f *testFleet, e *Executor) Strategy {
+			f.Host("host3").SetHealth(testImage+":new2", fakefleet.NeverHealthy)
 			return startFirst
 		}, false},
-		{"failed stop", "old1", func(f *fakeFleet, e *Executor) Strategy {
-			f.host("host2").fail = map[string]error{"stop": errors.New("docker daemon hiccup")}
+		{"failed stop", "old1", func(f *testFleet, e *Executor) Strategy {
+			f.Host("host2").Fail(fakefleet.OpStop, errors.New("docker daemon hiccup"))
 			return Strategy{Port: appPort}
 		}, false},
-		{"failed drain", "old1", func(f *fakeFleet, e *Executor) Strategy {
-			f.lbs[1].failDrain["host2"] = true
+		{"failed drain", "old1", func(f *testFleet, e *Executor) Strategy {
+			f.Balancers[1].FailDrain("host2", true)
 			return Strategy{Port: appPort}
 		}, false},
-		{"failed switch", "old1", func(f *fakeFleet, e *Executor) Strategy {
-			f.lbs[1].failSwitch["host2 10.0.0.2:8081"] = true
+		{"failed switch", "old1", func(f *testFleet, e *Executor) Strategy {
+			f.Balancers[1].FailSwitch("host2", "10.0.0.2:8081", true)
 			return startFirst
 		}, false},
-		{"crashing worker", "old1", func(f *fakeFleet, e *Executor) Strategy {
-			for _, h := range f.hosts {
-				h.hook = func(op, image string) {
-					if op != "inspect" {
-						return
+		{"crashing worker", "old1", func(f *testFleet, e *Executor) Strategy {
+			for _, h := range f.Hosts {
+				h.Before = func(_ context.Context, op, _ string) error {
+					if op == fakefleet.OpInspect {
+						h.Crash(testImage+":new2", 1)
 					}
-					h.mu.Lock()
-					defer h.mu.Unlock()
-					for _, c := range h.containers {
-						if c.Running && strings.HasSuffix(c.Image, ":new2") {
-							c.Running, c.ExitCode = false, 1
-						}
-					}
+					return nil
 				}
 			}
 			return worker(false)(f, e)

@@ -5,14 +5,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gantry-dev/gantry/internal/fakefleet"
 )
 
 // workerFleet is a fleet of 3 hosts running a worker: no load balancer,
 // health by running.
-func workerFleet(t *testing.T) (*fakeFleet, *Executor) {
+func workerFleet(t *testing.T) (*testFleet, *Executor) {
 	t.Helper()
 	f := newFleet(3, "old1")
-	f.lbs = nil
+	f.Balancers = nil
 	e := f.executor(300 * time.Millisecond)
 	e.Service.Port = 0
 	e.Service.Health = HealthCheck{Kind: HealthRunning, MinRunning: 20 * time.Millisecond, Interval: 2 * time.Millisecond, Timeout: 50 * time.Millisecond, Threshold: 2, Deadline: 300 * time.Millisecond}
@@ -51,7 +53,7 @@ func TestWorkerDeploy(t *testing.T) {
 					t.Errorf("a worker ran load balancer step %s", s)
 				}
 			}
-			checkText(t, "fleet", f.state(), "host1: www=new1(running)\nhost2: www=new1(running)\nhost3: www=new1(running)\n")
+			checkText(t, "fleet", f.State(), "host1: www=new1(running)\nhost2: www=new1(running)\nhost3: www=new1(running)\n")
 			checkText(t, "outcomes", outcomes(rep), "host1 deployed new1 in-service=true\nhost2 deployed new1 in-service=true\nhost3 deployed new1 in-service=true\n")
 		})
 	}
@@ -62,23 +64,17 @@ func TestWorkerDeploy(t *testing.T) {
 // the old one, running.
 func TestWorkerCrashingVersionReverts(t *testing.T) {
 	f, e := workerFleet(t)
-	for _, h := range f.hosts {
-		h.hook = func(op, image string) {
-			if op != "inspect" {
-				return
+	for _, h := range f.Hosts {
+		h.Before = func(_ context.Context, op, _ string) error {
+			if op == fakefleet.OpInspect {
+				h.Crash(testImage+":new1", 1)
 			}
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			for _, c := range h.containers {
-				if c.Running && strings.HasSuffix(c.Image, ":new1") {
-					c.Running, c.ExitCode = false, 1
-				}
-			}
+			return nil
 		}
 	}
 	rep := e.Run(context.Background(), f.planWith("new1", 1, Strategy{Worker: true}))
 	if rep.OK() || rep.RevertFailed() {
 		t.Fatalf("want a failed deploy with a clean revert: %v\n%s", rep.Err, rep)
 	}
-	checkText(t, "fleet", f.state(), "host1: www=old1(running)\nhost2: www=old1(running)\nhost3: www=old1(running)\n")
+	checkText(t, "fleet", f.State(), "host1: www=old1(running)\nhost2: www=old1(running)\nhost3: www=old1(running)\n")
 }

@@ -130,6 +130,18 @@ func (b *Balancer) SetDrained(service, host string, drained bool) {
 	b.mark(service, host, drained)
 }
 
+// SetAddr makes the balancer send host's traffic in service to addr, as a
+// switch does but with no hook or check and without putting host back in
+// rotation: the state an earlier run left.
+func (b *Balancer) SetAddr(service, host, addr string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.addrs[service] == nil {
+		b.addrs[service] = map[string]string{}
+	}
+	b.addrs[service][host] = addr
+}
+
 // AddrOf is where the balancer sends host's traffic in service: the
 // address it was switched to, else address on the fleet's port.
 func (b *Balancer) AddrOf(service, host, address string) string {

@@ -10,7 +10,10 @@
 // Latency and failures are added through hooks (Host.Before,
 // Balancer.Before, Host.Boot) and set failures (Host.Fail,
 // Balancer.FailDrain, Balancer.FailSwitch): a hook may sleep, count, or
-// fail the operation.
+// fail the operation. State a test sets up by hand (a container left by a
+// cut-off run, a label changed, an address an earlier run switched to)
+// goes in through Host.Put, Edit, Delete, Crash and Balancer.SetAddr,
+// SetDrained, with no hook and no check.
 //
 // Host and Balancer satisfy rollout.Host and rollout.Balancer structurally:
 // the package imports only inventory, so rollout's own tests can use it

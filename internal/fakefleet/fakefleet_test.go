@@ -119,6 +119,36 @@ func TestHooks(t *testing.T) {
 	}
 }
 
+// TestSetUp: Edit, Delete, Crash and SetAddr change state as a test sets
+// it up, with no hook and no violation.
+func TestSetUp(t *testing.T) {
+	f := newFleet(2)
+	h := f.Host("host1")
+	h.Before = func(context.Context, string, string) error { return errors.New("no hook for set-up") }
+	if !h.Edit("www", func(c *fakefleet.Container) { c.Name, c.Running = "www-gantry-old", false }) {
+		t.Fatal("no www to edit")
+	}
+	if h.Edit("www", func(*fakefleet.Container) {}) {
+		t.Error("edited a www that was renamed away")
+	}
+	f.Host("host2").Crash(repo+":v1", 3)
+	if c, _ := f.Host("host2").Container("www"); c.Running || c.ExitCode != 3 {
+		t.Errorf("crashed www: running %t, exit %d; want exited 3", c.Running, c.ExitCode)
+	}
+	f.Host("host2").Delete("www")
+	b := f.Balancer("lb1")
+	b.SetAddr("www", "host1", "10.0.0.1:8081")
+	if got := b.AddrOf("www", "host1", "10.0.0.1"); got != "10.0.0.1:8081" {
+		t.Errorf("host1 on lb1 at %s, want 10.0.0.1:8081", got)
+	}
+	if got, want := f.State(), "host1: www-gantry-old=v1(exited)\nhost2:\nlb1 drained: []\nlb2 drained: []\n"; got != want {
+		t.Errorf("state:\n%s\nwant:\n%s", got, want)
+	}
+	if v := f.Violations(); len(v) != 0 {
+		t.Errorf("violations: %v", v)
+	}
+}
+
 // TestDeployOnTheFakeFleet: rollout's executor deploys the fake fleet,
 // with latency hooks on every host and balancer, without a violation.
 func TestDeployOnTheFakeFleet(t *testing.T) {

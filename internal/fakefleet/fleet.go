@@ -65,7 +65,9 @@ type Fleet struct {
 	Port int
 	// HealthPath is the path apps answer their health check on.
 	HealthPath string
-	// Hosts and Balancers are the fleet's, in order; do not change them.
+	// Hosts and Balancers are the fleet's, in order. Do not change them,
+	// but for setting Balancers to nil before any operation: a fleet of
+	// workers, behind no load balancer.
 	Hosts     []*Host
 	Balancers []*Balancer
 

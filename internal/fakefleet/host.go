@@ -200,6 +200,47 @@ func (h *Host) put(c *Container) string {
 	return c.ID
 }
 
+// Edit changes the container called name in place with fn, under the
+// host's lock and with no hook or check: the state a test sets up (a label
+// changed by hand, a swap cut off after a rename). A Name fn sets moves
+// the container to that name, replacing any container there. Edit reports
+// whether there was a container called name.
+func (h *Host) Edit(name string, fn func(c *Container)) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.containers[name]
+	if !ok {
+		return false
+	}
+	fn(c)
+	if c.Name != name {
+		delete(h.containers, name)
+		h.containers[c.Name] = c
+	}
+	return true
+}
+
+// Delete removes the container called name at once, with no hook or
+// check: a host that never ran it.
+func (h *Host) Delete(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.containers, name)
+}
+
+// Crash makes every running container of image exit with code, as an app
+// that crashes does. Called from a Before hook, it crashes the app just
+// before the operation sees it.
+func (h *Host) Crash(image string, code int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.containers {
+		if c.Running && c.Image == image {
+			c.Running, c.ExitCode = false, code
+		}
+	}
+}
+
 // Container returns a copy of the container called name.
 func (h *Host) Container(name string) (Container, bool) {
 	h.mu.Lock()
