@@ -85,10 +85,6 @@ func newLogJudge(logs []accessLog, svc config.Service, t canary.Thresholds, out 
 			ports = append(ports, p)
 		}
 	}
-	// The executor applies the plan's inconclusive rule (pass, fail, or
-	// keep baking): the judge only says a window is inconclusive.
-	t.Inconclusive = canary.InconclusiveExtend
-	t.MaxBake = 1<<63 - 1
 	return &logJudge{logs: logs, ports: ports, thresholds: t, out: out}
 }
 
@@ -145,8 +141,10 @@ func (j *logJudge) Judge(ctx context.Context, canaryHosts, baseline []inventory.
 	j.reads = append(j.reads, time.Since(start))
 	v := canary.Judge(j.stats.Sum(j.addrs(canaryHosts)...), j.stats.Sum(j.addrs(baseline)...), window, j.thresholds)
 	out := rollout.CanaryVerdict{Summary: v.Reason, Figures: v}
+	// Too few requests: the thresholds' inconclusive rule has decided
+	// (pass, fail, or bake on — Extend — until the longest bake).
 	switch {
-	case v.Inconclusive:
+	case v.Outcome == canary.Extend:
 		out.Result = rollout.CanaryInconclusive
 	case v.Outcome == canary.Pass:
 		out.Result = rollout.CanaryPass
@@ -201,9 +199,9 @@ func canaryCriteria(t canary.Thresholds) string {
 	}
 	switch {
 	case t.MaxErrorIncrease > 0 && t.MaxErrorFactor > 0:
-		parts = append(parts, fmt.Sprintf("5xx %g points and %g× above the baseline's", t.MaxErrorIncrease*100, t.MaxErrorFactor))
+		parts = append(parts, fmt.Sprintf("5xx both %g percentage point(s) and %g× above the baseline's", t.MaxErrorIncrease*100, t.MaxErrorFactor))
 	case t.MaxErrorIncrease > 0:
-		parts = append(parts, fmt.Sprintf("5xx %g points above the baseline's", t.MaxErrorIncrease*100))
+		parts = append(parts, fmt.Sprintf("5xx %g percentage point(s) above the baseline's", t.MaxErrorIncrease*100))
 	case t.MaxErrorFactor > 0:
 		parts = append(parts, fmt.Sprintf("5xx %g× the baseline's", t.MaxErrorFactor))
 	}
