@@ -159,10 +159,12 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
+	opening := time.Now()
 	s, err := Open(ctx, cfg, o.Env, o.Out, Needs{Service: svcName, Dial: DialAll, Records: true, Classify: asPreflight})
 	if err != nil {
 		return nil, err
 	}
+	connect := time.Since(opening)
 	defer s.Done()
 	conns, hosts, records, locker := s.Conns, s.Hosts, s.Records(), s.Locker()
 	// A worker has no load balancer entry: nothing to observe, drain,
@@ -174,7 +176,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		lbs = nginxOptions(env, conns, o.Out)
 		maintenance = inventory.Maintenances{Runner: records, Dir: env.Lock.Dir, Env: o.Env}.List
 	}
-	p := &Pipeline{Options: o, Service: svcName, Spec: svc, Env: env, Deps: RunDeps{
+	p := &Pipeline{Options: o, Service: svcName, Spec: svc, Env: env, Connect: connect, Deps: RunDeps{
 		Locker: locker,
 		Observe: func(ctx context.Context) ([]rollout.HostSnapshot, error) {
 			observed, err := snapshot(ctx, conns, hosts, svc.ContainerName)
@@ -238,6 +240,10 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	}}
 	return p.Run(ctx)
 }
+
+// The executor splits a host's time out of rotation with the time nginx's
+// old workers kept it waiting.
+var _ rollout.InFlightWaiter = (*lb.Nginx)(nil)
 
 // nginxBalancers returns the environment's load balancers with the
 // service's upstream declared: every host of the service, on the port it

@@ -41,6 +41,22 @@ type Pipeline struct {
 	Env config.Environment
 	// Deps are the steps that reach the fleet.
 	Deps RunDeps
+	// Connect is how long opening what the run needs took (the session),
+	// reported as the run's first phase; 0 when not measured.
+	Connect time.Duration
+}
+
+// phaseClock times the run's own phases, one after the other.
+type phaseClock struct {
+	mark   time.Time
+	phases []rollout.RunPhase
+}
+
+// done ends the phase name, started when the previous one ended.
+func (c *phaseClock) done(name string) {
+	now := time.Now()
+	c.phases = append(c.phases, rollout.RunPhase{Name: name, Duration: now.Sub(c.mark)})
+	c.mark = now
 }
 
 // RunDeps are what a Pipeline needs of the fleet, each a small role.
@@ -93,6 +109,10 @@ type Notifier interface {
 // rollout.ErrPreflight (a check failed) or lock.ErrHeld.
 func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	o, env, svc, d := p.Options, p.Env, p.Spec, p.Deps
+	clock := &phaseClock{mark: time.Now()}
+	if p.Connect > 0 {
+		clock.phases = append(clock.phases, rollout.RunPhase{Name: "connect", Duration: p.Connect})
+	}
 	cfgPath := ""
 	if o.Config != nil {
 		cfgPath = o.Config.Path
@@ -130,6 +150,7 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	if held != nil {
 		runID = held.Holder.ID
 	}
+	clock.done("lock")
 
 	// Observe.
 	observed, err := d.Observe(ctx)
@@ -145,6 +166,8 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 			fmt.Fprintf(o.Out, "warning: %s\n", w)
 		}
 	}
+
+	clock.done("observe")
 
 	// Policy checks. What a run cut off earlier left behind is repaired
 	// first; the rest is planned from the state the repairs leave.
@@ -175,6 +198,7 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
 	}
 	plan.Repairs = repairs
+	clock.done("plan")
 
 	// Pre-flight.
 	show := o.Progress
@@ -186,6 +210,7 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
 	}
 	show.Plan(plan)
+	clock.done("preflight")
 	if o.DryRun {
 		fmt.Fprintln(o.Out, "dry run: pre-flight checks passed; nothing was changed")
 		return nil, nil
@@ -227,6 +252,7 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 			return nil, fmt.Errorf("%w: %w; nothing was changed", rollout.ErrPreflight, err)
 		}
 	}
+	clock.done("hooks")
 	rep := d.Execute(ctx, plan, runID, func(ev rollout.Event) {
 		show.Step(ev)
 		if o.OnEvent != nil {
@@ -241,11 +267,15 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 		fmt.Fprintf(o.Out, "warning: %v\n", err)
 	}
 
+	clock.done("execute")
+
 	// Re-observe, record, notify.
 	if d.Verify != nil {
 		d.Verify(ctx, rep)
 	}
+	clock.done("verify")
 	p.recordHistory(ctx, plan, rep)
+	clock.done("record")
 	run.Event, run.Duration, run.FailedHosts = string(rep.Outcome()), rep.Total, rep.FailedHosts()
 	run.Release = rep.Release.String()
 	notifier.Wait() // "started" arrives before how it ended
@@ -258,12 +288,16 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 		}
 	}
 
+	clock.done("notify")
+
 	// Prune, after a success only.
 	if rep.OK() && ctx.Err() == nil && d.Prune != nil {
 		if err := d.Prune(ctx); err != nil {
 			fmt.Fprintf(o.Out, "warning: %v (run gantry prune --env %s)\n", err, o.Env)
 		}
+		clock.done("prune")
 	}
+	rep.RunPhases = clock.phases
 	return rep, nil
 }
 

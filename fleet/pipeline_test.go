@@ -220,6 +220,14 @@ func TestPipelineDeploySucceeds(t *testing.T) {
 	if e.Outcome != string(rollout.OutcomeSucceeded) || e.Target != "www@v2" || len(e.Hosts) != 2 || e.Hosts[0].Outcome != "deployed" {
 		t.Errorf("history entry: %+v", e)
 	}
+	// The run's own phases, in order, for --verbose and --report.
+	var phases []string
+	for _, p := range rep.RunPhases {
+		phases = append(phases, p.Name)
+	}
+	if got := strings.Join(phases, " "); got != "lock observe plan preflight hooks execute verify record notify prune" {
+		t.Errorf("run phases %q", got)
+	}
 }
 
 // A deploy that fails and is reverted: the post hook and the outcome

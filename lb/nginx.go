@@ -131,6 +131,21 @@ type Nginx struct {
 	wmu      sync.Mutex
 	waiting  bool
 	nextWait *workerWait
+	// waited is how long each host's last drain or switch waited for the
+	// requests in flight (the old workers), guarded by wmu.
+	waited map[string]time.Duration
+}
+
+// InFlightWait is how long host's last drain (or switch) waited for the
+// requests in flight to end: part of its time out of rotation that is the
+// app's requests', not gantry's.
+func (n *Nginx) InFlightWait(service, host string) time.Duration {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	if service != n.service {
+		return 0
+	}
+	return n.waited[host]
 }
 
 // New returns the balancer of up.Service on the load balancer o
@@ -457,7 +472,15 @@ func (n *Nginx) finish(ctx context.Context, c *change, r changeResult) error {
 	if r.err != nil || !(c.down || c.addr != "") {
 		return r.err
 	}
-	return n.awaitWorkers(ctx, r.wait, r.old)
+	start := time.Now()
+	err := n.awaitWorkers(ctx, r.wait, r.old)
+	n.wmu.Lock()
+	if n.waited == nil {
+		n.waited = map[string]time.Duration{}
+	}
+	n.waited[c.host] = time.Since(start)
+	n.wmu.Unlock()
+	return err
 }
 
 // applyChanges applies queued changes, one file write, test and reload per

@@ -529,7 +529,10 @@ func (e *Executor) isDeploying() bool {
 // strict is set for the version a deploy brings; the versions put back
 // (reverts, rollbacks, repairs) ran before and may predate the check (see
 // probeOnce).
-func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host, id string, port int, strict bool) (string, error) {
+//
+// firstPass, when not nil, is set to when the first passing probe was sent:
+// the end of the app's boot.
+func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host, id string, port int, strict bool, firstPass *time.Time) (string, error) {
 	hc := e.Service.Health
 	addr := addrOf(h, port)
 	parent := ctx
@@ -570,6 +573,9 @@ func (e *Executor) waitHealthy(ctx context.Context, host Host, h inventory.Host,
 			passes, last = 0, why
 		default:
 			passes++
+			if passes == 1 && firstPass != nil {
+				*firstPass = probeStart
+			}
 		}
 		if passes >= hc.Threshold || (passes > 0 && hurry.Now(ctx)) {
 			// Interrupted twice: one pass puts the host back at once.

@@ -389,7 +389,7 @@ func (e *Executor) repairStep(ctx context.Context, r Repair, s RepairStep) error
 		case StepHealth:
 			hctx, cancel := context.WithTimeout(ctx, e.Service.Health.Deadline+time.Second)
 			defer cancel()
-			return e.waitHealthy(hctx, host, r.Host, s.Container.ID, s.Port, false)
+			return e.waitHealthy(hctx, host, r.Host, s.Container.ID, s.Port, false, nil)
 		}
 		return "", fmt.Errorf("unknown repair step %q", s.Kind)
 	})

@@ -35,13 +35,28 @@ type HostResult struct {
 	// maintenance, marked down by hand): out of them is where it belongs.
 	KeptOut       string
 	OutOfRotation time.Duration
-	Duration      time.Duration
+	// Boot, Waits and InFlight split OutOfRotation (stop-first): the new
+	// app's boot (started until its first passing probe), the configured
+	// waits (from there to the last pass the check needs), and the drain's
+	// wait for requests in flight. The rest is gantry's own (Own).
+	Boot, Waits, InFlight time.Duration
+	Duration              time.Duration
 	// Phases is the time spent in each step (pull, create, drain, ...).
 	Phases   map[string]time.Duration
 	Warnings []string
 	// Repaired says what a run cut off earlier had left on the host and
 	// was repaired before this run's own steps.
 	Repaired []string
+}
+
+// Own is the part of the host's time out of rotation that is gantry's own
+// work and the calls it makes: not the app's boot, the configured waits or
+// the requests in flight (0 for a host that never left rotation).
+func (r HostResult) Own() time.Duration {
+	if r.OutOfRotation == 0 {
+		return 0
+	}
+	return max(0, r.OutOfRotation-r.Boot-r.Waits-r.InFlight)
 }
 
 // Started reports whether the run reached the host.
@@ -78,6 +93,9 @@ type Report struct {
 	Release *ReleaseResult
 	// Kind is the run's kind.
 	Kind RunKind
+	// RunPhases are the run's own phases around the executor's work, in
+	// order (package fleet fills them).
+	RunPhases []RunPhase
 	// Canary is what the canary stage found (nil: the run had none, or
 	// did not get that far).
 	Canary *CanaryResult
@@ -280,6 +298,18 @@ type HostSummary struct {
 	// PhasesS is the seconds spent per step: pull, create, drain, stop,
 	// start, health, restore, cleanup, revert.
 	PhasesS map[string]float64 `json:"phases_s,omitempty"`
+	// OutOfRotationParts splits out_of_rotation_s (a host that left
+	// rotation): the app's boot, the configured waits, the requests in
+	// flight, and gantry's own.
+	OutOfRotationParts *OutOfRotationParts `json:"out_of_rotation_parts_s,omitempty"`
+}
+
+// OutOfRotationParts is a host's time out of rotation, split.
+type OutOfRotationParts struct {
+	Boot     float64 `json:"boot"`
+	Waits    float64 `json:"waits"`
+	InFlight float64 `json:"in_flight"`
+	Gantry   float64 `json:"gantry"`
 }
 
 // Summary is a deploy's result in machine-readable form (gantry --report).
@@ -297,6 +327,10 @@ type Summary struct {
 	// Release says how the release command ended, in one line (never its
 	// output).
 	Release string `json:"release,omitempty"`
+	// RunPhasesS are the run's own phases in seconds (connect, lock,
+	// observe, plan, preflight, hooks, execute, verify, record, notify,
+	// prune), those it went through.
+	RunPhasesS map[string]float64 `json:"run_phases_s,omitempty"`
 }
 
 // Summary returns the report in machine-readable form.
@@ -311,6 +345,12 @@ func (r *Report) Summary() Summary {
 		s.Error = r.Err.Error()
 	}
 	s.Release = r.Release.String()
+	if len(r.RunPhases) > 0 {
+		s.RunPhasesS = map[string]float64{}
+		for _, p := range r.RunPhases {
+			s.RunPhasesS[p.Name] += p.Duration.Seconds()
+		}
+	}
 	for _, h := range r.Hosts {
 		hs := HostSummary{
 			Service: h.Service, Host: h.Host, Zone: h.Zone, From: h.From, To: h.To, Ended: h.Ended, Outcome: string(h.Outcome),
@@ -325,6 +365,9 @@ func (r *Report) Summary() Summary {
 		}
 		if h.RevertErr != nil {
 			hs.RevertError = h.RevertErr.Error()
+		}
+		if h.OutOfRotation > 0 {
+			hs.OutOfRotationParts = &OutOfRotationParts{Boot: h.Boot.Seconds(), Waits: h.Waits.Seconds(), InFlight: h.InFlight.Seconds(), Gantry: h.Own().Seconds()}
 		}
 		if len(h.Phases) > 0 {
 			hs.PhasesS = map[string]float64{}
@@ -393,10 +436,13 @@ func (r *Report) FailedHosts() []string {
 }
 
 // PhaseTable renders each started host's time per phase, for --verbose.
+// After them, each host's time out of rotation split into the app's boot,
+// the configured waits, the requests in flight and gantry's own; then the
+// run's own phases.
 func (r *Report) PhaseTable() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\t"+strings.ToUpper(strings.Join(phaseOrder, "\t")))
+	fmt.Fprintln(tw, "HOST\t"+strings.ToUpper(strings.Join(phaseOrder, "\t"))+"\tOUT OF LB: BOOT\tWAITS\tIN FLIGHT\tGANTRY")
 	for _, h := range r.Hosts {
 		if !h.Started() && len(h.Phases) == 0 {
 			continue
@@ -409,10 +455,27 @@ func (r *Report) PhaseTable() string {
 				cells = append(cells, "-")
 			}
 		}
+		if h.OutOfRotation > 0 {
+			cells = append(cells, secs(h.Boot), secs(h.Waits), secs(h.InFlight), secs(h.Own()))
+		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	tw.Flush()
+	if len(r.RunPhases) > 0 {
+		var parts []string
+		for _, p := range r.RunPhases {
+			parts = append(parts, fmt.Sprintf("%s %s", p.Name, secs(p.Duration)))
+		}
+		fmt.Fprintf(&b, "run phases: %s\n", strings.Join(parts, ", "))
+	}
 	return b.String()
+}
+
+// RunPhase is one of the run's own phases (connect, lock, observe, plan,
+// pre-flight, ...) and how long it took.
+type RunPhase struct {
+	Name     string
+	Duration time.Duration
 }
 
 // MergeReports is one report for an app's run: every service's hosts, in

@@ -28,6 +28,27 @@ type swap struct {
 	// outSince is when the host stopped serving (a stop-first move's first
 	// step after create); zero while it serves.
 	outSince time.Time
+	// startedAt is when the new container was started.
+	startedAt time.Time
+}
+
+// InFlightWaiter is a Balancer that says how long its last drain of a
+// host waited for the requests in flight to end (nginx's old workers):
+// part of the host's time out of rotation that is the app's, not gantry's.
+type InFlightWaiter interface {
+	InFlightWait(service, host string) time.Duration
+}
+
+// inFlightWait is the longest wait for requests in flight of the host's
+// last drain on the balancers that say (the drain ends with the last).
+func (e *Executor) inFlightWait(host string) time.Duration {
+	var longest time.Duration
+	for _, b := range e.Balancers {
+		if w, ok := b.(InFlightWaiter); ok {
+			longest = max(longest, w.InFlightWait(e.Service.Name, host))
+		}
+	}
+	return longest
 }
 
 // commitStep is the index of the step from whose success on the host
@@ -111,7 +132,9 @@ func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit b
 		return onPort(s.Tag), e.createNew(ctx, host, hp, port, sw)
 	case StepDrain:
 		sw.drained = true
-		return "", e.eachBalancer(ctx, hp.Host.Name, Balancer.Drain)
+		err := e.eachBalancer(ctx, hp.Host.Name, Balancer.Drain)
+		sw.res.InFlight = e.inFlightWait(hp.Host.Name)
+		return "", err
 	case StepStop:
 		return e.stopOld(cctx, sw)
 	case StepStart:
@@ -122,11 +145,19 @@ func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit b
 			}
 			sw.newNamed = true
 		}
-		return onPort(s.Tag), host.Start(cctx, sw.newID)
+		err := host.Start(cctx, sw.newID)
+		sw.startedAt = time.Now()
+		return onPort(s.Tag), err
 	case StepHealth:
-		detail, err := e.waitHealthy(ctx, host, hp.Host, sw.newID, port, e.isDeploying() && !hp.MovingBack)
+		var firstPass time.Time
+		detail, err := e.waitHealthy(ctx, host, hp.Host, sw.newID, port, e.isDeploying() && !hp.MovingBack, &firstPass)
 		if err == nil {
 			sw.res.Ended = hp.To.Tag
+			if !sw.outSince.IsZero() && !sw.startedAt.IsZero() {
+				// Out of rotation meanwhile: the app's boot, then the
+				// configured passes.
+				sw.res.Boot, sw.res.Waits = firstPass.Sub(sw.startedAt), time.Since(firstPass)
+			}
 		}
 		return detail, err
 	case StepSwitch:
@@ -285,7 +316,7 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 			res.Ended = ""
 			return "", err
 		}
-		if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID, e.portOr(hp.FromPort), false); err != nil {
+		if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID, e.portOr(hp.FromPort), false, nil); err != nil {
 			res.Ended = ""
 			return "", fmt.Errorf("%s restarted but unhealthy: %w", old.Version(), err)
 		}
