@@ -39,9 +39,11 @@ lab-down:
 demo: build lab
 	lab/demo
 
-## bench: deploy and rollback timings against the bare-operations floor, under
-## load, on the lab; then the engine against simulated fleets of 100-5,000 hosts
-bench: build lab
+## bench: deploy and rollback timings against the bare-operations floor (raw,
+## and with the same waits), under load, on the 24-host lab (BENCH_RUNS times
+## each, default 3); then the engine against simulated fleets of 100-5,000 hosts
+bench: build
+	LAB_HOSTS=$${LAB_HOSTS:-24} lab/up
 	go run ./bench
 	go run ./bench/sim
 
