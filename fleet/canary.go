@@ -35,31 +35,6 @@ func accessLogs(env config.Environment, opts []lb.Options) []accessLog {
 	return out
 }
 
-// checkAccessLogs is the canary's pre-flight check: every load balancer's
-// access log exists and records the upstream fields. The error names each
-// load balancer whose log does not, with the lines to add.
-func checkAccessLogs(ctx context.Context, logs []accessLog) error {
-	errs := make([]error, len(logs))
-	var g errgroup.Group
-	for i, l := range logs {
-		g.Go(func() error {
-			errs[i] = l.lb.CheckAccessLog(ctx, l.file)
-			return nil
-		})
-	}
-	_ = g.Wait()
-	var msgs []string
-	for _, err := range errs {
-		if err != nil {
-			msgs = append(msgs, err.Error())
-		}
-	}
-	if len(msgs) > 0 {
-		return fmt.Errorf("%w: the canary is judged from the load balancers' access logs:\n%s", rollout.ErrPreflight, strings.Join(msgs, "\n"))
-	}
-	return nil
-}
-
 // logJudge judges a canary from the load balancers' access logs: each read
 // is aggregated on the load balancer (only counts and latency buckets per
 // upstream address come back), and the canary hosts' upstream addresses
@@ -141,11 +116,12 @@ func (j *logJudge) Judge(ctx context.Context, canaryHosts, baseline []inventory.
 	j.reads = append(j.reads, time.Since(start))
 	v := canary.Judge(j.stats.Sum(j.addrs(canaryHosts)...), j.stats.Sum(j.addrs(baseline)...), window, j.thresholds)
 	out := rollout.CanaryVerdict{Summary: v.Reason, Figures: v}
-	// Too few requests: the thresholds' inconclusive rule has decided
-	// (pass, fail, or bake on — Extend — until the longest bake).
+	// Too few requests: the executor applies the plan's inconclusive rule
+	// (pass, fail, or bake on up to the longest bake) once, at the end.
 	switch {
-	case v.Outcome == canary.Extend:
+	case v.Inconclusive:
 		out.Result = rollout.CanaryInconclusive
+		out.Summary = fmt.Sprintf("%d canary requests, fewer than the %d needed, over %s", v.Canary.Requests, j.thresholds.MinRequests, window.Round(100*time.Millisecond))
 	case v.Outcome == canary.Pass:
 		out.Result = rollout.CanaryPass
 	default:

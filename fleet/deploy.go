@@ -292,6 +292,11 @@ func nginxOptions(env config.Environment, conns *Connections, out io.Writer) []l
 // service now, into the snapshots. A load balancer whose file lists no host
 // the way gantry writes it (never written by gantry) is left out.
 func observeEntries(ctx context.Context, balancers []lb.Options, service string, snap []rollout.HostSnapshot) error {
+	if len(balancers) == 0 {
+		// No load balancer (a worker): nothing is observed, and Entries
+		// stay nil, so no host counts as out of one.
+		return nil
+	}
 	found, errs := readEntries(ctx, balancers, service)
 	if err := multierror.Append(nil, errs...).ErrorOrNil(); err != nil {
 		return err

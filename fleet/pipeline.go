@@ -278,6 +278,7 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	clock.done("record")
 	run.Event, run.Duration, run.FailedHosts = string(rep.Outcome()), rep.Total, rep.FailedHosts()
 	run.Release = rep.Release.String()
+	run.Canary = rep.Canary.String()
 	notifier.Wait() // "started" arrives before how it ended
 	notifier.Notify(ctx, run)
 	if post != "" {
@@ -315,6 +316,7 @@ func (p *Pipeline) recordHistory(ctx context.Context, plan rollout.Plan, rep *ro
 	}
 	e.Outcome = string(rep.Outcome())
 	e.Release = rep.Release.String()
+	e.Canary = rep.Canary.String()
 	for _, h := range rep.Hosts {
 		e.Hosts = append(e.Hosts, history.HostEntry{Host: h.Host, From: h.From, To: h.To, Ended: h.Ended, Outcome: string(h.Outcome)})
 	}

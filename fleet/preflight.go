@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/hashicorp/go-multierror"
@@ -41,6 +42,13 @@ func preflight(ctx context.Context, cfg *config.Config, envName string, env conf
 		})
 	}
 	if plan.Canary != nil {
+		// nginx logs the addresses it resolved: the canary and baseline
+		// hosts are matched in the logs by IP address.
+		for _, s := range snap {
+			if net.ParseIP(s.Host.Address) == nil {
+				fail(fmt.Errorf("%s: address %q is not an IP address: the canary is matched in the load balancers' logs by the addresses nginx resolved; list the host by its IP address, or deploy with --no-canary", s.Host.Name, s.Host.Address))
+			}
+		}
 		// The canary is judged from every load balancer's access log.
 		for i, lc := range env.LoadBalancers {
 			if lc.AccessLog == "" {

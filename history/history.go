@@ -45,8 +45,10 @@ type Entry struct {
 	Message   string    `json:"message,omitempty"`
 	// Release says how the release command ended, in one line (never its
 	// output): "release command ok (exit 0) on host1".
-	Release string      `json:"release,omitempty"`
-	Hosts   []HostEntry `json:"hosts"`
+	Release string `json:"release,omitempty"`
+	// Canary says how the canary stage ended, with its figures.
+	Canary string      `json:"canary,omitempty"`
+	Hosts  []HostEntry `json:"hosts"`
 }
 
 // Store is the trail of one environment, in Dir on the machine Runner reaches.
@@ -121,6 +123,9 @@ func Format(entries []Entry) string {
 		b.WriteString("\n")
 		if e.Release != "" {
 			fmt.Fprintf(&b, "    %s\n", e.Release)
+		}
+		if e.Canary != "" {
+			fmt.Fprintf(&b, "    %s\n", e.Canary)
 		}
 		for _, h := range e.Hosts {
 			fmt.Fprintf(&b, "    %-12s %s -> %s  now %s  (%s)\n", h.Host, orNone(h.From), h.To, orNone(h.Ended), h.Outcome)

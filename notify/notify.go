@@ -40,6 +40,9 @@ type Run struct {
 	// Release says how the release command ended, in one line (never
 	// its output); "" when there was none.
 	Release string
+	// Canary says how the canary stage ended, with its figures; "" when
+	// there was none.
+	Canary string
 }
 
 // Webhook is one endpoint to notify.
@@ -96,6 +99,7 @@ type Fields struct {
 	FailedHosts []string `json:"failed_hosts"`
 	Message     string   `json:"message,omitempty"`
 	Release     string   `json:"release,omitempty"`
+	Canary      string   `json:"canary,omitempty"`
 }
 
 // PayloadOf builds the body sent for run.
@@ -119,6 +123,9 @@ func PayloadOf(run Run) Payload {
 	default:
 		text, color = fmt.Sprintf("%s: %s", what, run.Event), "#cccccc"
 	}
+	if run.Event == "reverted" && strings.HasPrefix(run.Canary, "canary failed") {
+		text = fmt.Sprintf(":warning: %s stopped at the canary and was reverted: %s", what, run.Canary)
+	}
 	if run.Event == "failed" && strings.HasPrefix(run.Release, "release command failed") {
 		text = fmt.Sprintf(":x: %s stopped: %s; nothing else was changed", what, run.Release)
 	}
@@ -140,12 +147,15 @@ func PayloadOf(run Run) Payload {
 	if run.Release != "" {
 		fields = append(fields, Field{Title: "Release", Value: run.Release, Short: false})
 	}
+	if run.Canary != "" {
+		fields = append(fields, Field{Title: "Canary", Value: run.Canary, Short: false})
+	}
 	return Payload{
 		Text:        text,
 		Attachments: []Attachment{{Color: color, Fields: fields}},
 		Gantry: Fields{
 			Event: run.Event, Kind: run.Kind, Env: run.Env, Service: run.Service, Version: run.Version, Image: run.Image,
-			Who: run.Who, DurationS: run.Duration.Seconds(), Hosts: nonNil(run.Hosts), FailedHosts: nonNil(run.FailedHosts), Message: run.Message, Release: run.Release,
+			Who: run.Who, DurationS: run.Duration.Seconds(), Hosts: nonNil(run.Hosts), FailedHosts: nonNil(run.FailedHosts), Message: run.Message, Release: run.Release, Canary: run.Canary,
 		},
 	}
 }

@@ -70,7 +70,7 @@ func (c *Canary) String() string {
 // baseline.
 func canaryBatches(hosts []HostPlan, n int, rules SpreadRules) (canary Batch, rest []Batch, err error) {
 	if n >= len(hosts) {
-		return Batch{}, nil, fmt.Errorf("%w: a canary of %d host(s) leaves no baseline among the %d serving host(s) to move: lower canary.hosts", ErrSpread, n, len(hosts))
+		return Batch{}, nil, fmt.Errorf("%w: a canary of %d host(s) leaves no baseline among the %d serving host(s) to move", ErrSpread, n, len(hosts))
 	}
 	byZone := map[string][]int{}
 	var zones []string
@@ -154,6 +154,8 @@ type CanaryProgress struct {
 
 // CanaryResult is what the canary stage found.
 type CanaryResult struct {
+	// Hosts are the canary hosts.
+	Hosts []string
 	// Verdict is the final verdict; its Result is CanaryFail for an
 	// inconclusive one that counts as a fail.
 	Verdict CanaryVerdict
@@ -162,6 +164,22 @@ type CanaryResult struct {
 	Inconclusive bool
 	Baked        time.Duration
 }
+
+// String says in one line how the canary ended, with its figures ("" for
+// none): "canary failed on host1: canary failed: 5xx 7.9% ...".
+func (r *CanaryResult) String() string {
+	if r == nil || r.Verdict.Result == "" {
+		return ""
+	}
+	s := r.Verdict.Summary
+	if r.Inconclusive {
+		s = "inconclusive, counted as a " + r.Verdict.Result + ": " + s
+	}
+	return fmt.Sprintf("canary %s on %s: %s", map[string]string{CanaryPass: "passed", CanaryFail: "failed"}[r.Verdict.Result], strings.Join(r.Hosts, " "), s)
+}
+
+// Failed reports whether the canary's verdict stopped the rollout.
+func (r *CanaryResult) Failed() bool { return r != nil && r.Verdict.Result == CanaryFail }
 
 // DefaultCanaryTick is how often a bake reports its running figures.
 const DefaultCanaryTick = 5 * time.Second
@@ -187,7 +205,7 @@ func (e *Executor) bake(ctx context.Context, plan Plan, rep *Report) error {
 		return out
 	}
 	canary, baseline := pick(c.Hosts), pick(c.Baseline)
-	res := &CanaryResult{}
+	res := &CanaryResult{Hosts: c.Hosts}
 	rep.Canary = res
 	if e.Canary == nil {
 		return fmt.Errorf("canary: the plan has a canary stage and the executor no judge")
@@ -215,10 +233,19 @@ func (e *Executor) bake(ctx context.Context, plan Plan, rep *Report) error {
 			case <-ctx.Done():
 				return "", fmt.Errorf("canary: interrupted while baking: %w", ctx.Err())
 			case <-tick.C:
+				if time.Since(start)+every/2 >= c.Bake {
+					continue // the end of the bake reads next
+				}
 			case <-end.C:
 				final = true
 			}
 			v, err := e.Canary.Judge(ctx, canary, baseline, time.Since(start))
+			if err != nil && !final {
+				// A read that failed mid-bake: the next one reads on from
+				// where this one would have.
+				e.emit(Event{Host: CanaryStep, Step: "bake", Stream: "figures", Output: fmt.Sprintf("could not read the figures, baking on: %v", err)})
+				continue
+			}
 			if err != nil {
 				return "", fmt.Errorf("canary: judging: %w", err)
 			}

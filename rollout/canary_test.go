@@ -2,7 +2,6 @@ package rollout
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -69,8 +68,19 @@ batch 3:
   host3 [a]: old1 -> new2: create, drain, stop, start, health, restore, cleanup
   host6 [b]: old1 -> new2: create, drain, stop, start, health, restore, cleanup
 `)
-	if _, err := PlanDeployWith(testTarget("new2"), snaps, SpreadRules{BatchSize: 2, Serving: 6, Canary: 6}, Strategy{}); !errors.Is(err, ErrSpread) {
-		t.Errorf("a canary of every host: %v, want a spread refusal (no baseline)", err)
+	// A canary as large as what is left to move would have no baseline:
+	// no stage, and the plan says why (a deploy resumed after its canary
+	// passed; a redeploy with nothing to move says nothing).
+	all, err := PlanDeployWith(testTarget("new2"), snaps, SpreadRules{BatchSize: 2, Serving: 6, Canary: 6}, Strategy{})
+	if err != nil || all.Canary != nil || len(all.Notes) != 1 || !strings.Contains(all.Notes[0], "no canary stage: 6 serving host(s) left to move") {
+		t.Errorf("a canary of every host: %v, canary %v, notes %q; want no stage and a note", err, all.Canary, all.Notes)
+	}
+	for i := range snaps {
+		snaps[i].Current.Labels[inventory.LabelImage] = testImage + ":new2"
+	}
+	none, err := PlanDeployWith(testTarget("new2"), snaps, SpreadRules{BatchSize: 2, Serving: 6, Canary: 1}, Strategy{})
+	if err != nil || none.Canary != nil || len(none.Notes) != 0 || len(none.Batches) != 0 {
+		t.Errorf("nothing to move: %v, canary %v, notes %q, %d batches; want a no-op", err, none.Canary, none.Notes, len(none.Batches))
 	}
 }
 
@@ -127,6 +137,10 @@ func TestCanaryVerdictDecidesTheRollout(t *testing.T) {
 				if got := rep.Outcome(); got != OutcomeReverted {
 					t.Errorf("outcome %s, want %s", got, OutcomeReverted)
 				}
+				// History and webhooks say why, and name the canary host.
+				if got := strings.Join(rep.FailedHosts(), " "); got != "host1" || !strings.HasPrefix(rep.Canary.String(), "canary failed on host1: ") {
+					t.Errorf("failed hosts %q, canary %q", got, rep.Canary.String())
+				}
 				for _, h := range rep.Hosts[1:] {
 					if h.Outcome != HostNotStarted {
 						t.Errorf("%s: %s, want not-started: only the canary moves before the verdict", h.Host, h.Outcome)
@@ -134,5 +148,25 @@ func TestCanaryVerdictDecidesTheRollout(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFailedCanaryGoesBackUnderHalt: on_failure: halt leaves hosts a failed
+// batch moved where they are, but a failed canary goes back as a failed
+// health check would: it must not keep serving.
+func TestFailedCanaryGoesBackUnderHalt(t *testing.T) {
+	f := newFleet(3, "old1")
+	e := f.executor(time.Second)
+	e.OnFailure = OnFailureHalt
+	e.Canary = &fakeJudge{verdicts: []string{CanaryFail}}
+	plan, err := PlanDeployWith(testTarget("new2"), f.snapshot(), SpreadRules{BatchSize: 1, Serving: 3, Canary: 1}, Strategy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan.Canary.Bake, plan.Canary.Tick = 20*time.Millisecond, 5*time.Millisecond
+	rep := e.Run(context.Background(), plan)
+	checkText(t, "fleet", f.State(), "host1: www=old1(running)\nhost2: www=old1(running)\nhost3: www=old1(running)\nlb1 drained: []\nlb2 drained: []\n")
+	if rep.Outcome() != OutcomeReverted {
+		t.Errorf("outcome %s, want reverted", rep.Outcome())
 	}
 }

@@ -290,17 +290,20 @@ func (e *Executor) Run(ctx context.Context, plan Plan) *Report {
 				errs = multierror.Append(errs, fmt.Errorf("%s: %w", r.Host, r.Err))
 			}
 		}
+		canaryFailed := false
 		if !failed && plan.Canary != nil && bi == plan.Canary.Batch {
 			if err := e.bake(ctx, plan, rep); err != nil {
 				errs = multierror.Append(errs, err)
-				failed = true
+				failed, canaryFailed = true, errors.Is(err, ErrCanaryFailed)
 			}
 		}
 		if failed {
 			if bi+1 < len(plan.Batches) {
 				errs = multierror.Append(errs, fmt.Errorf("deploy halted after batch %d of %d", bi+1, len(plan.Batches)))
 			}
-			if e.OnFailure != OnFailureHalt && ctx.Err() == nil {
+			// A failed canary goes back as a failed health check would,
+			// on_failure: halt or not: it must not keep serving.
+			if (e.OnFailure != OnFailureHalt || canaryFailed) && ctx.Err() == nil {
 				e.revertMoved(ctx, plan, rep)
 			}
 			break

@@ -134,6 +134,8 @@ type Plan struct {
 	// Canary is the canary stage (nil: none): the executor bakes after
 	// the canary batch.
 	Canary *Canary
+	// Notes say what the planner chose that the operator should know.
+	Notes []string
 }
 
 // RunKind is the plan's Kind, RunDeploy when unset (a plan built by hand).
@@ -177,6 +179,14 @@ func PlanDeployWith(target Target, hosts []HostSnapshot, rules SpreadRules, stra
 	var err error
 	p.Batches, err = BatchKeptOut(todo, func(hs []HostPlan) ([]Batch, error) {
 		if rules.Canary == 0 {
+			return SpreadBatches(hs, rules)
+		}
+		if len(hs) <= rules.Canary {
+			// Nothing left to compare a canary with (a deploy resumed
+			// after its canary passed, or nothing to move): no stage.
+			if len(hs) > 0 {
+				p.Notes = append(p.Notes, fmt.Sprintf("no canary stage: %d serving host(s) left to move, none would stay on the old version to compare with", len(hs)))
+			}
 			return SpreadBatches(hs, rules)
 		}
 		canary, rest, err := canaryBatches(hs, rules.Canary, rules)
@@ -412,6 +422,9 @@ func (p Plan) String() string {
 	b.WriteString(p.Release.String())
 	b.WriteString(RepairsString(p.Repairs))
 	b.WriteString(p.Canary.String())
+	for _, n := range p.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
 	for i, bt := range p.Batches {
 		canary := ""
 		if p.Canary != nil && i == p.Canary.Batch {

@@ -327,6 +327,9 @@ type Summary struct {
 	// Release says how the release command ended, in one line (never its
 	// output).
 	Release string `json:"release,omitempty"`
+	// Canary says how the canary stage ended, in one line with its figures
+	// ("" for none).
+	Canary string `json:"canary,omitempty"`
 	// RunPhasesS are the run's own phases in seconds (connect, lock,
 	// observe, plan, preflight, hooks, execute, verify, record, notify,
 	// prune), those it went through.
@@ -345,6 +348,7 @@ func (r *Report) Summary() Summary {
 		s.Error = r.Err.Error()
 	}
 	s.Release = r.Release.String()
+	s.Canary = r.Canary.String()
 	if len(r.RunPhases) > 0 {
 		s.RunPhasesS = map[string]float64{}
 		for _, p := range r.RunPhases {
@@ -424,9 +428,13 @@ func (r *Report) Outcome() RunOutcome {
 	return OutcomeReverted
 }
 
-// FailedHosts lists the hosts whose own pull or swap failed.
+// FailedHosts lists the hosts whose own pull or swap failed, and the
+// canary hosts of a canary that failed.
 func (r *Report) FailedHosts() []string {
 	out := append([]string(nil), r.PullFailed...)
+	if r.Canary.Failed() {
+		out = append(out, r.Canary.Hosts...)
+	}
 	for _, h := range r.Hosts {
 		if h.Err != nil {
 			out = append(out, h.Host)

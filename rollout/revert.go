@@ -48,7 +48,8 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 		for _, bp := range batch.Hosts {
 			res := rep.host(bp.Host.Name)
 			g.Go(func() error {
-				var r HostResult
+				// It serves (it was moved) until its move back changes that.
+				r := HostResult{InService: res.InService}
 				guardHost(bp.Host.Name, &r, func() { e.moveHost(ctx, bp, &r) })
 				res.Ended = r.Ended
 				res.InService = r.InService

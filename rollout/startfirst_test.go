@@ -161,3 +161,29 @@ host2 failed old1 in-service=true
 	checkText(t, "entries", entries(f), "lb1: host1=10.0.0.1:8080 host2=10.0.0.2:8080\nlb2: host1=10.0.0.1:8080 host2=10.0.0.2:8080\n")
 	checkNoViolations(t, f)
 }
+
+// TestStartFirstInterruptBeforeTheSwitchTouchesNoBalancer: interrupted
+// once the new container passed its check but before the switch, the host
+// drops the new container and keeps serving on the old one; no load
+// balancer is changed (the switch never began).
+func TestStartFirstInterruptBeforeTheSwitchTouchesNoBalancer(t *testing.T) {
+	f := newFleet(2, "old1")
+	e := f.executor(time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	e.Observe = func(ev Event) {
+		if ev.Host == "host1" && ev.Step == string(StepHealth) && ev.Done && ev.Err == nil {
+			cancel() // the user's Ctrl-C, right after the check passed
+		}
+	}
+	rep := e.Run(ctx, f.planWith("new2", 1, startFirst))
+	for _, l := range f.Balancers {
+		if s := l.Switches(); len(s) != 0 {
+			t.Errorf("%s switched %v: no balancer should change", l.LoadBalancerName(), s)
+		}
+	}
+	checkText(t, "outcomes", outcomes(rep), "host1 failed old1 in-service=true\nhost2 not-started old1 in-service=true\n")
+	checkText(t, "fleet", f.State(), "host1: www=old1(running)\nhost2: www=old1(running)\nlb1 drained: []\nlb2 drained: []\n")
+	if !rep.Interrupted {
+		t.Errorf("the run is not recorded as interrupted")
+	}
+}

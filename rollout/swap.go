@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -83,8 +84,11 @@ func (e *Executor) moveHost(ctx context.Context, hp HostPlan, res *HostResult) {
 		if i == commit && !sw.outSince.IsZero() {
 			res.OutOfRotation = time.Since(sw.outSince)
 		}
+		var refused *notBegun
 		switch {
-		case err != nil && i < commit, err != nil && i == commit && s.Kind == StepHealth:
+		case err != nil && i < commit, err != nil && i == commit && (s.Kind == StepHealth || errors.As(err, &refused)):
+			// A commit step refused on an interrupt never began: nothing
+			// it would change was changed.
 			e.undo(ctx, sw, s, err)
 			return
 		case err != nil && i == commit:
@@ -115,7 +119,7 @@ func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit b
 	port := e.portOr(s.Port)
 	if beforeCommit && e.refusedOnInterrupt(sw, s) {
 		if err := ctx.Err(); err != nil {
-			return "", fmt.Errorf("interrupted before the %s step: %w", s.Kind, err)
+			return "", &notBegun{fmt.Errorf("interrupted before the %s step: %w", s.Kind, err)}
 		}
 	}
 	cctx, cancel := e.cleanupContext(ctx)
@@ -187,6 +191,11 @@ func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit b
 	}
 	return "", fmt.Errorf("unknown step %q", s.Kind)
 }
+
+// notBegun is the error of a step refused on an interrupt before it began.
+type notBegun struct{ error }
+
+func (e *notBegun) Unwrap() error { return e.error }
 
 // refusedOnInterrupt says whether step s is not begun once the run is
 // interrupted: the container steps that take the host further from where
