@@ -168,6 +168,14 @@ func TestCanary(t *testing.T) {
 		if res, sum := cr.verdict(); res != "pass" {
 			t.Errorf("canary verdict %q %q, want pass", res, sum)
 		}
+		for _, ev := range cr.events {
+			if ev["type"] == "plan" {
+				c, _ := ev["canary"].(map[string]any)
+				if fmt.Sprint(c["hosts"]) != "[host1]" || fmt.Sprint(c["baseline"]) != "[host2 host3 host4]" || c["batch"] != 1.0 {
+					t.Errorf("the plan event's canary stage is %v, want host1 in batch 1 against host2..host4", c)
+				}
+			}
+		}
 		assertNoFailedRequests(t, cr.load)
 		l.assertFleetOn(t, sha(good))
 		v0 = good

@@ -65,6 +65,18 @@ type planEvent struct {
 	Batches [][]planHost  `json:"batches"`
 	Skipped []skippedHost `json:"skipped"`
 	Release *planRelease  `json:"release,omitempty"`
+	Canary  *planCanary   `json:"canary,omitempty"`
+	Notes   []string      `json:"notes,omitempty"`
+}
+
+// planCanary is the canary stage in the plan event.
+type planCanary struct {
+	Hosts        []string `json:"hosts"`
+	Baseline     []string `json:"baseline"`
+	Batch        int      `json:"batch"` // 1-based
+	BakeS        float64  `json:"bake_s"`
+	Inconclusive string   `json:"inconclusive"`
+	Criteria     string   `json:"criteria,omitempty"`
 }
 
 func planEventOf(h header, env string, p rollout.Plan) planEvent {
@@ -83,6 +95,10 @@ func planEventOf(h header, env string, p rollout.Plan) planEvent {
 	for _, hp := range p.Skipped {
 		ev.Skipped = append(ev.Skipped, skippedHost{Host: hp.Host.Name, From: hp.From, Reason: hp.Skip})
 	}
+	if c := p.Canary; c != nil {
+		ev.Canary = &planCanary{Hosts: c.Hosts, Baseline: c.Baseline, Batch: c.Batch + 1, BakeS: c.Bake.Seconds(), Inconclusive: c.Inconclusive, Criteria: c.Criteria}
+	}
+	ev.Notes = p.Notes
 	if r := p.Release; r != nil {
 		ev.Release = &planRelease{Command: r.Command, Host: r.Host.Name, TimeoutS: r.Timeout.Seconds(), Skip: r.Skip, Leftovers: []string{}}
 		if ev.Release.Command == nil {
