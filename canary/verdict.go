@@ -121,6 +121,39 @@ func (t Thresholds) Validate() error {
 	return nil
 }
 
+// Criteria says in a line what fails a canary under t, for the plan.
+func (t Thresholds) Criteria() string {
+	var parts []string
+	if t.MaxErrorRate > 0 {
+		parts = append(parts, fmt.Sprintf("5xx above %g%%", t.MaxErrorRate*100))
+	}
+	switch {
+	case t.MaxErrorIncrease > 0 && t.MaxErrorFactor > 0:
+		parts = append(parts, fmt.Sprintf("5xx both %g percentage point(s) and %g× above the baseline's", t.MaxErrorIncrease*100, t.MaxErrorFactor))
+	case t.MaxErrorIncrease > 0:
+		parts = append(parts, fmt.Sprintf("5xx %g percentage point(s) above the baseline's", t.MaxErrorIncrease*100))
+	case t.MaxErrorFactor > 0:
+		parts = append(parts, fmt.Sprintf("5xx %g× the baseline's", t.MaxErrorFactor))
+	}
+	if t.MaxP50 > 0 {
+		parts = append(parts, "p50 above "+t.MaxP50.String())
+	}
+	if t.MaxP99 > 0 {
+		parts = append(parts, "p99 above "+t.MaxP99.String())
+	}
+	if t.MaxP50Factor > 0 {
+		parts = append(parts, fmt.Sprintf("p50 %g× the baseline's", t.MaxP50Factor))
+	}
+	if t.MaxP99Factor > 0 {
+		parts = append(parts, fmt.Sprintf("p99 %g× the baseline's", t.MaxP99Factor))
+	}
+	s := strings.Join(parts, ", ")
+	if t.LatencySlack > 0 && (t.MaxP50Factor > 0 || t.MaxP99Factor > 0) {
+		s += fmt.Sprintf(" (and %s above it)", t.LatencySlack)
+	}
+	return s + fmt.Sprintf("; needs %d canary requests", t.MinRequests)
+}
+
 // Outcome is what a verdict means for the rollout.
 type Outcome string
 

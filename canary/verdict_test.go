@@ -179,3 +179,12 @@ func TestCount(t *testing.T) {
 		}
 	}
 }
+
+// TestCriteriaOfTheDefaults: the plan's line of what fails a canary under
+// the default rules (README "Canary deploys" shows it).
+func TestCriteriaOfTheDefaults(t *testing.T) {
+	want := "5xx above 5%, 5xx both 1 percentage point(s) and 2× above the baseline's, p50 1.5× the baseline's, p99 2× the baseline's (and 50ms above it); needs 100 canary requests"
+	if got := DefaultThresholds(true).Criteria(); got != want {
+		t.Errorf("criteria\n%s\nwant\n%s", got, want)
+	}
+}

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -48,7 +48,7 @@ type logJudge struct {
 	mu    sync.Mutex
 	at    []lb.LogPosition
 	stats *canary.Stats
-	// Reads is the time each read of all the logs took, for the report.
+	// reads is the time each read of all the logs took, for the report.
 	reads []time.Duration
 	bytes int64
 }
@@ -141,14 +141,6 @@ func (j *logJudge) addrs(hosts []inventory.Host) []string {
 	return out
 }
 
-// readTimes are the times each read of all the logs took, and the bytes
-// of log aggregated.
-func (j *logJudge) readTimes() ([]time.Duration, int64) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return append([]time.Duration(nil), j.reads...), j.bytes
-}
-
 // canaryOf is the canary stage a run of svc bakes: the config's, unless
 // the run says otherwise (--canary with none configured: one host and the
 // default rules; --no-canary: none). A worker has none: no traffic.
@@ -167,51 +159,15 @@ func canaryOf(svc config.Service, override *bool) *config.Canary {
 	return nil
 }
 
-// canaryCriteria says in a line what fails a canary under t.
-func canaryCriteria(t canary.Thresholds) string {
-	var parts []string
-	if t.MaxErrorRate > 0 {
-		parts = append(parts, fmt.Sprintf("5xx above %g%%", t.MaxErrorRate*100))
-	}
-	switch {
-	case t.MaxErrorIncrease > 0 && t.MaxErrorFactor > 0:
-		parts = append(parts, fmt.Sprintf("5xx both %g percentage point(s) and %g× above the baseline's", t.MaxErrorIncrease*100, t.MaxErrorFactor))
-	case t.MaxErrorIncrease > 0:
-		parts = append(parts, fmt.Sprintf("5xx %g percentage point(s) above the baseline's", t.MaxErrorIncrease*100))
-	case t.MaxErrorFactor > 0:
-		parts = append(parts, fmt.Sprintf("5xx %g× the baseline's", t.MaxErrorFactor))
-	}
-	if t.MaxP50 > 0 {
-		parts = append(parts, "p50 above "+t.MaxP50.String())
-	}
-	if t.MaxP99 > 0 {
-		parts = append(parts, "p99 above "+t.MaxP99.String())
-	}
-	if t.MaxP50Factor > 0 {
-		parts = append(parts, fmt.Sprintf("p50 %g× the baseline's", t.MaxP50Factor))
-	}
-	if t.MaxP99Factor > 0 {
-		parts = append(parts, fmt.Sprintf("p99 %g× the baseline's", t.MaxP99Factor))
-	}
-	s := strings.Join(parts, ", ")
-	if t.LatencySlack > 0 && (t.MaxP50Factor > 0 || t.MaxP99Factor > 0) {
-		s += fmt.Sprintf(" (and %s above it)", t.LatencySlack)
-	}
-	return s + fmt.Sprintf("; needs %d canary requests", t.MinRequests)
-}
-
 // reportReads prints how long the bake's reads of the access logs took.
 func (j *logJudge) reportReads(out io.Writer) {
-	times, bytes := j.readTimes()
+	j.mu.Lock()
+	times, bytes := slices.Clone(j.reads), j.bytes
+	j.mu.Unlock()
 	if len(times) == 0 {
 		return
 	}
-	sorted := append([]time.Duration(nil), times...)
-	for i := 1; i < len(sorted); i++ {
-		for k := i; k > 0 && sorted[k] < sorted[k-1]; k-- {
-			sorted[k], sorted[k-1] = sorted[k-1], sorted[k]
-		}
-	}
+	slices.Sort(times)
 	fmt.Fprintf(out, "canary: %d reads of %d load balancer access log(s), median %s, max %s each; %.1f MiB aggregated on the load balancers\n",
-		len(times), len(j.logs), sorted[len(sorted)/2].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond), float64(bytes)/(1<<20))
+		len(times), len(j.logs), times[len(times)/2].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond), float64(bytes)/(1<<20))
 }

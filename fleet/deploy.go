@@ -129,7 +129,7 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 		if p.Canary != nil {
 			t := cn.Thresholds(env.Production)
 			p.Canary.Bake, p.Canary.Inconclusive, p.Canary.MaxBake = cn.Bake.D(), string(t.Inconclusive), t.MaxBake
-			p.Canary.Criteria = canaryCriteria(t)
+			p.Canary.Criteria = t.Criteria()
 		}
 		p, err = p.WithRelease(rc, skip, snap)
 		if err != nil {
