@@ -31,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -65,16 +66,8 @@ type floorHost struct {
 type stats []float64
 
 func (x stats) median() float64 { return median(x) }
-func (x stats) min() float64 {
-	m := 0.0
-	for i, v := range x {
-		if i == 0 || v < m {
-			m = v
-		}
-	}
-	return m
-}
-func (x stats) max() float64 { return maxOf(x) }
+func (x stats) min() float64    { return slices.Min(x) } // every figure has at least one run
+func (x stats) max() float64    { return slices.Max(x) }
 
 // json is the figure in the results file.
 func (x stats) json() map[string]any {
@@ -174,7 +167,7 @@ func run() error {
 	var rb rollout.Summary
 	rollbackLoad, err := underLoad(func() error {
 		var err error
-		rb, err = gantryRun(gantry, config, "rollback", "www", "--env", "lab", "--emergency")
+		rb, _, err = gantryRun(gantry, config, "rollback", "www", "--env", "lab", "--emergency")
 		return err
 	})
 	if err != nil {
@@ -396,18 +389,13 @@ func floor(img string, fair bool, passes int, interval float64) (floorRun, error
 // report, the time from the command's start to its first pull, and its wall
 // time.
 func measuredDeploy(gantry, config, target, env string) (runFigures, error) {
-	report := filepath.Join(os.TempDir(), "gantry-bench-report.json")
-	_ = os.Remove(report)
-	cmd := exec.Command(gantry, "--config", config, "deploy", target, "--env", env, "--json", "--report", report)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()
-	err := cmd.Run()
-	rf := runFigures{wall: time.Since(start).Seconds()}
+	sum, out, err := gantryRun(gantry, config, "deploy", target, "--env", env, "--json")
+	rf := runFigures{sum: sum, wall: time.Since(start).Seconds()}
 	if err != nil {
-		return rf, fmt.Errorf("gantry deploy %s: %w\n%s%s", target, err, out.String(), errOut.String())
+		return rf, err
 	}
-	sc := bufio.NewScanner(&out)
+	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
 		var ev struct {
@@ -420,14 +408,7 @@ func measuredDeploy(gantry, config, target, env string) (runFigures, error) {
 			break
 		}
 	}
-	data, err := os.ReadFile(report)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return rf, nil // nothing to change: no report
-		}
-		return rf, err
-	}
-	return rf, json.Unmarshal(data, &rf.sum)
+	return rf, nil
 }
 
 // healthOf reads the lab service's health check: how many passes it needs
@@ -493,25 +474,31 @@ func image(target string) string {
 }
 
 func deploy(gantry, config, target string) (rollout.Summary, error) {
-	return gantryRun(gantry, config, "deploy", target, "--env", "lab")
+	sum, _, err := gantryRun(gantry, config, "deploy", target, "--env", "lab")
+	return sum, err
 }
 
-// gantryRun runs one gantry command with --report and returns the report.
-func gantryRun(gantry, config string, args ...string) (rollout.Summary, error) {
+// gantryRun runs one gantry command with --report and returns the report
+// (zero when the command wrote none: a deploy with nothing to change) and
+// what it wrote on stdout.
+func gantryRun(gantry, config string, args ...string) (rollout.Summary, []byte, error) {
 	report := filepath.Join(os.TempDir(), "gantry-bench-report.json")
 	_ = os.Remove(report)
 	cmd := exec.Command(gantry, append(append([]string{"--config", config}, args...), "--report", report)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return rollout.Summary{}, fmt.Errorf("gantry %s: %w\n%s", strings.Join(args, " "), err, out.String())
-	}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	var s rollout.Summary
-	data, err := os.ReadFile(report)
-	if err != nil {
-		return s, err
+	if err := cmd.Run(); err != nil {
+		return s, out.Bytes(), fmt.Errorf("gantry %s: %w\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
 	}
-	return s, json.Unmarshal(data, &s)
+	data, err := os.ReadFile(report)
+	if os.IsNotExist(err) {
+		return s, out.Bytes(), nil
+	}
+	if err != nil {
+		return s, out.Bytes(), err
+	}
+	return s, out.Bytes(), json.Unmarshal(data, &s)
 }
 
 // underLoad runs fn while the load generator runs through both frontends.
@@ -536,14 +523,6 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func maxOf(xs []float64) float64 {
-	m := 0.0
-	for _, x := range xs {
-		m = max(m, x)
-	}
-	return m
 }
 
 func round(x float64) float64 { return float64(int(x*1000+0.5)) / 1000 }
