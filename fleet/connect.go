@@ -137,6 +137,14 @@ func sortedNames(m map[string]error) []string {
 // returns the connections that could be opened and, by machine name, why
 // the others could not.
 func ConnectEach(ctx context.Context, cfg *config.Config, env config.Environment, hosts []inventory.Host) (*Connections, map[string]error, error) {
+	return connectEach(ctx, cfg, env, hosts, nil)
+}
+
+// connectEach is ConnectEach; onLB, if set, is called with each load
+// balancer's connection as soon as it is open (from the dialling
+// goroutine), so that work on it starts while the other machines are
+// still being dialled.
+func connectEach(ctx context.Context, cfg *config.Config, env config.Environment, hosts []inventory.Host, onLB func(name string, conn *remote.Conn)) (*Connections, map[string]error, error) {
 	sc := sshConfig(cfg, env)
 	auth, err := registryAuth(cfg)
 	if err != nil {
@@ -147,6 +155,26 @@ func ConnectEach(ctx context.Context, cfg *config.Config, env config.Environment
 	failed := map[string]error{}
 	var g errgroup.Group
 	g.SetLimit(DialConcurrency)
+	// The load balancers first: one of them often keeps the records, which
+	// the run reads while the hosts are dialled.
+	for _, lb := range env.LoadBalancers {
+		fail := func(err error) { mu.Lock(); failed[lb.Name] = err; mu.Unlock() }
+		g.Go(func() error {
+			defer panics.Recover(fail)
+			conn, err := remote.Dial(ctx, sc, remote.Endpoint{Name: lb.Name, Addr: config.HostPort(lb.Address, lb.SSHPort)})
+			if err != nil {
+				fail(err)
+				return nil
+			}
+			mu.Lock()
+			conns.LBs[lb.Name] = conn
+			mu.Unlock()
+			if onLB != nil {
+				onLB(lb.Name, conn)
+			}
+			return nil
+		})
+	}
 	for _, h := range hosts {
 		fail := func(err error) { mu.Lock(); failed[h.Name] = err; mu.Unlock() }
 		g.Go(func() error {
@@ -167,21 +195,6 @@ func ConnectEach(ctx context.Context, cfg *config.Config, env config.Environment
 			}
 			mu.Lock()
 			conns.Hosts[h.Name] = &Host{Docker: d, Conn: conn, auth: auth}
-			mu.Unlock()
-			return nil
-		})
-	}
-	for _, lb := range env.LoadBalancers {
-		fail := func(err error) { mu.Lock(); failed[lb.Name] = err; mu.Unlock() }
-		g.Go(func() error {
-			defer panics.Recover(fail)
-			conn, err := remote.Dial(ctx, sc, remote.Endpoint{Name: lb.Name, Addr: config.HostPort(lb.Address, lb.SSHPort)})
-			if err != nil {
-				fail(err)
-				return nil
-			}
-			mu.Lock()
-			conns.LBs[lb.Name] = conn
 			mu.Unlock()
 			return nil
 		})

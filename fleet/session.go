@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/hashicorp/go-multierror"
+
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/discovery"
 	"github.com/gantry-dev/gantry/inventory"
@@ -101,6 +103,18 @@ func Open(ctx context.Context, cfg *config.Config, envName string, out io.Writer
 		}
 		s.Hosts = s.All
 	}
+	connEnv := env
+	if need.HostsOnly {
+		connEnv.LoadBalancers = nil
+	}
+	if need.Service != "" && need.Select == nil && need.Dial != DialNone {
+		// Every machine at once, the decommission records read meanwhile.
+		if err := s.openService(ctx, need, connEnv); err != nil {
+			return nil, err
+		}
+		ok = true
+		return s, nil
+	}
 	if need.Service != "" {
 		if s.Hosts, err = s.serviceHosts(ctx, need.Service); err != nil {
 			return nil, err
@@ -110,10 +124,6 @@ func Open(ctx context.Context, cfg *config.Config, envName string, out io.Writer
 		if s.Hosts, err = need.Select(s.All); err != nil {
 			return nil, err
 		}
-	}
-	connEnv := env
-	if need.HostsOnly {
-		connEnv.LoadBalancers = nil
 	}
 	switch need.Dial {
 	case DialAll:
@@ -152,23 +162,48 @@ func asPreflight(err error) error { return fmt.Errorf("%w: %w", rollout.ErrPrefl
 // serviceHosts lists the hosts of a service, less the decommissioned ones,
 // reading the decommission records from the records machine (opened here).
 func (s *Session) serviceHosts(ctx context.Context, svcName string) ([]inventory.Host, error) {
-	hosts := discovery.ForService(s.All, svcName)
-	if len(hosts) == 0 {
-		return nil, fmt.Errorf("%w: no host of environment %s runs service %s (add it to a host's services: in %s)", ErrRefused, s.EnvName, svcName, s.Config.Path)
+	hosts, err := s.serviceCandidates(svcName)
+	if err != nil {
+		return nil, err
 	}
 	conn, err := dialMachine(ctx, s.Config, s.Env, s.Env.Lock.Host)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
 	s.records = conn
+	if err := s.readDecommissioned(ctx); err != nil {
+		return nil, err
+	}
+	return s.notDecommissioned(svcName, hosts)
+}
+
+// serviceCandidates are the hosts discovery lists for the service, refused
+// when there are none.
+func (s *Session) serviceCandidates(svcName string) ([]inventory.Host, error) {
+	hosts := discovery.ForService(s.All, svcName)
+	if len(hosts) == 0 {
+		return nil, fmt.Errorf("%w: no host of environment %s runs service %s (add it to a host's services: in %s)", ErrRefused, s.EnvName, svcName, s.Config.Path)
+	}
+	return hosts, nil
+}
+
+// readDecommissioned reads the decommission records from the records
+// machine (s.records, open).
+func (s *Session) readDecommissioned(ctx context.Context) error {
 	gone, err := s.decommissions().List(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, s.Env.Lock.Host, err)
+		return fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, s.Env.Lock.Host, err)
 	}
 	s.Decommissioned = gone
+	return nil
+}
+
+// notDecommissioned is hosts less those s.Decommissioned lists, each said
+// skipped; refused when none is left.
+func (s *Session) notDecommissioned(svcName string, hosts []inventory.Host) ([]inventory.Host, error) {
 	var keep []inventory.Host
 	for _, h := range hosts {
-		if rec, ok := gone[h.Name]; ok {
+		if rec, ok := s.Decommissioned[h.Name]; ok {
 			fmt.Fprintf(s.Out, "skip %s: decommissioned by %s on %s\n", h.Name, rec.Who, rec.Since.Format("2006-01-02 15:04"))
 			continue
 		}
@@ -178,6 +213,88 @@ func (s *Session) serviceHosts(ctx context.Context, svcName string) ([]inventory
 		return nil, fmt.Errorf("%w: every host of service %s in %s is decommissioned", rollout.ErrPreflight, svcName, s.EnvName)
 	}
 	return keep, nil
+}
+
+// openService opens what a run on one service needs, all at once: the
+// service's hosts, the load balancers (of connEnv) and the records machine
+// are dialled together, and the decommission records are read as soon as
+// the records machine answers, while the hosts are still being dialled.
+// A decommissioned host's connection is then closed, and a failure to
+// reach it is no failure (it may be gone for good).
+func (s *Session) openService(ctx context.Context, need Needs, connEnv config.Environment) error {
+	cands, err := s.serviceCandidates(need.Service)
+	if err != nil {
+		return err
+	}
+	recName := s.Env.Lock.Host
+	recIsLB := false
+	for _, lb := range connEnv.LoadBalancers {
+		recIsLB = recIsLB || lb.Name == recName
+	}
+	var recErr error
+	gone := make(chan struct{})
+	readOn := func(conn *remote.Conn) {
+		defer close(gone)
+		s.records = conn
+		recErr = s.readDecommissioned(ctx)
+	}
+	var onLB func(string, *remote.Conn)
+	if recIsLB {
+		onLB = func(name string, conn *remote.Conn) {
+			if name == recName {
+				go readOn(conn)
+			}
+		}
+	} else {
+		go func() {
+			conn, err := dialMachine(ctx, s.Config, s.Env, recName)
+			if err != nil {
+				recErr = fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+				close(gone)
+				return
+			}
+			readOn(conn)
+		}()
+	}
+	conns, failed, err := connectEach(ctx, s.Config, connEnv, cands, onLB)
+	// The records are read unless their load balancer could not be dialled.
+	reading := !recIsLB || (err == nil && conns.LBs[recName] != nil)
+	if reading {
+		<-gone
+	}
+	if err != nil {
+		return err
+	}
+	s.Conns = conns
+	if reading && recErr != nil {
+		return recErr
+	}
+	if !reading {
+		// Its failure is listed with the others below.
+		s.Hosts = cands
+	} else if s.Hosts, err = s.notDecommissioned(need.Service, cands); err != nil {
+		return err
+	}
+	for name := range s.Decommissioned {
+		if h, ok := conns.Hosts[name]; ok {
+			_ = h.Docker.Close()
+			_ = h.Conn.Close()
+			delete(conns.Hosts, name)
+		}
+		delete(failed, name)
+	}
+	if need.Dial == DialEach {
+		s.Failed = failed
+		return nil
+	}
+	var errs *multierror.Error
+	for _, name := range sortedNames(failed) {
+		errs = multierror.Append(errs, failed[name])
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		return need.classify(err)
+	}
+	return nil
 }
 
 // Records is the connection to the records machine (nil unless asked for).
