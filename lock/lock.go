@@ -47,7 +47,16 @@ type Holder struct {
 	// Age is how long ago it was last renewed, by the lock machine's clock
 	// when it was read.
 	Age time.Duration
+	// FreeFor is, for a record a Take just wrote on a free lock, how long
+	// the lock had been free then, by the lock machine's clock (the last
+	// release leaves a mark): NeverHeld when it was never taken there, 0
+	// when not known. It tells whether something read before the lock
+	// was taken was read while nobody held it (Lock.FreeSince).
+	FreeFor time.Duration
 }
+
+// NeverHeld is Holder.FreeFor for a lock never taken on its machine.
+const NeverHeld = time.Duration(1<<63 - 1)
 
 // Expired says the lock was not renewed within its TTL.
 func (h Holder) Expired() bool { return h.Age > h.TTL }
@@ -174,6 +183,20 @@ type Lock struct {
 	// taken is when (deployer's clock) the request that took or last
 	// renewed the lock was sent: the lease runs from then.
 	taken time.Time
+}
+
+// FreeSince reports whether the lock was free from start (the deployer's
+// clock) until it was taken: nobody held it meanwhile, so what was read
+// from start on was not being changed by a holder. It needs a lock taken
+// when free (not over a holder) whose machine said how long it had been
+// free: the release it saw came before start when that span exceeds the
+// time from start to now (an upper bound of the time from start to the
+// take, whichever clock the lock machine keeps).
+func (lk *Lock) FreeSince(start, now time.Time) bool {
+	if lk == nil || lk.TookOver != nil || lk.Holder.FreeFor <= 0 {
+		return false
+	}
+	return lk.Holder.FreeFor == NeverHeld || lk.Holder.FreeFor > now.Sub(start)
 }
 
 // Name returns the lock name of a service in an environment.

@@ -58,7 +58,16 @@ stamps() {
 	since=$(cat "$d/since" 2>/dev/null) && [ -n "$since" ] || since=$(stat -c %Y "$d" 2>/dev/null) || since=$now
 	renewed=$(cat "$d/renewed" 2>/dev/null) && [ -n "$renewed" ] || renewed=$since
 }
-show() { stamps; echo "$now $since $renewed"; cat "$d/info.json" 2>/dev/null; echo; }
+show() { stamps; echo "$now $since $renewed${free:+ $free}"; cat "$d/info.json" 2>/dev/null; echo; }
+precise() { t=$(date +%s.%N 2>/dev/null); case $t in *[!0-9.]*|'') date +%s;; *) echo "$t";; esac; }
+# freefor: "free=S", seconds the lock has been free (by the release mark a
+# remove leaves), "free=never" when it was never taken here, "free=?" when
+# it was but left no mark.
+freefor() {
+	if rel=$(cat "$f.released" 2>/dev/null) && [ -n "$rel" ]; then
+		awk -v a="$(precise)" -v b="$rel" 'BEGIN{ if (a+0 >= b+0) printf "free=%.3f", a-b; else printf "free=?" }'
+	elif [ -n "$fresh" ]; then echo "free=never"; else echo "free=?"; fi
+}
 write() { # the record from stdin into files with suffix $1
 	now=$(date +%s)
 	cat >"$d/info.json$1" && echo "$now" >"$d/since$1" && echo "$now" >"$d/renewed$1"
@@ -71,6 +80,7 @@ locked() {
 		show; exit 0 ;;
 	take)
 		if [ ! -d "$d" ]; then
+			free=$(freefor)
 			mkdir "$d" || exit @WRITE@
 			write "" || { rm -rf "$d"; exit @WRITE@; }
 			show; exit 0
@@ -93,6 +103,7 @@ locked() {
 		show
 		[ "$(curid)" = "$id" ] || exit @HELD@
 		rm -rf "$d" || exit @WRITE@
+		precise >"$f.released" 2>/dev/null || true
 		exit 0 ;;
 	esac
 }
@@ -105,6 +116,7 @@ if [ "$op" = read ] && ! true 2>/dev/null 9>>"$f"; then
 	# A read-only lock directory can still be read.
 	show; exit 0
 fi
+fresh=; [ -e "$f" ] || fresh=1
 true 9>>"$f" || exit @WRITE@
 mode=-x; [ "$op" = read ] && mode=-s
 locked $mode 9>>"$f"
@@ -167,8 +179,13 @@ func parseHolder(out []byte) (*Holder, error) {
 		return nil, fmt.Errorf("no record in %q", out)
 	}
 	f := strings.Fields(sc.Text())
-	if len(f) != 3 {
+	if len(f) != 3 && !(len(f) == 4 && strings.HasPrefix(f[3], "free=")) {
 		return nil, fmt.Errorf("bad times line %q", sc.Text())
+	}
+	var freeFor time.Duration
+	if len(f) == 4 {
+		freeFor = parseFreeFor(strings.TrimPrefix(f[3], "free="))
+		f = f[:3]
 	}
 	var t [3]int64
 	for i := range f {
@@ -179,7 +196,7 @@ func parseHolder(out []byte) (*Holder, error) {
 		t[i] = n
 	}
 	now, since, renewed := t[0], t[1], t[2]
-	h := &Holder{Since: time.Unix(since, 0), Renewed: time.Unix(renewed, 0), Age: time.Duration(now-renewed) * time.Second}
+	h := &Holder{Since: time.Unix(since, 0), Renewed: time.Unix(renewed, 0), Age: time.Duration(now-renewed) * time.Second, FreeFor: freeFor}
 	rest := bytes.TrimSpace(out[len(sc.Bytes())+1:])
 	if len(rest) == 0 {
 		// A directory with no record: made by an older gantry that was
@@ -191,6 +208,18 @@ func parseHolder(out []byte) (*Holder, error) {
 		return nil, fmt.Errorf("damaged record: %w", err)
 	}
 	return h, nil
+}
+
+// parseFreeFor reads the script's free=VALUE: seconds, "never" or "?".
+func parseFreeFor(v string) time.Duration {
+	if v == "never" {
+		return NeverHeld
+	}
+	secs, err := strconv.ParseFloat(v, 64)
+	if err != nil || secs < 0 {
+		return 0
+	}
+	return time.Duration(secs * float64(time.Second))
 }
 
 // Take writes info as the lock's record when free, or over the holder

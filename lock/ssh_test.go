@@ -203,3 +203,66 @@ func TestDirStoreCannotWrite(t *testing.T) {
 		t.Errorf("read = %+v, %v", h, err)
 	}
 }
+
+// A take on a free lock says how long it had been free, by the lock
+// machine's release mark: what a deployer read before taking it was read
+// while nobody held it only when that span covers the read.
+func TestTakeSaysHowLongTheLockWasFree(t *testing.T) {
+	st := realStore(t)
+	l := realLocker(st, "ci", 100)
+	first, err := l.Acquire(ctx, Request{Name: "lab--www"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Holder.FreeFor != NeverHeld {
+		t.Errorf("first take ever: free for %v, want NeverHeld", first.Holder.FreeFor)
+	}
+	if !first.FreeSince(time.Now().Add(-time.Hour), time.Now()) {
+		t.Error("a lock never held was free since any time")
+	}
+	if err := l.Release(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	released := time.Now()
+	time.Sleep(300 * time.Millisecond)
+	readFrom := time.Now() // a read begun after the release
+	second, err := l.Acquire(ctx, Request{Name: "lab--www"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if got := second.Holder.FreeFor; got < 300*time.Millisecond || got > now.Sub(released)+time.Second {
+		t.Errorf("released %v before the take: free for %v", now.Sub(released), got)
+	}
+	if !second.FreeSince(readFrom, now) {
+		t.Errorf("read begun after the release (free for %v): FreeSince said it was held meanwhile", second.Holder.FreeFor)
+	}
+	if second.FreeSince(released.Add(-time.Second), now) {
+		t.Errorf("read begun before the release (free for %v): FreeSince said nobody held the lock meanwhile", second.Holder.FreeFor)
+	}
+
+	// Taken over from an expired holder: its holder may have been writing.
+	age(t, st, "lab--www", 2*time.Minute)
+	third, err := realLocker(st, "other", 200).Acquire(ctx, Request{Name: "lab--www"})
+	if err != nil || third.TookOver == nil {
+		t.Fatalf("expired lock: took over %+v, err=%v", third, err)
+	}
+	if third.FreeSince(time.Now(), time.Now()) {
+		t.Error("a lock taken over was never free")
+	}
+
+	// A lock released by an older gantry (no mark) is not known free.
+	if err := realLocker(st, "other", 200).Release(ctx, third); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(st.Dir, "lab--www.flock.released")); err != nil {
+		t.Fatal(err)
+	}
+	fourth, err := l.Acquire(ctx, Request{Name: "lab--www"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fourth.Holder.FreeFor != 0 || fourth.FreeSince(time.Now(), time.Now()) {
+		t.Errorf("no release mark: free for %v, want unknown (0)", fourth.Holder.FreeFor)
+	}
+}
