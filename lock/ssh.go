@@ -52,40 +52,63 @@ const flockWait = 20
 // ttl (seconds; >0: replace only if not renewed within it). @NAME@ are the
 // exit codes and the flock wait.
 const lockScript = `
-curid() { sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$d/info.json" 2>/dev/null; }
+# Every fork costs milliseconds on a busy machine: the values are read with
+# the shell's own read, and the clock once per run (clock).
+free=; now=
+# clock sets ms (the lock machine's time, milliseconds) and now (seconds).
+clock() {
+	ms=$(date +%s%3N 2>/dev/null)
+	case $ms in ''|*[!0-9]*) ms=$(( $(date +%s) * 1000 ));; esac
+	now=$((ms / 1000))
+}
+# curid sets cur to the run ID of the record ("" when none).
+curid() {
+	rec=; cur=
+	{ IFS= read -r rec <"$d/info.json"; } 2>/dev/null
+	x=${rec#*\"id\":\"}
+	[ "$x" = "$rec" ] || cur=${x%%\"*}
+}
 stamps() {
-	now=$(date +%s)
-	since=$(cat "$d/since" 2>/dev/null) && [ -n "$since" ] || since=$(stat -c %Y "$d" 2>/dev/null) || since=$now
-	renewed=$(cat "$d/renewed" 2>/dev/null) && [ -n "$renewed" ] || renewed=$since
+	[ -n "$now" ] || clock
+	since=; renewed=
+	{ read -r since <"$d/since"; } 2>/dev/null
+	[ -n "$since" ] || since=$(stat -c %Y "$d" 2>/dev/null) || since=$now
+	{ read -r renewed <"$d/renewed"; } 2>/dev/null
+	[ -n "$renewed" ] || renewed=$since
 }
 show() { stamps; echo "$now $since $renewed${free:+ $free}"; cat "$d/info.json" 2>/dev/null; echo; }
-precise() { t=$(date +%s.%N 2>/dev/null); case $t in *[!0-9.]*|'') date +%s;; *) echo "$t";; esac; }
-# freefor: "free=S", seconds the lock has been free (by the release mark a
-# remove leaves), "free=never" when it was never taken here, "free=?" when
-# it was but left no mark.
-freefor() {
-	if rel=$(cat "$f.released" 2>/dev/null) && [ -n "$rel" ]; then
-		awk -v a="$(precise)" -v b="$rel" 'BEGIN{ if (a+0 >= b+0) printf "free=%.3f", a-b; else printf "free=?" }'
-	elif [ -n "$fresh" ]; then echo "free=never"; else echo "free=?"; fi
-}
 write() { # the record from stdin into files with suffix $1
-	now=$(date +%s)
 	cat >"$d/info.json$1" && echo "$now" >"$d/since$1" && echo "$now" >"$d/renewed$1"
+}
+# freefor sets free to "free=S", seconds the lock has been free (by the
+# release mark a remove leaves, in milliseconds), "free=never" when it was
+# never taken here, "free=?" when it was but left no mark.
+freefor() {
+	rel=
+	{ read -r rel <"$f.released"; } 2>/dev/null
+	case $rel in
+	''|*[!0-9]*) if [ -n "$fresh" ]; then free=free=never; else free='free=?'; fi ;;
+	*) if [ "$ms" -ge "$rel" ]; then
+		x=$((ms - rel)); y=$((x % 1000 + 1000)); free=free=$((x / 1000)).${y#1}
+	   else free='free=?'; fi ;;
+	esac
 }
 locked() {
 	flock "$1" -w @WAIT@ 9 || { echo "timed out waiting for $f" >&2; exit @BUSY@; }
+	clock
 	case $op in
 	read)
 		[ -d "$d" ] || exit @FREE@
 		show; exit 0 ;;
 	take)
 		if [ ! -d "$d" ]; then
-			free=$(freefor)
+			freefor
 			mkdir "$d" || exit @WRITE@
 			write "" || { rm -rf "$d"; exit @WRITE@; }
 			show; exit 0
 		fi
-		if [ "$replace" = 1 ] && [ "$(curid)" = "$want" ]; then
+		curid
+		if [ "$replace" = 1 ] && [ "$cur" = "$want" ]; then
 			stamps
 			if [ "$ttl" -gt 0 ] && [ $((now - renewed)) -le "$ttl" ]; then show; exit @HELD@; fi
 			if ! write .new; then rm -f "$d/info.json.new" "$d/since.new" "$d/renewed.new"; exit @WRITE@; fi
@@ -95,21 +118,23 @@ locked() {
 		show; exit @HELD@ ;;
 	renew)
 		[ -d "$d" ] || exit @FREE@
-		[ "$(curid)" = "$id" ] || { show; exit @HELD@; }
-		{ date +%s >"$d/renewed.new" && mv "$d/renewed.new" "$d/renewed"; } || exit @WRITE@
+		curid
+		[ "$cur" = "$id" ] || { show; exit @HELD@; }
+		{ echo "$now" >"$d/renewed.new" && mv "$d/renewed.new" "$d/renewed"; } || exit @WRITE@
 		show; exit 0 ;;
 	remove)
 		[ -d "$d" ] || exit @FREE@
 		show
-		[ "$(curid)" = "$id" ] || exit @HELD@
+		curid
+		[ "$cur" = "$id" ] || exit @HELD@
 		rm -rf "$d" || exit @WRITE@
-		precise >"$f.released" 2>/dev/null || true
+		echo "$ms" >"$f.released" 2>/dev/null || true
 		exit 0 ;;
 	esac
 }
 command -v flock >/dev/null 2>&1 || { echo "flock (util-linux) is not installed" >&2; exit @NOFLOCK@; }
 case $op in
-take) mkdir -p "$dir" || exit @WRITE@ ;;
+take) [ -d "$dir" ] || mkdir -p "$dir" || exit @WRITE@ ;;
 *) [ -d "$d" ] || exit @FREE@ ;;
 esac
 if [ "$op" = read ] && ! true 2>/dev/null 9>>"$f"; then

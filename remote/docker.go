@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -82,11 +83,13 @@ func (d *Docker) wrap(op string, err error) error {
 func (d *Docker) Ping(ctx context.Context) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	err := retry(ctx, func() error { _, err := d.api.Ping(ctx); return err })
+	var ping types.Ping
+	err := retry(ctx, func() (err error) { ping, err = d.api.Ping(ctx); return err })
 	if err != nil {
 		return d.wrap("ping (socket "+d.socket+")", err)
 	}
-	d.api.NegotiateAPIVersion(ctx)
+	// Negotiated from this answer: NegotiateAPIVersion would ping again.
+	d.api.NegotiateAPIVersionPing(ping)
 	return nil
 }
 
