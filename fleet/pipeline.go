@@ -12,6 +12,7 @@ import (
 
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/history"
+	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lock"
 	"github.com/gantry-dev/gantry/notify"
@@ -118,26 +119,39 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 		cfgPath = o.Config.Path
 	}
 
-	// Lock.
+	// Lock, observing meanwhile: what is read while the lock is being
+	// taken stands when nobody held the lock from the moment the reading
+	// began (lock.Lock.FreeSince); else it is read again under the lock.
 	var held *lock.Lock
 	lockName := lock.Name(o.Env, p.Service)
+	var obs observation
 	switch {
 	case o.DryRun:
-		if d.Locker == nil {
-			break
+		if d.Locker != nil {
+			if holder, err := d.Locker.Read(ctx, lockName); err == nil && holder != nil {
+				fmt.Fprintf(o.Out, "note: deploy lock %s is held by %s\n", lockName, holder)
+			}
 		}
-		if holder, err := d.Locker.Read(ctx, lockName); err == nil && holder != nil {
-			fmt.Fprintf(o.Out, "note: deploy lock %s is held by %s\n", lockName, holder)
-		}
+		clock.done("lock")
+		obs = p.observe(ctx)
 	case o.locksHeld:
 		// An app's run holds (and renews) every one of its services' locks.
+		clock.done("lock")
+		obs = p.observe(ctx)
 	default:
+		began := time.Now()
+		octx, stopObserving := context.WithCancel(ctx)
+		early := make(chan observation, 1)
+		go func() { early <- p.observe(octx) }()
 		var release func() error
 		var err error
 		ctx, held, release, err = holdLock(ctx, d.Locker, lock.Request{Name: lockName, Target: o.Target, Message: o.Message, Wait: o.LockWait, Force: o.ForceLock}, o.Env, p.Service, o.Out)
 		if err != nil {
+			stopObserving()
+			<-early
 			return nil, err
 		}
+		taken := time.Now()
 		// Released on every path, interrupts included, once renewals stop
 		// (a lock taken by someone else meanwhile is left alone).
 		defer func() {
@@ -145,28 +159,24 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 				fmt.Fprintf(o.Out, "warning: %v\n", err)
 			}
 		}()
+		clock.done("lock")
+		obs = <-early
+		stopObserving()
+		if !held.FreeSince(began, taken) {
+			obs = p.observe(ctx)
+		}
 	}
 	runID := ""
 	if held != nil {
 		runID = held.Holder.ID
 	}
-	clock.done("lock")
-
-	// Observe.
-	observed, err := d.Observe(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	if obs.err != nil {
+		return nil, obs.err
 	}
-	if d.Maintenance != nil {
-		maint, err := d.Maintenance(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, env.Lock.Host, err)
-		}
-		for _, w := range markHeld(observed, maint, o.Env) {
-			fmt.Fprintf(o.Out, "warning: %s\n", w)
-		}
+	observed := obs.hosts
+	for _, w := range markHeld(observed, obs.maintenance, o.Env) {
+		fmt.Fprintf(o.Out, "warning: %s\n", w)
 	}
-
 	clock.done("observe")
 
 	// Policy checks. What a run cut off earlier left behind is repaired
@@ -200,19 +210,27 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	plan.Repairs = repairs
 	clock.done("plan")
 
-	// Pre-flight.
+	// Pre-flight: the checks are about the changes; a run with none (every
+	// host on the target, nothing to repair) has nothing to check.
 	show := o.Progress
 	if show == nil {
 		show = planPrinter{o.Out}
 	}
-	if err := d.Preflight(ctx, plan, snap); err != nil {
-		show.Plan(plan)
-		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
+	noop := !plan.Changes()
+	if !noop {
+		if err := d.Preflight(ctx, plan, snap); err != nil {
+			show.Plan(plan)
+			return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
+		}
 	}
 	show.Plan(plan)
 	clock.done("preflight")
 	if o.DryRun {
-		fmt.Fprintln(o.Out, "dry run: pre-flight checks passed; nothing was changed")
+		if noop {
+			fmt.Fprintln(o.Out, "dry run: nothing to change")
+		} else {
+			fmt.Fprintln(o.Out, "dry run: pre-flight checks passed; nothing was changed")
+		}
 		return nil, nil
 	}
 
@@ -269,13 +287,35 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 
 	clock.done("execute")
 
-	// Re-observe, record, notify.
+	if noop {
+		// Nothing changed: the observation stands, nothing is told or
+		// pruned; the history keeps that the run happened.
+		if err := p.recordHistory(ctx, plan, rep); err != nil {
+			fmt.Fprintf(o.Out, "warning: could not record the deploy history on %s: %v\n", p.Env.Lock.Host, err)
+		}
+		clock.done("finish")
+		rep.RunPhases = clock.phases
+		return rep, nil
+	}
+
+	// Re-observe, then record, notify and prune: the prune (after a
+	// success only) runs while the history is recorded and the outcome
+	// told; the post hook runs once the history has the run.
 	if d.Verify != nil {
 		d.Verify(ctx, rep)
 	}
 	clock.done("verify")
-	p.recordHistory(ctx, plan, rep)
-	clock.done("record")
+	pruned := make(chan error, 1)
+	pruning := rep.OK() && ctx.Err() == nil && d.Prune != nil
+	if pruning {
+		go func() {
+			defer panics.Recover(func(err error) { pruned <- err })
+			pruned <- d.Prune(ctx)
+		}()
+	}
+	if err := p.recordHistory(ctx, plan, rep); err != nil {
+		fmt.Fprintf(o.Out, "warning: could not record the deploy history on %s: %v\n", p.Env.Lock.Host, err)
+	}
 	run.Event, run.Duration, run.FailedHosts = string(rep.Outcome()), rep.Total, rep.FailedHosts()
 	run.Release = rep.Release.String()
 	run.Canary = rep.Canary.String()
@@ -288,23 +328,51 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 			fmt.Fprintf(o.Out, "warning: %v (the %s itself %s)\n", err, run.Kind, run.Event)
 		}
 	}
-
-	clock.done("notify")
-
-	// Prune, after a success only.
-	if rep.OK() && ctx.Err() == nil && d.Prune != nil {
-		if err := d.Prune(ctx); err != nil {
+	if pruning {
+		if err := <-pruned; err != nil {
 			fmt.Fprintf(o.Out, "warning: %v (run gantry prune --env %s)\n", err, o.Env)
 		}
-		clock.done("prune")
 	}
+	clock.done("finish")
 	rep.RunPhases = clock.phases
 	return rep, nil
 }
 
+// observation is what a run reads of its hosts before planning.
+type observation struct {
+	hosts       []rollout.HostSnapshot
+	maintenance map[string]inventory.Maintenance
+	err         error
+}
+
+// observe reads the service's hosts and, for a service in load balancers,
+// the environment's maintenance records, both at once.
+func (p *Pipeline) observe(ctx context.Context) observation {
+	d := p.Deps
+	var obs observation
+	var maintErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if d.Maintenance != nil {
+			obs.maintenance, maintErr = d.Maintenance(ctx)
+		}
+	}()
+	hosts, err := d.Observe(ctx)
+	<-done
+	switch {
+	case err != nil:
+		obs.err = fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+	case maintErr != nil:
+		obs.err = fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, p.Env.Lock.Host, maintErr)
+	}
+	obs.hosts = hosts
+	return obs
+}
+
 // recordHistory appends the run to the environment's audit trail on the
 // fleet. A failure to record is a warning: the fleet's state is what it is.
-func (p *Pipeline) recordHistory(ctx context.Context, plan rollout.Plan, rep *rollout.Report) {
+func (p *Pipeline) recordHistory(ctx context.Context, plan rollout.Plan, rep *rollout.Report) error {
 	o := p.Options
 	e := history.Entry{
 		Time: time.Now().UTC().Add(-rep.Total), Who: lock.Whoami(), Kind: string(plan.RunKind()), Env: o.Env,
@@ -322,9 +390,7 @@ func (p *Pipeline) recordHistory(ctx context.Context, plan rollout.Plan, rep *ro
 	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := (history.Store{Runner: p.Deps.Records, Dir: p.Env.Lock.Dir}).Append(hctx, e); err != nil {
-		fmt.Fprintf(o.Out, "warning: could not record the deploy history on %s: %v\n", p.Env.Lock.Host, err)
-	}
+	return (history.Store{Runner: p.Deps.Records, Dir: p.Env.Lock.Dir}).Append(hctx, e)
 }
 
 // markHeld marks the hosts to keep out of every load balancer

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -181,9 +182,21 @@ func (f *runFleet) history() []history.Entry {
 	return entries
 }
 
+// assertCalls checks the calls in order, but for the prune: it runs while
+// the history is recorded and the outcome told, so it is only checked to
+// come after verify.
 func assertCalls(t *testing.T, f *runFleet, want ...string) {
 	t.Helper()
-	if got := f.called(); !reflect.DeepEqual(got, want) {
+	got := f.called()
+	if slices.Contains(want, "prune") {
+		at, verified := slices.Index(got, "prune"), slices.Index(got, "verify")
+		if at < 0 || verified < 0 || at < verified {
+			t.Errorf("calls:\n  %s\nwant a prune after verify", strings.Join(got, "\n  "))
+		}
+		want = slices.DeleteFunc(slices.Clone(want), func(c string) bool { return c == "prune" })
+		got = slices.DeleteFunc(got, func(c string) bool { return c == "prune" })
+	}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }
@@ -225,7 +238,7 @@ func TestPipelineDeploySucceeds(t *testing.T) {
 	for _, p := range rep.RunPhases {
 		phases = append(phases, p.Name)
 	}
-	if got := strings.Join(phases, " "); got != "lock observe plan preflight hooks execute verify record notify prune" {
+	if got := strings.Join(phases, " "); got != "lock observe plan preflight hooks execute verify finish" {
 		t.Errorf("run phases %q", got)
 	}
 }
@@ -252,8 +265,9 @@ func TestPipelineFailedRunIsRecordedAndNotPruned(t *testing.T) {
 	}
 }
 
-// Another deployer holds the lock: the run is refused before it looks at
-// anything, and the other's lock stays.
+// Another deployer holds the lock: the run is refused before it plans or
+// changes anything (it only began reading the hosts meanwhile), and the
+// other's lock stays.
 func TestPipelineRefusedWhenLockHeld(t *testing.T) {
 	f := newRunFleet(t, "a", "b")
 	if _, err := f.newLocker(2).Acquire(context.Background(), lock.Request{Name: lock.Name("prod", "www"), Target: "www@other"}); err != nil {
@@ -264,7 +278,7 @@ func TestPipelineRefusedWhenLockHeld(t *testing.T) {
 	if !errors.Is(err, lock.ErrHeld) {
 		t.Fatalf("err = %v, want lock.ErrHeld", err)
 	}
-	assertCalls(t, f)
+	assertCalls(t, f, "observe")
 	if got := f.lockHolder(); got != "www@other" {
 		t.Errorf("lock held by %q, want the other deployer's", got)
 	}
@@ -346,7 +360,8 @@ func TestPipelineNothingToChange(t *testing.T) {
 	if err != nil || !rep.OK() {
 		t.Fatalf("run: %v", err)
 	}
-	assertCalls(t, f, "observe", "plan", "preflight", "execute", "verify", "prune")
+	// Nothing to check, re-observe or prune; the run is recorded.
+	assertCalls(t, f, "observe", "plan", "execute")
 	if entries := f.history(); len(entries) != 1 || entries[0].Outcome != string(rollout.OutcomeSucceeded) {
 		t.Errorf("history: %+v", entries)
 	}
@@ -404,5 +419,52 @@ func TestPipelineRollbackRecordsItsIntent(t *testing.T) {
 	assertCalls(t, f, "observe", "plan", "preflight", "hook pre_rollback", "notify started", "execute", "verify", "notify succeeded", "hook post_rollback", "prune")
 	if entries := f.history(); len(entries) != 1 || entries[0].Kind != "rollback" || entries[0].Target != "www@v2" {
 		t.Errorf("history: %+v, want a rollback to www@v2", entries)
+	}
+}
+
+// freeForStore is the fleet's lock store, but its takes of a free lock say
+// it had been free for freeFor (the lock machine's release mark).
+type freeForStore struct {
+	lock.DirStore
+	freeFor time.Duration
+}
+
+func (s freeForStore) Take(ctx context.Context, name string, info lock.Info, replace *lock.Takeover) (*lock.Holder, bool, error) {
+	h, won, err := s.DirStore.Take(ctx, name, info, replace)
+	if h != nil && replace == nil {
+		h.FreeFor = s.freeFor
+	}
+	return h, won, err
+}
+
+// The hosts are read while the lock is taken; that reading stands only
+// when nobody held the lock since it began, else they are read again
+// under the lock, before anything is planned.
+func TestPipelineObservesAgainWhenTheLockWasHeldMeanwhile(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		freeFor  time.Duration
+		observes int
+	}{
+		{"never held", lock.NeverHeld, 1},
+		{"free for an hour", time.Hour, 1},
+		{"released a millisecond ago", time.Millisecond, 2},
+		{"release not known", 0, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newRunFleet(t, "a", "b")
+			store := f.locker.Store.(lock.DirStore)
+			f.locker.Store = freeForStore{DirStore: store, freeFor: c.freeFor}
+			var out bytes.Buffer
+			if _, err := f.pipeline("v2", config.Environment{}, &out).Run(context.Background()); err != nil {
+				t.Fatalf("run: %v\n%s", err, out.String())
+			}
+			want := []string{"observe", "observe"}[:c.observes]
+			want = append(want, "plan", "preflight", "notify started", "execute", "verify", "notify succeeded", "prune")
+			assertCalls(t, f, want...)
+			if f.lockedBy != "www@v2" {
+				t.Errorf("executed under the lock of %q, want this run's", f.lockedBy)
+			}
+		})
 	}
 }

@@ -146,6 +146,13 @@ func (p Plan) RunKind() RunKind {
 	return p.Kind
 }
 
+// Changes says whether carrying the plan out changes anything on the
+// fleet: a pull, a release command, a repair or a host to move. A plan
+// without (every host on the target already) is a no-op.
+func (p Plan) Changes() bool {
+	return len(p.Pull) > 0 || p.Release != nil || len(p.Repairs) > 0 || len(p.Batches) > 0
+}
+
 // PlanDeploy plans moving every snapshot host to target, batchSize hosts at
 // a time, stop-first on the service's port, hosts in name order, no batch
 // taking a whole zone while the hosts span several. Hosts already running
