@@ -40,6 +40,50 @@ type InFlightWaiter interface {
 	InFlightWait(service, host string) time.Duration
 }
 
+// ReloadTimer is a Balancer that says how long its own work took in the
+// last change applied with a host's (nginx's test, reload and new workers,
+// measured on the load balancer): part of the host's time out of rotation
+// that is the load balancer's, not gantry's. Hosts whose changes were
+// applied together (a group commit) each get that one change's time.
+type ReloadTimer interface {
+	ReloadTime(service, host string) time.Duration
+}
+
+// reloadTime is the longest time of the host's last change on the
+// balancers that say: they apply it concurrently, so the host waits for
+// the longest.
+func (e *Executor) reloadTime(host string) time.Duration {
+	var longest time.Duration
+	for _, b := range e.Balancers {
+		if t, ok := b.(ReloadTimer); ok {
+			longest = max(longest, t.ReloadTime(e.Service.Name, host))
+		}
+	}
+	return longest
+}
+
+// balancerChange runs change (a drain, restore or switch of the host on
+// every balancer); while the host is out of rotation, the balancers' own
+// time counts as its Nginx part.
+func (e *Executor) balancerChange(sw *swap, change func() error) error {
+	err := change()
+	if !sw.outSince.IsZero() {
+		sw.res.Nginx += e.reloadTime(sw.hp.Host.Name)
+	}
+	return err
+}
+
+// docker runs call, a call to the host's Docker daemon; while the host is
+// out of rotation, its time counts as the host's Docker part.
+func (sw *swap) docker(call func() error) error {
+	start := time.Now()
+	err := call()
+	if !sw.outSince.IsZero() {
+		sw.res.Docker += time.Since(start)
+	}
+	return err
+}
+
 // inFlightWait is the longest wait for requests in flight of the host's
 // last drain on the balancers that say (the drain ends with the last).
 func (e *Executor) inFlightWait(host string) time.Duration {
@@ -136,7 +180,7 @@ func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit b
 		return onPort(s.Tag), e.createNew(ctx, host, hp, port, sw)
 	case StepDrain:
 		sw.drained = true
-		err := e.eachBalancer(ctx, hp.Host.Name, Balancer.Drain)
+		err := e.balancerChange(sw, func() error { return e.eachBalancer(ctx, hp.Host.Name, Balancer.Drain) })
 		sw.res.InFlight = e.inFlightWait(hp.Host.Name)
 		return "", err
 	case StepStop:
@@ -144,12 +188,12 @@ func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit b
 	case StepStart:
 		if !hp.StartFirst {
 			// Stop-first: the old container gave up the name already.
-			if err := host.Rename(cctx, sw.newID, svc.ContainerName); err != nil {
+			if err := sw.docker(func() error { return host.Rename(cctx, sw.newID, svc.ContainerName) }); err != nil {
 				return "", err
 			}
 			sw.newNamed = true
 		}
-		err := host.Start(cctx, sw.newID)
+		err := sw.docker(func() error { return host.Start(cctx, sw.newID) })
 		sw.startedAt = time.Now()
 		return onPort(s.Tag), err
 	case StepHealth:
@@ -166,11 +210,13 @@ func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit b
 		return detail, err
 	case StepSwitch:
 		addr := addrOf(hp.Host, port)
-		return addr, e.eachBalancer(cctx, hp.Host.Name, func(b Balancer, ctx context.Context, service, host string) error {
-			return b.Switch(ctx, service, host, addr)
+		return addr, e.balancerChange(sw, func() error {
+			return e.eachBalancer(cctx, hp.Host.Name, func(b Balancer, ctx context.Context, service, host string) error {
+				return b.Switch(ctx, service, host, addr)
+			})
 		})
 	case StepRestore:
-		return "", e.eachBalancer(cctx, hp.Host.Name, Balancer.Restore)
+		return "", e.balancerChange(sw, func() error { return e.eachBalancer(cctx, hp.Host.Name, Balancer.Restore) })
 	case StepCleanup:
 		if !sw.newNamed {
 			// Start-first: the new container was created under the
@@ -226,7 +272,7 @@ func (e *Executor) stopOld(ctx context.Context, sw *swap) (string, error) {
 		if old.Name == oldName {
 			return nil
 		}
-		if err := host.Rename(ctx, old.ID, oldName); err != nil {
+		if err := sw.docker(func() error { return host.Rename(ctx, old.ID, oldName) }); err != nil {
 			return err
 		}
 		sw.oldRenamed = true
@@ -241,7 +287,7 @@ func (e *Executor) stopOld(ctx context.Context, sw *swap) (string, error) {
 		// Counted as stopped even if the call fails: the daemon may have
 		// stopped it anyway, and the undo checks.
 		sw.oldStopped = true
-		if err := host.Stop(ctx, old.ID, e.Service.StopTimeout); err != nil {
+		if err := sw.docker(func() error { return host.Stop(ctx, old.ID, e.Service.StopTimeout) }); err != nil {
 			return "", err
 		}
 	}
@@ -296,7 +342,7 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 	defer func() { res.failed(reverted) }()
 	revertErr := e.step(name, "revert", func() (string, error) {
 		if sw.newID != "" {
-			if err := host.Remove(cctx, sw.newID); err != nil {
+			if err := sw.docker(func() error { return host.Remove(cctx, sw.newID) }); err != nil {
 				return "", err
 			}
 		}
@@ -306,7 +352,7 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 			return "new container removed; nothing ran here before", nil
 		}
 		if sw.oldRenamed || old.Name != e.Service.ContainerName {
-			if err := host.Rename(cctx, old.ID, e.Service.ContainerName); err != nil {
+			if err := sw.docker(func() error { return host.Rename(cctx, old.ID, e.Service.ContainerName) }); err != nil {
 				return "", err
 			}
 		}
@@ -321,7 +367,7 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 		if !sw.oldStopped {
 			return "new container removed; " + old.Version() + " kept serving", nil
 		}
-		if err := host.Start(cctx, old.ID); err != nil {
+		if err := sw.docker(func() error { return host.Start(cctx, old.ID) }); err != nil {
 			res.Ended = ""
 			return "", err
 		}
@@ -352,7 +398,7 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 		return
 	}
 	if sw.drained {
-		res.InService = e.restore(cctx, name) == nil
+		res.InService = e.balancerChange(sw, func() error { return e.restore(cctx, name) }) == nil
 	}
 	res.OutOfRotation = time.Since(sw.outSince)
 }
