@@ -83,6 +83,9 @@ func TestTimeOutOfRotationIsAccountedFor(t *testing.T) {
 			t.Errorf("%s: boot %s: the fake app answers at once", h.Host, h.Boot)
 		}
 		calls := dockerCalls[h.Host]
+		if got := strings.Join(calls, " "); got != "stop start" {
+			t.Errorf("%s: Docker calls while out of rotation %q, want one stop and one start (the renames come before the drain)", h.Host, got)
+		}
 		if h.Docker < time.Duration(len(calls))*20*time.Millisecond || len(calls) == 0 {
 			t.Errorf("%s: docker %s, want at least the %d calls' 20ms each (%v)", h.Host, h.Docker, len(calls), calls)
 		}

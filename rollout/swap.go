@@ -22,7 +22,9 @@ type swap struct {
 	oldStopped bool                 // gantry stopped it
 	oldRenamed bool                 // gantry renamed it to the -gantry-old name
 	newID      string               // the new container, once created
-	newNamed   bool                 // the new container holds the service's name
+	// newNamed: the new container holds the service's name (stop-first:
+	// from its creation; start-first: from the cleanup).
+	newNamed bool
 	// drained is set once a drain step began: undoing the move puts the
 	// host back into every load balancer.
 	drained bool
@@ -186,13 +188,8 @@ func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit b
 	case StepStop:
 		return e.stopOld(cctx, sw)
 	case StepStart:
-		if !hp.StartFirst {
-			// Stop-first: the old container gave up the name already.
-			if err := sw.docker(func() error { return host.Rename(cctx, sw.newID, svc.ContainerName) }); err != nil {
-				return "", err
-			}
-			sw.newNamed = true
-		}
+		// Stop-first, the new container was created under the service's
+		// name: starting it is the one call.
 		err := sw.docker(func() error { return host.Start(cctx, sw.newID) })
 		sw.startedAt = time.Now()
 		return onPort(s.Tag), err
@@ -259,9 +256,9 @@ func (e *Executor) refusedOnInterrupt(sw *swap, s Step) bool {
 	return false
 }
 
-// stopOld stops the container that served before. Stop-first, it is
-// stopped and then renamed to the -gantry-old name (kept until the new one
-// is healthy); start-first, after the switch, it gives up its name first.
+// stopOld stops the container that served before (kept until the new one
+// is healthy). Stop-first, it gave up its name in the create step already;
+// start-first, after the switch, it gives up its name first.
 func (e *Executor) stopOld(ctx context.Context, sw *swap) (string, error) {
 	old, host := sw.old, sw.host
 	if old == nil {
@@ -288,11 +285,6 @@ func (e *Executor) stopOld(ctx context.Context, sw *swap) (string, error) {
 		// stopped it anyway, and the undo checks.
 		sw.oldStopped = true
 		if err := sw.docker(func() error { return host.Stop(ctx, old.ID, e.Service.StopTimeout) }); err != nil {
-			return "", err
-		}
-	}
-	if !sw.hp.StartFirst {
-		if err := rename(); err != nil {
 			return "", err
 		}
 	}
@@ -378,8 +370,9 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 		return old.Version(), nil
 	})
 	// Reverted means the old version was put back; a host whose old
-	// container was never touched simply failed.
-	touched := sw.oldStopped || sw.oldRenamed || sw.newNamed
+	// container never stopped serving simply failed (a stop-first rename
+	// in the create step changes nothing that serves).
+	touched := sw.oldStopped || (!hp.StartFirst && !sw.startedAt.IsZero())
 	reverted = revertErr == nil && touched
 	res.RevertErr = revertErr
 	if sw.outSince.IsZero() {
