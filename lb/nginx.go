@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -134,6 +135,27 @@ type Nginx struct {
 	// waited is how long each host's last drain or switch waited for the
 	// requests in flight (the old workers), guarded by wmu.
 	waited map[string]time.Duration
+	// onLB is, per host, how long nginx's own work took in the last apply
+	// that carried a change of the host's, as the load balancer measured
+	// it (see ReloadTime); guarded by wmu.
+	onLB map[string]time.Duration
+}
+
+// ReloadTime is how long the load balancer's own work took in the last
+// change applied with host's (its drain, restore or switch): from the
+// moment the apply script had read the new file to the reload confirmed
+// (the file moved in place, nginx's test, the reload, its new workers
+// seen), measured on the load balancer itself, so the SSH session around
+// it is not counted. The changes of a group commit share one apply: each
+// of its hosts gets that apply's time. 0 when unknown (a load balancer
+// whose date has no %N, or a change not applied yet).
+func (n *Nginx) ReloadTime(service, host string) time.Duration {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	if service != n.service {
+		return 0
+	}
+	return n.onLB[host]
 }
 
 // InFlightWait is how long host's last drain (or switch) waited for the
@@ -279,7 +301,7 @@ func (n *Nginx) Remove(ctx context.Context, service, host string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", n.Name, err)
 	}
-	if _, err := n.apply(ctx, service, content, false); err != nil {
+	if _, _, err := n.apply(ctx, service, content, false); err != nil {
 		return err
 	}
 	u.servers = keep
@@ -540,9 +562,10 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 			}
 		}
 		var old string
+		var onLB time.Duration
 		content, err := render(n.Name, service, servers, u.down, hand)
 		if err == nil {
-			old, err = n.apply(ctx, service, content, wait)
+			old, onLB, err = n.apply(ctx, service, content, wait)
 		} else {
 			err = fmt.Errorf("%s: %w", n.Name, err)
 		}
@@ -551,6 +574,14 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 		} else {
 			u.servers, u.byHand = servers, hand
 		}
+		n.wmu.Lock()
+		if n.onLB == nil {
+			n.onLB = map[string]time.Duration{}
+		}
+		for _, c := range changes {
+			n.onLB[c.host] = onLB
+		}
+		n.wmu.Unlock()
 		var w *workerWait
 		if err == nil && strings.TrimSpace(old) != "" {
 			// One wait for the whole group: its changes share the workers.
@@ -622,14 +653,15 @@ const (
 // apply writes content over the service's upstream file atomically, tests
 // and reloads nginx, and confirms the master took the new configuration
 // (it started new workers). After a rejected reload of the service, a file
-// that would not change is left alone, with no reload. When wait is set it returns the pids of the worker
-// processes that ran before the reload: they may still be proxying to a
-// drained host.
-func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait bool) (string, error) {
+// that would not change is left alone, with no reload. When wait is set it
+// returns the pids of the worker processes that ran before the reload: they
+// may still be proxying to a drained host. onLB is the script's own time on
+// the load balancer (0 when it could not tell).
+func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait bool) (old string, onLB time.Duration, err error) {
 	file := path.Join(n.UpstreamsDir, service+".conf")
 	pidFile, err := n.masterPidFile(ctx)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	reload := n.ReloadTimeout
 	if reload <= 0 {
@@ -645,20 +677,45 @@ func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait 
 		n.rejected = false
 	}
 	if err == nil {
+		old, onLB := parseApplyOutput(string(out))
 		if !wait {
-			return "", nil
+			old = ""
 		}
-		return strings.TrimSpace(string(out)), nil
+		return old, onLB, nil
 	}
 	switch shell.ExitStatus(err) {
 	case exitTestFailed:
-		return "", fmt.Errorf("%s: %w (%s); previous %s restored: %v", n.Name, ErrConfigTest, n.TestCommand, file, err)
+		return "", 0, fmt.Errorf("%s: %w (%s); previous %s restored: %v", n.Name, ErrConfigTest, n.TestCommand, file, err)
 	case exitReloadRejected:
-		return "", fmt.Errorf("%s: %w (%s); previous %s restored, nginx left on its previous configuration: %v", n.Name, ErrReloadRejected, n.ReloadCommand, file, err)
+		return "", 0, fmt.Errorf("%s: %w (%s); previous %s restored, nginx left on its previous configuration: %v", n.Name, ErrReloadRejected, n.ReloadCommand, file, err)
 	case exitNoMaster:
-		return "", fmt.Errorf("%s: %w; nothing changed: %v", n.Name, ErrNoPidFile, err)
+		return "", 0, fmt.Errorf("%s: %w; nothing changed: %v", n.Name, ErrNoPidFile, err)
 	}
-	return "", fmt.Errorf("%s: updating %s: %w", n.Name, file, err)
+	return "", 0, fmt.Errorf("%s: updating %s: %w", n.Name, file, err)
+}
+
+// onLBLine starts the apply script's last line: its own time on the load
+// balancer, in microseconds.
+const onLBLine = "gantry-on-lb-us "
+
+// parseApplyOutput splits the apply script's output into the pids of the
+// workers that ran before the reload and the script's own time on the load
+// balancer (0 when it printed none).
+func parseApplyOutput(out string) (old string, onLB time.Duration) {
+	var pids []string
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if us, ok := strings.CutPrefix(line, onLBLine); ok {
+			if v, err := strconv.ParseInt(us, 10, 64); err == nil && v >= 0 {
+				onLB = time.Duration(v) * time.Microsecond
+			}
+			continue
+		}
+		if line != "" {
+			pids = append(pids, line)
+		}
+	}
+	return strings.Join(pids, " "), onLB
 }
 
 // Waiting for old workers: after a reload, a drain waits until the worker
@@ -771,7 +828,10 @@ func (n *Nginx) runWait(ctx context.Context, w *workerWait) {
 // file is put back and nginx reloaded once more (so that a master that was
 // only slow ends on the previous file too) and the script exits
 // exitReloadRejected. It prints the pids of the workers running before
-// the reload.
+// the reload, then a line with its own time (onLBLine): from when it had
+// read the new file to the reload confirmed, in microseconds, from GNU
+// date's %N (with a date that has no %N, no such line: the time is then
+// unknown, the apply works all the same).
 //
 // With keepSame, content equal to the file's is not written nor reloaded:
 // only for a file put back after a rejected reload, which nginx still
@@ -788,7 +848,17 @@ func applyScript(file, testCmd, reloadCmd, pidFile string, secs int, keepSame bo
 f=%s; tmp="$f.gantry-tmp"; prev="$f.gantry-prev"; pidfile=%s
 mkdir -p "$(dirname "$f")" || exit 1
 cat > "$tmp" || exit 1
-if [ %d = 1 ] && [ -f "$f" ] && cmp -s "$tmp" "$f"; then rm -f "$tmp"; exit 0; fi
+# onlb: the time since the file was read, in microseconds, when date has
+# %%N (19 digits of nanoseconds); nothing otherwise. Never fails.
+t0=$(date +%%s%%N 2>/dev/null) || t0=""
+onlb() {
+  t1=$(date +%%s%%N 2>/dev/null) || t1=""
+  case "$t0" in ''|*[!0-9]*) return 0;; esac
+  case "$t1" in ''|*[!0-9]*) return 0;; esac
+  [ ${#t0} -eq 19 ] && [ ${#t1} -eq 19 ] || return 0
+  echo "%s$(( (t1 - t0) / 1000 ))"
+}
+if [ %d = 1 ] && [ -f "$f" ] && cmp -s "$tmp" "$f"; then rm -f "$tmp"; onlb; exit 0; fi
 m=$(cat "$pidfile" 2>/dev/null || true)
 case "$m" in ''|*[!0-9]*) m="";; esac
 if [ -z "$m" ] || [ ! -d "/proc/$m" ]; then
@@ -816,7 +886,7 @@ while :; do
   m=""; read -r m < "$pidfile" 2>/dev/null || true
   case "$m" in ''|*[!0-9]*) m=0;; esac
   for p in $(kids "$m"); do
-    case " $old " in *" $p "*) ;; *) echo $old; exit 0;; esac
+    case " $old " in *" $p "*) ;; *) echo $old; onlb; exit 0;; esac
   done
   if [ "$(date +%%s)" -gt "$end" ]; then
     putback
@@ -826,7 +896,7 @@ while :; do
   fi
   sleep 0.01
 done
-`, q(file), q(pidFile), same, exitNoMaster, testCmd, exitTestFailed, reloadCmd, secs, reloadCmd, secs, exitReloadRejected)
+`, q(file), q(pidFile), onLBLine, same, exitNoMaster, testCmd, exitTestFailed, reloadCmd, secs, reloadCmd, secs, exitReloadRejected)
 }
 
 // waitScript waits until none of pids runs, for at most secs seconds.

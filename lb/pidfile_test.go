@@ -135,12 +135,15 @@ func TestDrainFindsThePidFile(t *testing.T) {
 	if n.foundPidFile != pidFile {
 		t.Errorf("found pid file %q, want %q", n.foundPidFile, pidFile)
 	}
-	old, err := n.apply(ctx, "www", []byte("server 10.0.0.1:8080 down; # host1\n"), true)
+	old, onLB, err := n.apply(ctx, "www", []byte("server 10.0.0.1:8080 down; # host1\n"), true)
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	if len(strings.Fields(old)) != 2 {
 		t.Errorf("apply returned old workers %q, want the fake master's two", old)
+	}
+	if onLB <= 0 {
+		t.Errorf("apply measured %s on the load balancer, want its time", onLB)
 	}
 	if err := n.awaitWorkers(ctx, n.enqueueWait(ctx, old), old); err != nil {
 		t.Fatalf("waiting for the old workers: %v", err)

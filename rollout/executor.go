@@ -374,10 +374,15 @@ func (e *Executor) oldName() string { return oldNameOf(e.Service.ContainerName) 
 func (e *Executor) newName() string { return newNameOf(e.Service.ContainerName) }
 
 // createNew finds the service's current container on the host (sw.old)
-// and creates the new one, not started, under the -gantry-new name
-// (sw.newID). A leftover of that name from a run cut off before it started
-// it is removed; with refuseRunning, one that runs is refused instead
-// (start-first: the load balancers may be sending it traffic).
+// and creates the new one, not started (sw.newID). Start-first, the new one
+// is created under the -gantry-new name: the old one keeps the service's
+// name while both run. Stop-first, the old one gives up the service's name
+// first (renamed -gantry-old; a rename changes nothing that serves) and the
+// new one is created under it, so that the window out of rotation holds
+// one Docker call to stop and one to start, no rename. A -gantry-new
+// leftover of a run cut off before it started it is removed; with
+// refuseRunning, one that runs is refused instead (start-first: the load
+// balancers may be sending it traffic).
 func (e *Executor) createNew(ctx context.Context, host Host, hp HostPlan, port int, sw *swap) error {
 	refuseRunning := hp.StartFirst
 	svc := e.Service
@@ -397,6 +402,19 @@ func (e *Executor) createNew(ctx context.Context, host Host, hp HostPlan, port i
 			return err
 		}
 	}
+	if !hp.StartFirst {
+		if old != nil && old.Name != e.oldName() {
+			// Killed from here on, the next run's repair finds the old
+			// container (running, or in the load balancers) as
+			// -gantry-old, perhaps beside a new one never started, and
+			// gives it its name back (planRepair).
+			if err := host.Rename(ctx, old.ID, e.oldName()); err != nil {
+				return fmt.Errorf("renaming %s to %s: %w", old.Name, e.oldName(), err)
+			}
+			sw.oldRenamed = true
+		}
+		newName = svc.ContainerName
+	}
 	spec := e.containerSpec(hp.To, hp.Host, newName, old, port)
 	if hp.MovingBack {
 		// A move back keeps the history the host had before the deploy.
@@ -404,6 +422,9 @@ func (e *Executor) createNew(ctx context.Context, host Host, hp HostPlan, port i
 	}
 	id, err := host.Create(ctx, spec)
 	sw.newID = id
+	if err == nil && !hp.StartFirst {
+		sw.newNamed = true
+	}
 	return err
 }
 

@@ -466,8 +466,9 @@ host2 not-started old1 in-service=true
 		{op: "stop", outcomes: `host1 failed old1 in-service=true
 host2 not-started old1 in-service=true
 `},
-		// Stopped, then the rename failed: the old container is started again.
-		{op: "rename", outcomes: `host1 failed-reverted old1 in-service=true
+		// Stop-first renames the old container while it serves, before the
+		// drain: a failed rename leaves it serving, untouched.
+		{op: "rename", outcomes: `host1 failed old1 in-service=true
 host2 not-started old1 in-service=true
 `},
 	}

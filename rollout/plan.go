@@ -16,7 +16,7 @@ type StepKind string
 const (
 	StepCreate  StepKind = "create"  // create the new container while the host still serves
 	StepDrain   StepKind = "drain"   // take the host out of every load balancer
-	StepStop    StepKind = "stop"    // stop the old container (kept, renamed)
+	StepStop    StepKind = "stop"    // stop the old container (kept, as -gantry-old)
 	StepStart   StepKind = "start"   // create and start the new container
 	StepHealth  StepKind = "health"  // wait for the new container's health check
 	StepRestore StepKind = "restore" // put the host back in every load balancer
@@ -311,7 +311,7 @@ func hostSteps(hp HostPlan, worker, drain bool) []Step {
 // container's port when it moves: a switch).
 func SwapSteps(hp HostPlan) []Step {
 	var steps []Step
-	steps = append(steps, Step{Kind: StepCreate, Reason: "create " + hp.To.Tag + " beside the old container; it binds nothing until started"})
+	steps = append(steps, Step{Kind: StepCreate, Reason: "create " + hp.To.Tag + " under the service's name beside the old container, which serves on as -gantry-old; it binds nothing until started"})
 	steps = append(steps, Step{Kind: StepDrain, Reason: "no traffic reaches the host while its container is swapped"})
 	switch {
 	case hp.From == "":

@@ -127,3 +127,79 @@ func TestFailedFirstDeployLeavesAnEmptyHostOut(t *testing.T) {
 		t.Errorf("host1 runs nothing healthy but is back in a load balancer:\n%s", f.State())
 	}
 }
+
+// TestRepairPutsBackAStopFirstSwapCutBeforeTheNewOneStarted: stop-first
+// sets the old container aside (renamed -gantry-old, serving on) and
+// creates the new one under the service's name before the drain. A run
+// killed after any of those calls, or in the drain, or after the stop,
+// leaves states the next run repairs by giving the old container its name
+// back (the new one, never started, goes), checking it and putting it
+// back; the deploy then goes on.
+func TestRepairPutsBackAStopFirstSwapCutBeforeTheNewOneStarted(t *testing.T) {
+	created := func(f *testFleet) {
+		img := testImage + ":new2"
+		f.Host("host2").AddImage(img)
+		f.Host("host2").Put(fakefleet.Container{ID: "cut-new", Name: "www", Image: img, Labels: map[string]string{
+			inventory.LabelManaged: "true", inventory.LabelService: "www", inventory.LabelVersion: "new2",
+			inventory.LabelImage: img, inventory.LabelPreviousImage: testImage + ":old1",
+		}})
+	}
+	drained := func(f *testFleet) {
+		for _, b := range f.Balancers {
+			_ = b.Drain(context.Background(), "www", "host2")
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		cut     func(f *testFleet)
+		repairs string
+	}{
+		{"old one set aside", func(f *testFleet) {}, `repair host2 (www-gantry-old is what served before a cut-off swap):
+  rename www-gantry-old to www: the service's name back
+  health old1 on port 8080: traffic only after the health check passes
+  restore on port 8080: back into every load balancer
+`},
+		{"new one created", created, `repair host2 (www-gantry-old is what served before a cut-off swap; leftover www):
+  remove www (new2): started by the cut-off run, never put in service
+  rename www-gantry-old to www: the service's name back
+  health old1 on port 8080: traffic only after the health check passes
+  restore on port 8080: back into every load balancer
+`},
+		{"drained", func(f *testFleet) { created(f); drained(f) }, `repair host2 (www-gantry-old is what served before a cut-off swap; leftover www):
+  remove www (new2): started by the cut-off run, never put in service
+  rename www-gantry-old to www: the service's name back
+  health old1 on port 8080: traffic only after the health check passes
+  restore on port 8080: back into every load balancer
+`},
+		{"old one stopped", func(f *testFleet) {
+			created(f)
+			drained(f)
+			f.Host("host2").Edit("www-gantry-old", func(c *fakefleet.Container) { c.Running = false })
+		}, `repair host2 (www-gantry-old is what served before a cut-off swap; leftover www):
+  remove www (new2): started by the cut-off run, never put in service
+  rename www-gantry-old to www: the service's name back
+  start www-gantry-old (old1): it served before the cut-off swap
+  health old1 on port 8080: traffic only after the health check passes
+  restore on port 8080: back into every load balancer
+`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFleet(3, "old1")
+			f.Host("host2").Edit("www", func(c *fakefleet.Container) { c.Name = "www-gantry-old" })
+			tc.cut(f)
+			p := f.plan("new2", 1)
+			checkText(t, "repairs", RepairsString(p.Repairs), tc.repairs)
+			rep := f.executor(time.Second).Run(context.Background(), p)
+			if !rep.OK() {
+				t.Fatalf("report not OK: %v\n%s", rep.Err, rep)
+			}
+			checkText(t, "fleet", f.State(), `host1: www=new2(running)
+host2: www=new2(running)
+host3: www=new2(running)
+lb1 drained: []
+lb2 drained: []
+`)
+			checkNoViolations(t, f)
+		})
+	}
+}

@@ -38,8 +38,14 @@ type HostResult struct {
 	// Boot, Waits and InFlight split OutOfRotation (stop-first): the new
 	// app's boot (started until its first passing probe), the configured
 	// waits (from there to the last pass the check needs), and the drain's
-	// wait for requests in flight. The rest is gantry's own (Own).
+	// wait for requests in flight. Docker is the time of the Docker daemon
+	// calls made meanwhile (the stop and the start), as the client saw
+	// them; Nginx the load balancers' own work in the drain and the
+	// restore (test, reload, new workers), as they measured it, the
+	// longest of those that apply a change together. The rest is gantry's
+	// own (Own).
 	Boot, Waits, InFlight time.Duration
+	Docker, Nginx         time.Duration
 	Duration              time.Duration
 	// Phases is the time spent in each step (pull, create, drain, ...).
 	Phases   map[string]time.Duration
@@ -49,10 +55,20 @@ type HostResult struct {
 	Repaired []string
 }
 
-// Own is the part of the host's time out of rotation that is gantry's own
-// work and the calls it makes: not the app's boot, the configured waits or
-// the requests in flight (0 for a host that never left rotation).
+// Own is the part of the host's time out of rotation that is gantry's own:
+// its SSH sessions, round trips and the gaps between its calls; not the
+// app's boot, the configured waits, the requests in flight, nor the Docker
+// daemon's or the load balancers' work (0 for a host that never left
+// rotation).
 func (r HostResult) Own() time.Duration {
+	return max(0, r.Overhead()-r.Docker-r.Nginx)
+}
+
+// Overhead is the host's time out of rotation that is not the app's: not
+// its boot, the configured waits or the requests in flight. It is gantry's
+// own time plus the Docker daemon's and the load balancers' (what the
+// floor script pays too).
+func (r HostResult) Overhead() time.Duration {
 	if r.OutOfRotation == 0 {
 		return 0
 	}
@@ -300,7 +316,8 @@ type HostSummary struct {
 	PhasesS map[string]float64 `json:"phases_s,omitempty"`
 	// OutOfRotationParts splits out_of_rotation_s (a host that left
 	// rotation): the app's boot, the configured waits, the requests in
-	// flight, and gantry's own.
+	// flight, the Docker daemon's calls, the load balancers' own work, and
+	// gantry's own.
 	OutOfRotationParts *OutOfRotationParts `json:"out_of_rotation_parts_s,omitempty"`
 }
 
@@ -309,7 +326,13 @@ type OutOfRotationParts struct {
 	Boot     float64 `json:"boot"`
 	Waits    float64 `json:"waits"`
 	InFlight float64 `json:"in_flight"`
-	Gantry   float64 `json:"gantry"`
+	// Docker is the Docker daemon's calls while out (stop, start).
+	Docker float64 `json:"docker"`
+	// Nginx is the load balancers' own work while out (test, reload, new
+	// workers; drain and restore), as measured on them.
+	Nginx float64 `json:"nginx"`
+	// Gantry is the rest: gantry's SSH sessions, round trips and gaps.
+	Gantry float64 `json:"gantry"`
 }
 
 // Summary is a deploy's result in machine-readable form (gantry --report).
@@ -371,7 +394,8 @@ func (r *Report) Summary() Summary {
 			hs.RevertError = h.RevertErr.Error()
 		}
 		if h.OutOfRotation > 0 {
-			hs.OutOfRotationParts = &OutOfRotationParts{Boot: h.Boot.Seconds(), Waits: h.Waits.Seconds(), InFlight: h.InFlight.Seconds(), Gantry: h.Own().Seconds()}
+			hs.OutOfRotationParts = &OutOfRotationParts{Boot: h.Boot.Seconds(), Waits: h.Waits.Seconds(), InFlight: h.InFlight.Seconds(),
+				Docker: h.Docker.Seconds(), Nginx: h.Nginx.Seconds(), Gantry: h.Own().Seconds()}
 		}
 		if len(h.Phases) > 0 {
 			hs.PhasesS = map[string]float64{}
@@ -445,12 +469,13 @@ func (r *Report) FailedHosts() []string {
 
 // PhaseTable renders each started host's time per phase, for --verbose.
 // After them, each host's time out of rotation split into the app's boot,
-// the configured waits, the requests in flight and gantry's own; then the
-// run's own phases.
+// the configured waits, the requests in flight, the Docker daemon's calls,
+// the load balancers' own work and gantry's own; then the run's own
+// phases.
 func (r *Report) PhaseTable() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\t"+strings.ToUpper(strings.Join(phaseOrder, "\t"))+"\tOUT OF LB: BOOT\tWAITS\tIN FLIGHT\tGANTRY")
+	fmt.Fprintln(tw, "HOST\t"+strings.ToUpper(strings.Join(phaseOrder, "\t"))+"\tOUT OF LB: BOOT\tWAITS\tIN FLIGHT\tDOCKER\tNGINX\tGANTRY")
 	for _, h := range r.Hosts {
 		if !h.Started() && len(h.Phases) == 0 {
 			continue
@@ -464,7 +489,7 @@ func (r *Report) PhaseTable() string {
 			}
 		}
 		if h.OutOfRotation > 0 {
-			cells = append(cells, secs(h.Boot), secs(h.Waits), secs(h.InFlight), secs(h.Own()))
+			cells = append(cells, secs(h.Boot), secs(h.Waits), secs(h.InFlight), secs(h.Docker), secs(h.Nginx), secs(h.Own()))
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}

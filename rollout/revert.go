@@ -54,6 +54,8 @@ func (e *Executor) revertMoved(ctx context.Context, plan Plan, rep *Report) {
 				res.Ended = r.Ended
 				res.InService = r.InService
 				res.OutOfRotation += r.OutOfRotation
+				res.Boot, res.Waits, res.InFlight = res.Boot+r.Boot, res.Waits+r.Waits, res.InFlight+r.InFlight
+				res.Docker, res.Nginx = res.Docker+r.Docker, res.Nginx+r.Nginx
 				if r.Outcome == HostDeployed {
 					res.Outcome = HostMovedBack
 				} else {

@@ -22,7 +22,9 @@ type swap struct {
 	oldStopped bool                 // gantry stopped it
 	oldRenamed bool                 // gantry renamed it to the -gantry-old name
 	newID      string               // the new container, once created
-	newNamed   bool                 // the new container holds the service's name
+	// newNamed: the new container holds the service's name (stop-first:
+	// from its creation; start-first: from the cleanup).
+	newNamed bool
 	// drained is set once a drain step began: undoing the move puts the
 	// host back into every load balancer.
 	drained bool
@@ -38,6 +40,50 @@ type swap struct {
 // part of the host's time out of rotation that is the app's, not gantry's.
 type InFlightWaiter interface {
 	InFlightWait(service, host string) time.Duration
+}
+
+// ReloadTimer is a Balancer that says how long its own work took in the
+// last change applied with a host's (nginx's test, reload and new workers,
+// measured on the load balancer): part of the host's time out of rotation
+// that is the load balancer's, not gantry's. Hosts whose changes were
+// applied together (a group commit) each get that one change's time.
+type ReloadTimer interface {
+	ReloadTime(service, host string) time.Duration
+}
+
+// reloadTime is the longest time of the host's last change on the
+// balancers that say: they apply it concurrently, so the host waits for
+// the longest.
+func (e *Executor) reloadTime(host string) time.Duration {
+	var longest time.Duration
+	for _, b := range e.Balancers {
+		if t, ok := b.(ReloadTimer); ok {
+			longest = max(longest, t.ReloadTime(e.Service.Name, host))
+		}
+	}
+	return longest
+}
+
+// balancerChange runs change (a drain, restore or switch of the host on
+// every balancer); while the host is out of rotation, the balancers' own
+// time counts as its Nginx part.
+func (e *Executor) balancerChange(sw *swap, change func() error) error {
+	err := change()
+	if !sw.outSince.IsZero() {
+		sw.res.Nginx += e.reloadTime(sw.hp.Host.Name)
+	}
+	return err
+}
+
+// docker runs call, a call to the host's Docker daemon; while the host is
+// out of rotation, its time counts as the host's Docker part.
+func (sw *swap) docker(call func() error) error {
+	start := time.Now()
+	err := call()
+	if !sw.outSince.IsZero() {
+		sw.res.Docker += time.Since(start)
+	}
+	return err
 }
 
 // inFlightWait is the longest wait for requests in flight of the host's
@@ -136,20 +182,15 @@ func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit b
 		return onPort(s.Tag), e.createNew(ctx, host, hp, port, sw)
 	case StepDrain:
 		sw.drained = true
-		err := e.eachBalancer(ctx, hp.Host.Name, Balancer.Drain)
+		err := e.balancerChange(sw, func() error { return e.eachBalancer(ctx, hp.Host.Name, Balancer.Drain) })
 		sw.res.InFlight = e.inFlightWait(hp.Host.Name)
 		return "", err
 	case StepStop:
 		return e.stopOld(cctx, sw)
 	case StepStart:
-		if !hp.StartFirst {
-			// Stop-first: the old container gave up the name already.
-			if err := host.Rename(cctx, sw.newID, svc.ContainerName); err != nil {
-				return "", err
-			}
-			sw.newNamed = true
-		}
-		err := host.Start(cctx, sw.newID)
+		// Stop-first, the new container was created under the service's
+		// name: starting it is the one call.
+		err := sw.docker(func() error { return host.Start(cctx, sw.newID) })
 		sw.startedAt = time.Now()
 		return onPort(s.Tag), err
 	case StepHealth:
@@ -166,11 +207,13 @@ func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit b
 		return detail, err
 	case StepSwitch:
 		addr := addrOf(hp.Host, port)
-		return addr, e.eachBalancer(cctx, hp.Host.Name, func(b Balancer, ctx context.Context, service, host string) error {
-			return b.Switch(ctx, service, host, addr)
+		return addr, e.balancerChange(sw, func() error {
+			return e.eachBalancer(cctx, hp.Host.Name, func(b Balancer, ctx context.Context, service, host string) error {
+				return b.Switch(ctx, service, host, addr)
+			})
 		})
 	case StepRestore:
-		return "", e.eachBalancer(cctx, hp.Host.Name, Balancer.Restore)
+		return "", e.balancerChange(sw, func() error { return e.eachBalancer(cctx, hp.Host.Name, Balancer.Restore) })
 	case StepCleanup:
 		if !sw.newNamed {
 			// Start-first: the new container was created under the
@@ -213,9 +256,9 @@ func (e *Executor) refusedOnInterrupt(sw *swap, s Step) bool {
 	return false
 }
 
-// stopOld stops the container that served before. Stop-first, it is
-// stopped and then renamed to the -gantry-old name (kept until the new one
-// is healthy); start-first, after the switch, it gives up its name first.
+// stopOld stops the container that served before (kept until the new one
+// is healthy). Stop-first, it gave up its name in the create step already;
+// start-first, after the switch, it gives up its name first.
 func (e *Executor) stopOld(ctx context.Context, sw *swap) (string, error) {
 	old, host := sw.old, sw.host
 	if old == nil {
@@ -226,7 +269,7 @@ func (e *Executor) stopOld(ctx context.Context, sw *swap) (string, error) {
 		if old.Name == oldName {
 			return nil
 		}
-		if err := host.Rename(ctx, old.ID, oldName); err != nil {
+		if err := sw.docker(func() error { return host.Rename(ctx, old.ID, oldName) }); err != nil {
 			return err
 		}
 		sw.oldRenamed = true
@@ -241,12 +284,7 @@ func (e *Executor) stopOld(ctx context.Context, sw *swap) (string, error) {
 		// Counted as stopped even if the call fails: the daemon may have
 		// stopped it anyway, and the undo checks.
 		sw.oldStopped = true
-		if err := host.Stop(ctx, old.ID, e.Service.StopTimeout); err != nil {
-			return "", err
-		}
-	}
-	if !sw.hp.StartFirst {
-		if err := rename(); err != nil {
+		if err := sw.docker(func() error { return host.Stop(ctx, old.ID, e.Service.StopTimeout) }); err != nil {
 			return "", err
 		}
 	}
@@ -296,7 +334,7 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 	defer func() { res.failed(reverted) }()
 	revertErr := e.step(name, "revert", func() (string, error) {
 		if sw.newID != "" {
-			if err := host.Remove(cctx, sw.newID); err != nil {
+			if err := sw.docker(func() error { return host.Remove(cctx, sw.newID) }); err != nil {
 				return "", err
 			}
 		}
@@ -306,7 +344,7 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 			return "new container removed; nothing ran here before", nil
 		}
 		if sw.oldRenamed || old.Name != e.Service.ContainerName {
-			if err := host.Rename(cctx, old.ID, e.Service.ContainerName); err != nil {
+			if err := sw.docker(func() error { return host.Rename(cctx, old.ID, e.Service.ContainerName) }); err != nil {
 				return "", err
 			}
 		}
@@ -321,7 +359,7 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 		if !sw.oldStopped {
 			return "new container removed; " + old.Version() + " kept serving", nil
 		}
-		if err := host.Start(cctx, old.ID); err != nil {
+		if err := sw.docker(func() error { return host.Start(cctx, old.ID) }); err != nil {
 			res.Ended = ""
 			return "", err
 		}
@@ -332,8 +370,9 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 		return old.Version(), nil
 	})
 	// Reverted means the old version was put back; a host whose old
-	// container was never touched simply failed.
-	touched := sw.oldStopped || sw.oldRenamed || sw.newNamed
+	// container never stopped serving simply failed (a stop-first rename
+	// in the create step changes nothing that serves).
+	touched := sw.oldStopped || (!hp.StartFirst && !sw.startedAt.IsZero())
 	reverted = revertErr == nil && touched
 	res.RevertErr = revertErr
 	if sw.outSince.IsZero() {
@@ -352,7 +391,7 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 		return
 	}
 	if sw.drained {
-		res.InService = e.restore(cctx, name) == nil
+		res.InService = e.balancerChange(sw, func() error { return e.restore(cctx, name) }) == nil
 	}
 	res.OutOfRotation = time.Since(sw.outSince)
 }
