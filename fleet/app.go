@@ -158,7 +158,7 @@ func revertService(ctx context.Context, o DeployOptions, svc string, rep *rollou
 	}
 	fmt.Fprintf(o.Out, "app: putting %s back on %d host(s)\n", svc, len(back))
 	o.Target = svc + "@previous (app revert)"
-	rr, err := execute(ctx, o, svc, s, func(snap []rollout.HostSnapshot, _ map[string]string) (rollout.Plan, error) {
+	rr, err := execute(ctx, o, svc, s, "", func(snap []rollout.HostSnapshot, _ map[string]string) (rollout.Plan, error) {
 		// Each host to the image it ran before the app's deploy; a host
 		// the deploy did not move stays on what it runs.
 		images := map[string]string{}

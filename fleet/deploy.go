@@ -117,7 +117,7 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	cn := canaryOf(svc, o.Canary)
-	return execute(ctx, o, svcName, svc, func(snap []rollout.HostSnapshot, _ map[string]string) (rollout.Plan, error) {
+	return execute(ctx, o, svcName, svc, target.Image, func(snap []rollout.HostSnapshot, _ map[string]string) (rollout.Plan, error) {
 		rules := rollout.SpreadRules{BatchSize: svc.BatchSize, MinInService: svc.MinInServiceOf(len(snap)), Serving: len(snap)}
 		if cn != nil {
 			rules.Canary = max(1, cn.Hosts.Of(rollout.Serving(snap)))
@@ -144,7 +144,11 @@ func Deploy(ctx context.Context, o DeployOptions) (*rollout.Report, error) {
 
 // execute is what deploy and rollback share: connect, lock, snapshot, plan,
 // pre-flight, run, report. o.Target names what the lock records.
-func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Service, makePlan func(snap []rollout.HostSnapshot, resume map[string]string) (rollout.Plan, error)) (*rollout.Report, error) {
+//
+// image is the image the run pulls when it is known before planning (a
+// deploy's target), checked in the registry while the lock is taken; ""
+// for none.
+func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Service, image string, makePlan func(snap []rollout.HostSnapshot, resume map[string]string) (rollout.Plan, error)) (*rollout.Report, error) {
 	cfg := o.Config
 	if o.OnFailure != "" && o.OnFailure != rollout.OnFailureRevert && o.OnFailure != rollout.OnFailureHalt {
 		return nil, fmt.Errorf("%w: --on-failure %q: use revert or halt", ErrRefused, o.OnFailure)
@@ -176,10 +180,25 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		lbs = nginxOptions(env, conns, o.Out)
 		maintenance = inventory.Maintenances{Runner: records, Dir: env.Lock.Dir, Env: o.Env}.List
 	}
+	// The checks that need no plan start while the lock is taken (if the
+	// run takes it); else with the pre-flight.
+	var early *earlyChecks
+	roots := map[string]string{} // the hosts' Docker data roots, as observed
+	startChecks := func(ctx context.Context) func() {
+		early = startEarlyChecks(ctx, conns, hosts, lbs, image, roots)
+		return early.cancel
+	}
 	p := &Pipeline{Options: o, Service: svcName, Spec: svc, Env: env, Connect: connect, Deps: RunDeps{
 		Locker: locker,
 		Observe: func(ctx context.Context) ([]rollout.HostSnapshot, error) {
 			observed, err := snapshot(ctx, conns, hosts, svc.ContainerName)
+			for _, h := range observed {
+				for _, c := range []*inventory.Container{h.Current, h.Old, h.New} {
+					if c != nil && c.DataRoot != "" {
+						roots[h.Host.Name] = c.DataRoot
+					}
+				}
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -197,8 +216,12 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		},
 		Maintenance: maintenance,
 		Plan:        makePlan,
+		StartChecks: startChecks,
 		Preflight: func(ctx context.Context, plan rollout.Plan, snap []rollout.HostSnapshot) error {
-			return preflight(ctx, cfg, o.Env, env, svc, conns, plan, snap, balancers)
+			if early == nil {
+				startChecks(ctx)
+			}
+			return preflight(ctx, cfg, o.Env, env, svc, conns, plan, snap, balancers, early)
 		},
 		Notifier: func() Notifier {
 			return &notify.Notifier{Webhooks: webhooksOf(env, o.Env, cfg.LookupEnv, o.Out), Warn: func(s string) { fmt.Fprintln(o.Out, "warning: "+s) }}
@@ -244,6 +267,9 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 // The executor splits a host's time out of rotation with the time nginx's
 // old workers kept it waiting.
 var _ rollout.InFlightWaiter = (*lb.Nginx)(nil)
+
+// ... and with the time nginx itself took to reload.
+var _ rollout.ReloadTimer = (*lb.Nginx)(nil)
 
 // nginxBalancers returns the environment's load balancers with the
 // service's upstream declared: every host of the service, on the port it

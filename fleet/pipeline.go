@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -75,6 +76,10 @@ type RunDeps struct {
 	// Plan plans the run from the hosts as the repairs leave them; resume
 	// is, by host, the image a rollback cut off earlier was sending it to.
 	Plan func(snap []rollout.HostSnapshot, resume map[string]string) (rollout.Plan, error)
+	// StartChecks, if set, starts the pre-flight checks that need no plan
+	// while the lock is taken (Preflight then waits for them); the
+	// returned func stops those still running.
+	StartChecks func(ctx context.Context) (stop func())
 	// Preflight checks the plan against the fleet (disk, health, the
 	// registry, the load balancers' config tests).
 	Preflight func(ctx context.Context, plan rollout.Plan, snap []rollout.HostSnapshot) error
@@ -109,7 +114,7 @@ type Notifier interface {
 // ended on (nil for a dry run). Errors before any change wrap
 // rollout.ErrPreflight (a check failed) or lock.ErrHeld.
 func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
-	o, env, svc, d := p.Options, p.Env, p.Spec, p.Deps
+	o, env, d := p.Options, p.Env, p.Deps
 	clock := &phaseClock{mark: time.Now()}
 	if p.Connect > 0 {
 		clock.phases = append(clock.phases, rollout.RunPhase{Name: "connect", Duration: p.Connect})
@@ -119,36 +124,55 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 		cfgPath = o.Config.Path
 	}
 
-	// Lock, observing meanwhile: what is read while the lock is being
-	// taken stands when nobody held the lock from the moment the reading
-	// began (lock.Lock.FreeSince); else it is read again under the lock.
+	// Observe and plan while the lock is read; then take the lock, unless
+	// the run changes nothing and nobody holds it (nothing to serialise).
+	// What was read before the lock was taken stands when nobody held the
+	// lock from the moment the reading began (lock.Lock.FreeSince); else
+	// the hosts are read and the run planned again under the lock.
 	var held *lock.Lock
 	lockName := lock.Name(o.Env, p.Service)
-	var obs observation
+	began := time.Now()
+	var holder *lock.Holder
+	var readErr error
+	read := make(chan struct{})
+	if o.locksHeld || d.Locker == nil {
+		close(read)
+	} else {
+		go func() {
+			defer close(read)
+			holder, readErr = d.Locker.Read(ctx, lockName)
+		}()
+	}
+	var out bytes.Buffer // what planning says, shown once the plan stands
+	obs := p.observe(ctx)
+	<-read
+	clock.done("observe")
+	plan, snap, err := p.plan(ctx, obs, &out)
+	if err != nil {
+		_, _ = o.Out.Write(out.Bytes())
+		return nil, err
+	}
+	clock.done("plan")
+	stopChecks := func() {}
+	defer func() { stopChecks() }()
 	switch {
 	case o.DryRun:
-		if d.Locker != nil {
-			if holder, err := d.Locker.Read(ctx, lockName); err == nil && holder != nil {
-				fmt.Fprintf(o.Out, "note: deploy lock %s is held by %s\n", lockName, holder)
-			}
+		if holder != nil {
+			fmt.Fprintf(o.Out, "note: deploy lock %s is held by %s\n", lockName, holder)
 		}
-		clock.done("lock")
-		obs = p.observe(ctx)
 	case o.locksHeld:
 		// An app's run holds (and renews) every one of its services' locks.
-		clock.done("lock")
-		obs = p.observe(ctx)
+	case !plan.Changes() && readErr == nil && holder == nil:
+		// Nothing to change, and no run in progress when the hosts were
+		// read: the run reports so without taking the lock.
 	default:
-		began := time.Now()
-		octx, stopObserving := context.WithCancel(ctx)
-		early := make(chan observation, 1)
-		go func() { early <- p.observe(octx) }()
+		if d.StartChecks != nil {
+			// The checks that need no lock go on while it is taken.
+			stopChecks = d.StartChecks(ctx)
+		}
 		var release func() error
-		var err error
 		ctx, held, release, err = holdLock(ctx, d.Locker, lock.Request{Name: lockName, Target: o.Target, Message: o.Message, Wait: o.LockWait, Force: o.ForceLock}, o.Env, p.Service, o.Out)
 		if err != nil {
-			stopObserving()
-			<-early
 			return nil, err
 		}
 		taken := time.Now()
@@ -160,55 +184,22 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 			}
 		}()
 		clock.done("lock")
-		obs = <-early
-		stopObserving()
 		if !held.FreeSince(began, taken) {
+			out.Reset()
 			obs = p.observe(ctx)
+			clock.done("observe")
+			if plan, snap, err = p.plan(ctx, obs, &out); err != nil {
+				_, _ = o.Out.Write(out.Bytes())
+				return nil, err
+			}
+			clock.done("plan")
 		}
 	}
+	_, _ = o.Out.Write(out.Bytes())
 	runID := ""
 	if held != nil {
 		runID = held.Holder.ID
 	}
-	if obs.err != nil {
-		return nil, obs.err
-	}
-	observed := obs.hosts
-	for _, w := range markHeld(observed, obs.maintenance, o.Env) {
-		fmt.Fprintf(o.Out, "warning: %s\n", w)
-	}
-	clock.done("observe")
-
-	// Policy checks. What a run cut off earlier left behind is repaired
-	// first; the rest is planned from the state the repairs leave.
-	repairs, snap := rollout.PlanRepairs(observed, svc.ContainerName, svc.Port)
-	if svc.Worker() {
-		repairs = rollout.WithoutBalancers(repairs)
-	}
-	if why, refuse := rollout.CheckSinglePointOfFailure(snap, rollout.SinglePointOfFailureRules{MinZones: svc.MinZones, Production: env.Production, Allowed: svc.AllowSinglePointOfFailure}); refuse {
-		return nil, fmt.Errorf("%w: %s is a production environment and %s: add hosts in other zones, or set services.%s.allow_single_point_of_failure: true in %s", rollout.ErrPreflight, o.Env, why, p.Service, cfgPath)
-	} else if why != "" {
-		fmt.Fprintf(o.Out, "warning: single point of failure: %s\n", why)
-	}
-
-	// Plan.
-	var resume map[string]string
-	if o.resumesRollback {
-		in, err := readIntent(ctx, d.Records, env.Lock.Dir, o.Env, p.Service)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
-		}
-		if in != nil {
-			fmt.Fprintf(o.Out, "resuming the rollback %s started at %s, which was cut off: each host goes to the version recorded then\n", in.RunBy, in.Since.Format(time.RFC3339))
-			resume = in.Hosts
-		}
-	}
-	plan, err := d.Plan(snap, resume)
-	if err != nil {
-		return nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
-	}
-	plan.Repairs = repairs
-	clock.done("plan")
 
 	// Pre-flight: the checks are about the changes; a run with none (every
 	// host on the target, nothing to repair) has nothing to check.
@@ -279,6 +270,9 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	})
 	if errors.Is(context.Cause(ctx), lock.ErrLost) {
 		rep.Err = multierror.Append(rep.Err, context.Cause(ctx))
+	} else if held == nil && !o.locksHeld {
+		// A run that changed nothing without the lock leaves the records
+		// to the runs that hold it.
 	} else if err := clearIntent(context.WithoutCancel(ctx), d.Records, env.Lock.Dir, o.Env, p.Service); err != nil {
 		// The run ended (however): a rollback recorded earlier is done
 		// with, unless the lock is someone else's now.
@@ -336,6 +330,51 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	clock.done("finish")
 	rep.RunPhases = clock.phases
 	return rep, nil
+}
+
+// plan plans the run from what obs read: the hosts to keep out, what a
+// cut-off run left to repair, the single-point-of-failure policy, then the
+// plan itself (a rollback resumes one cut off earlier). Warnings go to out.
+func (p *Pipeline) plan(ctx context.Context, obs observation, out io.Writer) (rollout.Plan, []rollout.HostSnapshot, error) {
+	o, env, svc, d := p.Options, p.Env, p.Spec, p.Deps
+	if obs.err != nil {
+		return rollout.Plan{}, nil, obs.err
+	}
+	cfgPath := ""
+	if o.Config != nil {
+		cfgPath = o.Config.Path
+	}
+	for _, w := range markHeld(obs.hosts, obs.maintenance, o.Env) {
+		fmt.Fprintf(out, "warning: %s\n", w)
+	}
+	// What a run cut off earlier left behind is repaired first; the rest
+	// is planned from the state the repairs leave.
+	repairs, snap := rollout.PlanRepairs(obs.hosts, svc.ContainerName, svc.Port)
+	if svc.Worker() {
+		repairs = rollout.WithoutBalancers(repairs)
+	}
+	if why, refuse := rollout.CheckSinglePointOfFailure(snap, rollout.SinglePointOfFailureRules{MinZones: svc.MinZones, Production: env.Production, Allowed: svc.AllowSinglePointOfFailure}); refuse {
+		return rollout.Plan{}, nil, fmt.Errorf("%w: %s is a production environment and %s: add hosts in other zones, or set services.%s.allow_single_point_of_failure: true in %s", rollout.ErrPreflight, o.Env, why, p.Service, cfgPath)
+	} else if why != "" {
+		fmt.Fprintf(out, "warning: single point of failure: %s\n", why)
+	}
+	var resume map[string]string
+	if o.resumesRollback {
+		in, err := readIntent(ctx, d.Records, env.Lock.Dir, o.Env, p.Service)
+		if err != nil {
+			return rollout.Plan{}, nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
+		}
+		if in != nil {
+			fmt.Fprintf(out, "resuming the rollback %s started at %s, which was cut off: each host goes to the version recorded then\n", in.RunBy, in.Since.Format(time.RFC3339))
+			resume = in.Hosts
+		}
+	}
+	plan, err := d.Plan(snap, resume)
+	if err != nil {
+		return rollout.Plan{}, nil, fmt.Errorf("%w:\n%w", rollout.ErrPreflight, err)
+	}
+	plan.Repairs = repairs
+	return plan, snap, nil
 }
 
 // observation is what a run reads of its hosts before planning.

@@ -238,7 +238,7 @@ func TestPipelineDeploySucceeds(t *testing.T) {
 	for _, p := range rep.RunPhases {
 		phases = append(phases, p.Name)
 	}
-	if got := strings.Join(phases, " "); got != "lock observe plan preflight hooks execute verify finish" {
+	if got := strings.Join(phases, " "); got != "observe plan lock preflight hooks execute verify finish" {
 		t.Errorf("run phases %q", got)
 	}
 }
@@ -265,9 +265,9 @@ func TestPipelineFailedRunIsRecordedAndNotPruned(t *testing.T) {
 	}
 }
 
-// Another deployer holds the lock: the run is refused before it plans or
-// changes anything (it only began reading the hosts meanwhile), and the
-// other's lock stays.
+// Another deployer holds the lock: the run is refused before it changes
+// anything (it only read the hosts and planned, which change nothing), and
+// the other's lock stays.
 func TestPipelineRefusedWhenLockHeld(t *testing.T) {
 	f := newRunFleet(t, "a", "b")
 	if _, err := f.newLocker(2).Acquire(context.Background(), lock.Request{Name: lock.Name("prod", "www"), Target: "www@other"}); err != nil {
@@ -278,7 +278,7 @@ func TestPipelineRefusedWhenLockHeld(t *testing.T) {
 	if !errors.Is(err, lock.ErrHeld) {
 		t.Fatalf("err = %v, want lock.ErrHeld", err)
 	}
-	assertCalls(t, f, "observe")
+	assertCalls(t, f, "observe", "plan")
 	if got := f.lockHolder(); got != "www@other" {
 		t.Errorf("lock held by %q, want the other deployer's", got)
 	}
@@ -429,6 +429,46 @@ type freeForStore struct {
 	freeFor time.Duration
 }
 
+// countingStore is the fleet's lock store, counting the takes.
+type countingStore struct {
+	lock.DirStore
+	takes *int
+}
+
+func (s countingStore) Take(ctx context.Context, name string, info lock.Info, replace *lock.Takeover) (*lock.Holder, bool, error) {
+	*s.takes++
+	return s.DirStore.Take(ctx, name, info, replace)
+}
+
+// A run that changes nothing takes no lock when nobody holds it; while
+// another run holds it, it waits for the lock like any run (refused here,
+// with no --lock-wait): what it read may be changing.
+func TestPipelineNothingToChangeTakesNoLock(t *testing.T) {
+	f := newRunFleet(t, "a", "b")
+	takes := 0
+	f.locker.Store = countingStore{DirStore: f.locker.Store.(lock.DirStore), takes: &takes}
+	var out bytes.Buffer
+	rep, err := f.pipeline("v1", hooks, &out).Run(context.Background())
+	if err != nil || !rep.OK() {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if takes != 0 {
+		t.Errorf("the lock was taken %d times, want none", takes)
+	}
+	assertCalls(t, f, "observe", "plan", "execute")
+
+	if _, err := f.newLocker(2).Acquire(context.Background(), lock.Request{Name: lock.Name("prod", "www"), Target: "www@other"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.pipeline("v1", hooks, &out).Run(context.Background())
+	if !errors.Is(err, lock.ErrHeld) {
+		t.Errorf("nothing to change while another run holds the lock: err = %v, want lock.ErrHeld", err)
+	}
+	if takes != 1 {
+		t.Errorf("the lock was asked for %d times, want once", takes)
+	}
+}
+
 func (s freeForStore) Take(ctx context.Context, name string, info lock.Info, replace *lock.Takeover) (*lock.Holder, bool, error) {
 	h, won, err := s.DirStore.Take(ctx, name, info, replace)
 	if h != nil && replace == nil {
@@ -459,8 +499,8 @@ func TestPipelineObservesAgainWhenTheLockWasHeldMeanwhile(t *testing.T) {
 			if _, err := f.pipeline("v2", config.Environment{}, &out).Run(context.Background()); err != nil {
 				t.Fatalf("run: %v\n%s", err, out.String())
 			}
-			want := []string{"observe", "observe"}[:c.observes]
-			want = append(want, "plan", "preflight", "notify started", "execute", "verify", "notify succeeded", "prune")
+			want := []string{"observe", "plan", "observe", "plan"}[:2*c.observes]
+			want = append(want, "preflight", "notify started", "execute", "verify", "notify succeeded", "prune")
 			assertCalls(t, f, want...)
 			if f.lockedBy != "www@v2" {
 				t.Errorf("executed under the lock of %q, want this run's", f.lockedBy)

@@ -41,7 +41,7 @@ func Rollback(ctx context.Context, o RollbackOptions) (*rollout.Report, error) {
 	}
 	o.DeployOptions.Target = o.Service + "@" + orPrevious(o.To) + " (rollback)"
 	o.DeployOptions.resumesRollback = o.To == ""
-	return execute(ctx, o.DeployOptions, o.Service, svc, func(snap []rollout.HostSnapshot, resume map[string]string) (rollout.Plan, error) {
+	return execute(ctx, o.DeployOptions, o.Service, svc, "", func(snap []rollout.HostSnapshot, resume map[string]string) (rollout.Plan, error) {
 		ro.MinInService = svc.MinInServiceOf(len(snap))
 		ro.Resume = resume
 		return rollback.Plan(snap, ro)
