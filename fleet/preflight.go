@@ -12,15 +12,121 @@ import (
 	"github.com/gantry-dev/gantry/canary"
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/internal/panics"
+	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
 	"github.com/gantry-dev/gantry/rollout"
 )
+
+// earlyChecks are the pre-flight facts that need no plan: each host's free
+// disk, each load balancer's config test, the image a deploy pulls in the
+// registry. They start as soon as the machines answer, while the lock is
+// taken and the hosts observed (all of it only reads), and the pre-flight
+// waits for them.
+type earlyChecks struct {
+	stop context.CancelFunc
+	done chan struct{}
+
+	mu   sync.Mutex
+	disk map[string]diskFact
+	// lb holds each load balancer's test result, for those checked early.
+	lb map[string]error
+	// image is the image checked in the registry ("" none), registry the
+	// answer.
+	image    string
+	registry error
+}
+
+// diskFact is one host's Docker data root and the bytes free there.
+type diskFact struct {
+	root string
+	free int64
+	err  error
+}
+
+// startEarlyChecks starts the checks; image is the image a deploy would
+// pull ("": none to check early). A load balancer without a pid file in
+// the config is checked by the pre-flight on its balancer, which keeps the
+// pid file it finds.
+//
+// roots are the hosts' Docker data roots where observing them told
+// (inventory.Container.DataRoot): their free disk needs no daemon info.
+func startEarlyChecks(ctx context.Context, conns *Connections, hosts []inventory.Host, lbs []lb.Options, image string, roots map[string]string) *earlyChecks {
+	ctx, stop := context.WithCancel(ctx)
+	c := &earlyChecks{stop: stop, done: make(chan struct{}), disk: map[string]diskFact{}, lb: map[string]error{}}
+	var g errgroup.Group
+	g.SetLimit(DialConcurrency)
+	if image != "" && len(hosts) > 0 {
+		if first := conns.Hosts[hosts[0].Name]; first != nil {
+			c.image = image
+			g.Go(func() error {
+				defer panics.Recover(func(err error) { c.set(func() { c.registry = err }) })
+				err := first.ImageInRegistry(ctx, image, first.auth)
+				c.set(func() { c.registry = err })
+				return nil
+			})
+		}
+	}
+	for _, o := range lbs {
+		if o.PidFile == "" {
+			continue
+		}
+		g.Go(func() error {
+			defer panics.Recover(func(err error) { c.set(func() { c.lb[o.Name] = fmt.Errorf("%s: %w", o.Name, err) }) })
+			err := o.Check(ctx)
+			c.set(func() { c.lb[o.Name] = err })
+			return nil
+		})
+	}
+	for _, h := range hosts {
+		dh := conns.Hosts[h.Name]
+		if dh == nil {
+			continue
+		}
+		g.Go(func() error {
+			defer panics.Recover(func(err error) {
+				c.set(func() { c.disk[h.Name] = diskFact{err: fmt.Errorf("%s: %w", h.Name, err), free: -1} })
+			})
+			root := roots[h.Name]
+			var free int64
+			var err error
+			if root != "" {
+				free, err = dh.FreeDiskAt(ctx, root)
+			} else {
+				root, free, err = dh.FreeDisk(ctx)
+			}
+			c.set(func() { c.disk[h.Name] = diskFact{root: root, free: free, err: err} })
+			return nil
+		})
+	}
+	go func() {
+		_ = g.Wait()
+		close(c.done)
+	}()
+	return c
+}
+
+func (c *earlyChecks) set(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f()
+}
+
+// wait waits for every check to answer.
+func (c *earlyChecks) wait() { <-c.done }
+
+// cancel stops the checks still running and waits for them: a run that
+// ends without its pre-flight (refused, or nothing to change).
+func (c *earlyChecks) cancel() {
+	c.stop()
+	<-c.done
+}
 
 // preflight gathers what the checks need — free disk and current health on
 // every host, each load balancer's config test, the image in the registry —
 // in parallel, then lets rollout.CheckPreflight judge the plan. Every
 // problem is returned, one per host or load balancer.
-func preflight(ctx context.Context, cfg *config.Config, envName string, env config.Environment, svc config.Service, conns *Connections, plan rollout.Plan, snap []rollout.HostSnapshot, balancers []*lb.Nginx) error {
+func preflight(ctx context.Context, cfg *config.Config, envName string, env config.Environment, svc config.Service, conns *Connections, plan rollout.Plan, snap []rollout.HostSnapshot, balancers []*lb.Nginx, early *earlyChecks) error {
+	early.wait()
 	var mu sync.Mutex
 	var errs *multierror.Error
 	fail := func(err error) {
@@ -31,7 +137,11 @@ func preflight(ctx context.Context, cfg *config.Config, envName string, env conf
 	facts := make([]rollout.HostFacts, len(snap))
 	var g errgroup.Group
 	g.SetLimit(DialConcurrency)
-	if len(plan.Pull) > 0 {
+	if len(plan.Pull) > 0 && early.image == plan.Target.Image {
+		if early.registry != nil {
+			fail(early.registry)
+		}
+	} else if len(plan.Pull) > 0 {
 		first := conns.Hosts[plan.Pull[0].Name]
 		g.Go(func() error {
 			defer panics.Recover(fail)
@@ -87,6 +197,12 @@ func preflight(ctx context.Context, cfg *config.Config, envName string, env conf
 		}
 	}
 	for _, b := range balancers {
+		if err, checked := early.lb[b.Name]; checked {
+			if err != nil {
+				fail(err)
+			}
+			continue
+		}
 		g.Go(func() error {
 			defer panics.Recover(func(err error) { fail(fmt.Errorf("%s: %w", b.Name, err)) })
 			if err := b.Check(ctx); err != nil {
@@ -100,7 +216,11 @@ func preflight(ctx context.Context, cfg *config.Config, envName string, env conf
 			defer panics.Recover(func(err error) { fail(fmt.Errorf("%s: %w", s.Host.Name, err)) })
 			h := conns.Hosts[s.Host.Name]
 			f := rollout.HostFacts{Host: s.Host.Name, KeptOut: s.Held != ""}
-			root, free, err := h.FreeDisk(ctx)
+			d, checked := early.disk[s.Host.Name]
+			if !checked {
+				d.root, d.free, d.err = h.FreeDisk(ctx)
+			}
+			root, free, err := d.root, d.free, d.err
 			if err != nil {
 				fail(err)
 				free = -1

@@ -66,6 +66,9 @@ type Container struct {
 	Health    string
 	StartedAt time.Time
 	Labels    map[string]string
+	// DataRoot is the Docker data root of the daemon that runs it, as the
+	// paths of its files show ("" when they do not).
+	DataRoot string
 }
 
 // Version is the version gantry recorded on the container, or the image tag

@@ -145,6 +145,7 @@ func (d *Docker) Inspect(ctx context.Context, name string) (c inventory.Containe
 		ID:           info.ID,
 		Name:         strings.TrimPrefix(info.Name, "/"),
 		RestartCount: info.RestartCount,
+		DataRoot:     dataRootOf(info.ContainerJSONBase),
 	}
 	if info.Config != nil {
 		c.Image = info.Config.Image
@@ -413,6 +414,20 @@ func short(id string) string {
 	return id
 }
 
+// dataRootOf is the data root of the daemon that keeps a container, from
+// the path of its hostname file (<root>/containers/<id>/hostname), or ""
+// when that path does not say.
+func dataRootOf(b *container.ContainerJSONBase) string {
+	if b == nil || b.ID == "" {
+		return ""
+	}
+	root, ok := strings.CutSuffix(b.HostnamePath, "/containers/"+b.ID+"/hostname")
+	if !ok || !strings.HasPrefix(root, "/") {
+		return ""
+	}
+	return root
+}
+
 // FreeDisk returns the Docker data root of the host and the bytes free on
 // its filesystem (df over the SSH connection).
 func (d *Docker) FreeDisk(ctx context.Context) (root string, free int64, err error) {
@@ -423,20 +438,30 @@ func (d *Docker) FreeDisk(ctx context.Context) (root string, free int64, err err
 	if err != nil {
 		return "", 0, d.wrap("info", err)
 	}
-	root = info.DockerRootDir
-	out, err := d.conn.RunIdempotent(cctx, "df -Pk "+Quote(root)+" | tail -n 1", nil)
+	free, err = d.FreeDiskAt(ctx, info.DockerRootDir)
+	return info.DockerRootDir, free, err
+}
+
+// FreeDiskAt returns the bytes free on the filesystem of root, the host's
+// Docker data root when known already (Container.DataRoot): a daemon's
+// info costs it far more than the df.
+func (d *Docker) FreeDiskAt(ctx context.Context, root string) (free int64, err error) {
+	cctx, cancel := d.call(ctx)
+	defer cancel()
+	out, err := d.conn.RunIdempotent(cctx, "df -Pk "+Quote(root), nil)
 	if err != nil {
-		return root, 0, fmt.Errorf("%s: df %s: %w", d.conn.Endpoint.Name, root, err)
+		return 0, fmt.Errorf("%s: df %s: %w", d.conn.Endpoint.Name, root, err)
 	}
-	fields := strings.Fields(string(out))
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	fields := strings.Fields(lines[len(lines)-1])
 	if len(fields) < 4 {
-		return root, 0, fmt.Errorf("%s: df %s: unexpected output %q", d.conn.Endpoint.Name, root, out)
+		return 0, fmt.Errorf("%s: df %s: unexpected output %q", d.conn.Endpoint.Name, root, out)
 	}
 	var kb int64
 	if _, err := fmt.Sscan(fields[3], &kb); err != nil {
-		return root, 0, fmt.Errorf("%s: df %s: unexpected output %q", d.conn.Endpoint.Name, root, out)
+		return 0, fmt.Errorf("%s: df %s: unexpected output %q", d.conn.Endpoint.Name, root, out)
 	}
-	return root, kb << 10, nil
+	return kb << 10, nil
 }
 
 // ImageInRegistry asks the registry, through the host's daemon, whether

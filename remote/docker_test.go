@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/docker/docker/api/types/container"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -233,5 +234,26 @@ func TestListImageVersionsIgnoresOtherTags(t *testing.T) {
 	}
 	if want := "v2=sha256:a v1=sha256:c"; strings.Join(tags, " ") != want {
 		t.Errorf("versions = %q, want %q", strings.Join(tags, " "), want)
+	}
+}
+
+// The data root comes from the path of the container's hostname file, only
+// when it has the daemon's layout.
+func TestDataRootOfAContainer(t *testing.T) {
+	id := "0123456789abcdef"
+	for _, c := range []struct{ path, want string }{
+		{"/var/lib/docker/containers/" + id + "/hostname", "/var/lib/docker"},
+		{"/tmp/gantry-lab/host1/data/containers/" + id + "/hostname", "/tmp/gantry-lab/host1/data"},
+		{"/var/lib/docker/containers/other/hostname", ""},
+		{"containers/" + id + "/hostname", ""},
+		{"", ""},
+	} {
+		got := dataRootOf(&container.ContainerJSONBase{ID: id, HostnamePath: c.path})
+		if got != c.want {
+			t.Errorf("hostname file %q: data root %q, want %q", c.path, got, c.want)
+		}
+	}
+	if got := dataRootOf(nil); got != "" {
+		t.Errorf("no container: %q", got)
 	}
 }
