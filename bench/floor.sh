@@ -3,7 +3,9 @@
 # deploy must do, with plain tools on the lab directly (no SSH, no checks):
 # docker pull on every host at once (as gantry pulls), then host after host:
 # LB edit and reload (drain), docker stop + rm, docker run, poll health
-# until the first 200, LB edit and reload (restore). Prints one JSON line
+# until the first 200, LB edit and reload (restore). A host's swap_s runs
+# from its drain's taking effect (every LB's new workers run) to its
+# restore's, as gantry counts its time out of rotation. Prints one JSON line
 # per host and a final one with the totals. Used by `make bench` as the
 # yardstick.
 #
@@ -36,6 +38,16 @@ reload_all() { # $1: sed expression applied to every LB's www upstream file
     nginx -s reload -p "$d/" -c "$d/nginx.conf" 2>/dev/null
   done
 }
+# took_effect OLD: waits until every LB's master runs a worker not in OLD:
+# the reload took effect (nginx -s reload returns before that). A host is
+# out of rotation from the drain's taking effect to the restore's, as
+# gantry counts it.
+took_effect() {
+  for lb in "${LBS[@]}"; do
+    m=$(cat "$LAB_STATE/$lb/nginx.pid")
+    until pgrep -P "$m" | grep -qvxF -f <(printf '%s\n' $1); do sleep 0.005; done
+  done
+}
 healthy() { curl -fs -o /dev/null --max-time 1 "http://$1:8080/healthz"; }
 start_all=$(now)
 # Pull everywhere at once, as gantry does.
@@ -49,9 +61,10 @@ pull_total=$(sub "$(now)" "$t0")
 for entry in "${HOSTS[@]}"; do
   read -r name addr <<<"$entry"
   D="docker -H unix://$LAB_STATE/$name/docker.sock"
-  t1=$(now)
   old=$(old_workers)
   reload_all "s|^server $addr:8080;|server $addr:8080 down;|"
+  took_effect "$old"
+  t1=$(now)
   if [ "$FAIR" = 1 ]; then # the requests in flight finish on the old workers
     for p in $old; do while kill -0 "$p" 2>/dev/null; do sleep 0.01; done; done
   fi
@@ -63,7 +76,9 @@ for entry in "${HOSTS[@]}"; do
   if [ "$FAIR" = 1 ]; then # the configured passes, INTERVAL apart
     for _ in $(seq 2 "$PASSES"); do sleep "$INTERVAL"; until healthy "$addr"; do sleep 0.01; done; done
   fi
+  before=$(old_workers)
   reload_all "s|^server $addr:8080 down;|server $addr:8080;|"
+  took_effect "$before"
   t2=$(now)
   echo "{\"host\":\"$name\",\"pull_s\":0,\"swap_s\":$(sub "$t2" "$t1")}"
 done

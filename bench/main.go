@@ -82,6 +82,21 @@ func (x stats) cell() string {
 	return fmt.Sprintf("%.3f (%.3f-%.3f)", x.median(), x.min(), x.max())
 }
 
+// target is one of the targets: a figure and its limit (at most
+// the limit for "failed_requests", under it for the others).
+type target struct {
+	key, what    string
+	value, limit float64
+	unit         string
+}
+
+func (t target) met() bool {
+	if t.limit == 0 {
+		return t.value == 0
+	}
+	return t.value < t.limit
+}
+
 // runFigures are one measured gantry deploy's figures.
 type runFigures struct {
 	sum rollout.Summary
@@ -220,20 +235,22 @@ func run() error {
 	}
 
 	// The figures, each over the runs.
-	var oor, total, pull, beforePull, boot, waits, inFlight, own stats
+	var oor, total, pull, beforePull, boot, waits, inFlight, dockerPart, nginxPart, own stats
 	phases := map[string]stats{}
 	for _, r := range gantryRuns {
 		oor = append(oor, r.sum.OutOfRotationMedianS)
 		total = append(total, r.sum.TotalS)
 		pull = append(pull, r.sum.PullS)
 		beforePull = append(beforePull, r.beforePull)
-		var b, w, f, g []float64
+		var b, w, f, dk, ng, g []float64
 		for _, h := range r.sum.Hosts {
 			if p := h.OutOfRotationParts; p != nil {
 				b, w, f, g = append(b, p.Boot), append(w, p.Waits), append(f, p.InFlight), append(g, p.Gantry)
+				dk, ng = append(dk, p.Docker), append(ng, p.Nginx)
 			}
 		}
 		boot, waits, inFlight, own = append(boot, median(b)), append(waits, median(w)), append(inFlight, median(f)), append(own, median(g))
+		dockerPart, nginxPart = append(dockerPart, median(dk)), append(nginxPart, median(ng))
 		for name, sec := range r.sum.RunPhasesS {
 			phases[name] = append(phases[name], sec)
 		}
@@ -272,6 +289,8 @@ func run() error {
 		"out_of_rotation_boot_s":            boot.json(),
 		"out_of_rotation_waits_s":           waits.json(),
 		"out_of_rotation_in_flight_s":       inFlight.json(),
+		"out_of_rotation_docker_s":          dockerPart.json(),
+		"out_of_rotation_nginx_s":           nginxPart.json(),
 		"out_of_rotation_gantry_s":          own.json(),
 		"deploy_total_s":                    total.json(),
 		"pull_s":                            pull.json(),
@@ -300,12 +319,28 @@ func run() error {
 		results["large_fleet_hosts"] = bigHosts
 		results["large_fleet_deploy_total_s"] = big.json()
 	}
+	// The targets, each judged on its median.
+	targets := []target{
+		{"out_of_rotation_gantry_s", "gantry's own time per host out of rotation", own.median(), 0.050, "s"},
+		{"fixed_cost_before_pull_s", "fixed cost before the first pull", beforePull.median(), 0.300, "s"},
+		{"noop_deploy_s", "no-op deploy", noop.median(), 0.500, "s"},
+		{"ratio_out_of_rotation_fair", "per host out of rotation / floor with the same waits", oor.median() / fairPerHost.median(), 1.3, "x"},
+		{"ratio_total_fair", "total deploy / floor with the same waits", total.median() / fairTotal.median(), 1.2, "x"},
+		{"failed_requests", "failed requests, gantry's measured runs", float64(failed), 0, ""},
+	}
+	judged := map[string]any{}
+	for _, t := range targets {
+		judged[t.key] = map[string]any{"value": round(t.value), "limit": t.limit, "met": t.met()}
+	}
+	results["targets"] = judged
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "\n%d hosts, %d runs each (median (min-max)), load %d req/s through 2 LBs\t gantry\t floor\t floor, same waits\t gantry/floor\t gantry/same waits\t\n", len(gantryRuns[0].sum.Hosts), runs, loadRate)
 	fmt.Fprintf(tw, "per host out of rotation (s)\t %s\t %s\t %s\t %.2fx\t %.2fx\t\n", oor.cell(), rawPerHost.cell(), fairPerHost.cell(), oor.median()/rawPerHost.median(), oor.median()/fairPerHost.median())
 	fmt.Fprintf(tw, "  of which the app's boot (s)\t %s\t \t \t \t \t\n", boot.cell())
 	fmt.Fprintf(tw, "  of which the configured waits (%d passes, %gs apart) (s)\t %s\t \t \t \t \t\n", passes, interval, waits.cell())
 	fmt.Fprintf(tw, "  of which requests in flight (s)\t %s\t \t \t \t \t\n", inFlight.cell())
+	fmt.Fprintf(tw, "  of which the Docker daemon's stop and start (s)\t %s\t \t \t \t \t\n", dockerPart.cell())
+	fmt.Fprintf(tw, "  of which nginx's reload, timed on the LBs (s)\t %s\t \t \t \t \t\n", nginxPart.cell())
 	fmt.Fprintf(tw, "  of which gantry's own (s)\t %s\t \t \t \t \t\n", own.cell())
 	fmt.Fprintf(tw, "total deploy (s)\t %s\t %s\t %s\t %.2fx\t %.2fx\t\n", total.cell(), rawTotal.cell(), fairTotal.cell(), total.median()/rawTotal.median(), total.median()/fairTotal.median())
 	fmt.Fprintf(tw, "pull, every host at once (s)\t %s\t \t \t \t \t\n", pull.cell())
@@ -327,6 +362,14 @@ func run() error {
 	fmt.Fprintf(tw, "requests / failed: gantry runs, floor runs, rollback, start-first\t %d / %d\t %d / %d\t \t %d / %d\t %d / %d\t\n",
 		requests, failed, floorRequests, floorFailed, rollbackLoad.Requests, rollbackLoad.Non2xx+rollbackLoad.Errors, sfLoad.Requests, sfLoad.Non2xx+sfLoad.Errors)
 	tw.Flush()
+	fmt.Println("\ntargets (medians):")
+	for _, t := range targets {
+		mark := "met"
+		if !t.met() {
+			mark = "NOT met"
+		}
+		fmt.Printf("  %-55s %8.3f%s  (limit %g%s)  %s\n", t.what, t.value, t.unit, t.limit, t.unit, mark)
+	}
 
 	data, _ := json.MarshalIndent(results, "", "  ")
 	if err := os.MkdirAll("bench/results", 0o755); err != nil {
