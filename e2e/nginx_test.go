@@ -244,7 +244,8 @@ func sharesAny(a, b string) bool {
 func TestNoPidFileRefusedInPreflight(t *testing.T) {
 	l := needLab(t)
 	l.fresh(t)
-	v1 := l.onBaseline(t)
+	l.onBaseline(t)
+	v1 := l.publish(t) // a change: a run with nothing to change has no pre-flight
 	lbs := l.loadBalancers(t)
 	bad := lbs[len(lbs)-1]
 	pidLine := l.configLine(t, "pid_file:", "/"+bad.Name+"/")
