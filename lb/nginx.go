@@ -139,6 +139,22 @@ type Nginx struct {
 	// that carried a change of the host's, as the load balancer measured
 	// it (see ReloadTime); guarded by wmu.
 	onLB map[string]time.Duration
+	// drainedAt is, per host, when its last drain took effect: its apply
+	// returned (see DrainTookEffect); guarded by wmu.
+	drainedAt map[string]time.Time
+}
+
+// DrainTookEffect is when host's last drain on the load balancer took
+// effect: when the apply that carried it returned, nginx's new workers
+// running without the host (zero before any drain). Until then the host
+// got new requests; from then on it is out of rotation.
+func (n *Nginx) DrainTookEffect(service, host string) time.Time {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	if service != n.service {
+		return time.Time{}
+	}
+	return n.drainedAt[host]
 }
 
 // ReloadTime is how long the load balancer's own work took in the last
@@ -574,12 +590,17 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 		} else {
 			u.servers, u.byHand = servers, hand
 		}
+		applied := time.Now()
 		n.wmu.Lock()
 		if n.onLB == nil {
 			n.onLB = map[string]time.Duration{}
+			n.drainedAt = map[string]time.Time{}
 		}
 		for _, c := range changes {
 			n.onLB[c.host] = onLB
+			if err == nil && c.down {
+				n.drainedAt[c.host] = applied
+			}
 		}
 		n.wmu.Unlock()
 		var w *workerWait
