@@ -21,4 +21,10 @@
 // configured one, or the one nginx's own configuration names (the test
 // command run with -T and -V). Without one nothing is changed
 // (ErrNoPidFile).
+//
+// A balancer whose runner can start commands ahead (Starter, an SSH
+// connection) keeps one apply script started on its load balancer,
+// waiting for its request, so a change does not pay for a session's
+// set-up; the script changes nothing unless it read a whole request, so a
+// session abandoned (Close) or cut leaves the load balancer as it was.
 package lb

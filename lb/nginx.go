@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -135,10 +136,34 @@ type Nginx struct {
 	// waited is how long each host's last drain or switch waited for the
 	// requests in flight (the old workers), guarded by wmu.
 	waited map[string]time.Duration
+	// warm is the apply session started ahead for the next change (see
+	// Starter); arming is set while one is being started, closed once
+	// Close was called. Guarded by warmMu.
+	warmMu sync.Mutex
+	warm   *warmApply
+	arming bool
+	closed bool
+
 	// onLB is, per host, how long nginx's own work took in the last apply
 	// that carried a change of the host's, as the load balancer measured
 	// it (see ReloadTime); guarded by wmu.
 	onLB map[string]time.Duration
+	// drainedAt is, per host, when its last drain took effect: its apply
+	// returned (see DrainTookEffect); guarded by wmu.
+	drainedAt map[string]time.Time
+}
+
+// DrainTookEffect is when host's last drain on the load balancer took
+// effect: when the apply that carried it returned, nginx's new workers
+// running without the host (zero before any drain). Until then the host
+// got new requests; from then on it is out of rotation.
+func (n *Nginx) DrainTookEffect(service, host string) time.Time {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	if service != n.service {
+		return time.Time{}
+	}
+	return n.drainedAt[host]
 }
 
 // ReloadTime is how long the load balancer's own work took in the last
@@ -426,9 +451,14 @@ func (n *Nginx) Switch(ctx context.Context, service, host, addr string) error {
 
 // Check runs the test command, changing nothing: the pre-flight proof that
 // a reload would be accepted. The pid file it finds is remembered for the
-// balancer's changes.
+// balancer's changes, and the session of the first change is started
+// ahead (see Starter).
 func (n *Nginx) Check(ctx context.Context) error {
-	return n.Options.check(ctx, n.masterPidFile)
+	if err := n.Options.check(ctx, n.masterPidFile); err != nil {
+		return err
+	}
+	n.arm(ctx)
+	return nil
 }
 
 // Check runs the test command on the load balancer and finds its master's
@@ -574,12 +604,17 @@ func (n *Nginx) applyChanges(ctx context.Context, batch []*change) {
 		} else {
 			u.servers, u.byHand = servers, hand
 		}
+		applied := time.Now()
 		n.wmu.Lock()
 		if n.onLB == nil {
 			n.onLB = map[string]time.Duration{}
+			n.drainedAt = map[string]time.Time{}
 		}
 		for _, c := range changes {
 			n.onLB[c.host] = onLB
+			if err == nil && c.down {
+				n.drainedAt[c.host] = applied
+			}
 		}
 		n.wmu.Unlock()
 		var w *workerWait
@@ -648,7 +683,26 @@ const (
 	exitDrainTimout    = 42
 	exitReloadRejected = 43
 	exitNoMaster       = 44
+	// exitIncomplete: the apply script got no complete request, and
+	// changed nothing.
+	exitIncomplete = 45
 )
+
+// applyRequest is what the apply script reads on stdin: a header line
+// with content's length in bytes and keepSame, then content. The script
+// reads it with the shell's read, line by line, so content must be lines
+// ended by a newline, without NUL bytes (as Render writes them).
+func applyRequest(content []byte, keepSame bool) ([]byte, error) {
+	if len(content) > 0 && content[len(content)-1] != '\n' || bytes.IndexByte(content, 0) >= 0 {
+		return nil, errors.New("upstream file content is not newline-ended text")
+	}
+	same := 0
+	if keepSame {
+		same = 1
+	}
+	req := fmt.Appendf(nil, "gantry-apply %d %d\n", len(content), same)
+	return append(req, content...), nil
+}
 
 // apply writes content over the service's upstream file atomically, tests
 // and reloads nginx, and confirms the master took the new configuration
@@ -659,7 +713,7 @@ const (
 // the load balancer (0 when it could not tell).
 func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait bool) (old string, onLB time.Duration, err error) {
 	file := path.Join(n.UpstreamsDir, service+".conf")
-	pidFile, err := n.masterPidFile(ctx)
+	script, err := n.applyCommand(ctx)
 	if err != nil {
 		return "", 0, err
 	}
@@ -667,10 +721,15 @@ func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait 
 	if reload <= 0 {
 		reload = DefaultReloadTimeout
 	}
-	secs := int((reload + time.Second - 1) / time.Second)
+	req, err := applyRequest(content, n.rejected)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s: %s: %w", n.Name, file, err)
+	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second+reload)
 	defer cancel()
-	out, err := n.run(rctx, applyScript(file, n.TestCommand, n.ReloadCommand, pidFile, secs, n.rejected), content)
+	out, err := n.runApply(rctx, script, req)
+	// The next change finds a session ready.
+	n.arm(ctx)
 	if shell.ExitStatus(err) == exitReloadRejected {
 		n.rejected = true
 	} else if err == nil {
@@ -818,8 +877,13 @@ func (n *Nginx) runWait(ctx context.Context, w *workerWait) {
 
 // applyScript is the POSIX shell script run on the load balancer to replace
 // the file, test, reload and confirm the reload. The new file content
-// arrives on stdin; every interpolated value is quoted, except the test and
-// reload commands, which are shell commands from the config.
+// arrives on stdin as a request (applyRequest) that says its length: the
+// script changes nothing unless it read all of it, so that a session
+// opened ahead (see Starter) and never given its request, or cut in the
+// middle of it, leaves the load balancer as it was (exitIncomplete). The
+// script does not depend on the request, so one can be started before the
+// change is known. Every interpolated value is quoted, except the test
+// and reload commands, which are shell commands from the config.
 //
 // A reload is confirmed when the master (as the pid file names it after
 // the reload) has a child process it did not have before: nginx starts new
@@ -833,22 +897,41 @@ func (n *Nginx) runWait(ctx context.Context, w *workerWait) {
 // date's %N (with a date that has no %N, no such line: the time is then
 // unknown, the apply works all the same).
 //
-// With keepSame, content equal to the file's is not written nor reloaded:
+// With the request's keepSame, content equal to the file's is not written
+// nor reloaded:
 // only for a file put back after a rejected reload, which nginx still
 // serves. Otherwise the same content is reloaded all the same: a run cut
 // off between writing the file and reloading leaves a file nginx does not
 // serve yet.
-func applyScript(file, testCmd, reloadCmd, pidFile string, secs int, keepSame bool) string {
+func applyScript(file, testCmd, reloadCmd, pidFile string, secs int) string {
 	q := shell.Quote
-	same := 0
-	if keepSame {
-		same = 1
-	}
 	return fmt.Sprintf(`set -u
 f=%s; tmp="$f.gantry-tmp"; prev="$f.gantry-prev"; pidfile=%s
-mkdir -p "$(dirname "$f")" || exit 1
-cat > "$tmp" || exit 1
-# onlb: the time since the file was read, in microseconds, when date has
+# The request (applyRequest): a header line "gantry-apply LEN SAME", then
+# exactly LEN bytes of newline-ended lines. It is read with the shell's
+# own read (no fork) and nothing is touched unless all of it arrived: an
+# input that ends early (a session abandoned, a connection dropped) or
+# does not parse exits %d.
+hdr=""; IFS= read -r hdr || { echo "no apply request (input ended)" >&2; exit %d; }
+case "$hdr" in
+  "gantry-apply "[0-9]*" "[01]) ;;
+  *) echo "malformed apply request header" >&2; exit %d;;
+esac
+n=${hdr#gantry-apply }; same=${n#* }; n=${n%%%% *}
+case "$n" in ''|*[!0-9]*|??????????*) echo "malformed apply request length" >&2; exit %d;; esac
+c=""; got=0
+while [ "$got" -lt "$n" ]; do
+  line=""
+  IFS= read -r line || { echo "incomplete apply request: $got of $n bytes" >&2; exit %d; }
+  c="$c$line
+"
+  got=$(( got + ${#line} + 1 ))
+done
+[ "$got" -eq "$n" ] || { echo "apply request of $got bytes, announced $n" >&2; exit %d; }
+case "$f" in */*) d=${f%%/*};; *) d=.;; esac
+[ -z "$d" ] || [ -d "$d" ] || mkdir -p "$d" || exit 1
+printf '%%s' "$c" > "$tmp" || exit 1
+`, q(file), q(pidFile), exitIncomplete, exitIncomplete, exitIncomplete, exitIncomplete, exitIncomplete, exitIncomplete) + fmt.Sprintf(`# onlb: the time since the file was read, in microseconds, when date has
 # %%N (19 digits of nanoseconds); nothing otherwise. Never fails.
 t0=$(date +%%s%%N 2>/dev/null) || t0=""
 onlb() {
@@ -858,8 +941,8 @@ onlb() {
   [ ${#t0} -eq 19 ] && [ ${#t1} -eq 19 ] || return 0
   echo "%s$(( (t1 - t0) / 1000 ))"
 }
-if [ %d = 1 ] && [ -f "$f" ] && cmp -s "$tmp" "$f"; then rm -f "$tmp"; onlb; exit 0; fi
-m=$(cat "$pidfile" 2>/dev/null || true)
+if [ "$same" = 1 ] && [ -f "$f" ] && cmp -s "$tmp" "$f"; then rm -f "$tmp"; onlb; exit 0; fi
+m=""; { read -r m < "$pidfile"; } 2>/dev/null || true
 case "$m" in ''|*[!0-9]*) m="";; esac
 if [ -z "$m" ] || [ ! -d "/proc/$m" ]; then
   rm -f "$tmp"; echo "pid file $pidfile names no running nginx master (${m:-empty or unreadable})" >&2; exit %d
@@ -896,7 +979,7 @@ while :; do
   fi
   sleep 0.01
 done
-`, q(file), q(pidFile), onLBLine, same, exitNoMaster, testCmd, exitTestFailed, reloadCmd, secs, reloadCmd, secs, exitReloadRejected)
+`, onLBLine, exitNoMaster, testCmd, exitTestFailed, reloadCmd, secs, reloadCmd, secs, exitReloadRejected)
 }
 
 // waitScript waits until none of pids runs, for at most secs seconds.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gantry-dev/gantry/rollout"
 )
 
 // TestChangesReportTheirTimeOnTheLoadBalancer: a drain and a restore each
@@ -78,5 +80,39 @@ func TestParseApplyOutput(t *testing.T) {
 		if old != tc.old || onLB != tc.onLB {
 			t.Errorf("parseApplyOutput(%q) = %q, %s; want %q, %s", tc.out, old, onLB, tc.old, tc.onLB)
 		}
+	}
+}
+
+// The executor starts a host's time out of rotation when a balancer
+// confirmed its drain.
+var _ rollout.DrainConfirmer = (*Nginx)(nil)
+
+// TestDrainTookEffectWhenItsApplyReturned: a drain records when its apply
+// returned (nginx's new workers run without the host); a restore does not
+// move it, another host has none, nor another service.
+func TestDrainTookEffectWhenItsApplyReturned(t *testing.T) {
+	dir := t.TempDir()
+	n := newNginx(t, dir)
+	ctx := context.Background()
+	before := time.Now()
+	if err := n.Drain(ctx, "www", "host1"); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	after := time.Now()
+	at := n.DrainTookEffect("www", "host1")
+	if at.Before(before) || at.After(after) {
+		t.Errorf("drain took effect at %s, want within the drain (%s to %s)", at, before, after)
+	}
+	if err := n.Restore(ctx, "www", "host1"); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if got := n.DrainTookEffect("www", "host1"); !got.Equal(at) {
+		t.Errorf("restore moved the drain's time to %s", got)
+	}
+	if got := n.DrainTookEffect("www", "host2"); !got.IsZero() {
+		t.Errorf("host2, never drained, drained at %s", got)
+	}
+	if got := n.DrainTookEffect("api", "host1"); !got.IsZero() {
+		t.Errorf("another service drained host1 at %s", got)
 	}
 }

@@ -255,7 +255,7 @@ func TestSameContentIsReloaded(t *testing.T) {
 }
 
 func TestApplyScriptQuotesItsValues(t *testing.T) {
-	s := applyScript("/etc/nginx/gantry/it's.conf", "nginx -t", "nginx -s reload", "/run/$(reboot).pid", 10, false)
+	s := applyScript("/etc/nginx/gantry/it's.conf", "nginx -t", "nginx -s reload", "/run/$(reboot).pid", 10)
 	for _, want := range []string{`f='/etc/nginx/gantry/it'\''s.conf'`, `pidfile='/run/$(reboot).pid'`, "+ 10 ))", "within 10s"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("apply script does not contain %q:\n%s", want, s)

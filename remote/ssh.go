@@ -113,6 +113,10 @@ type Conn struct {
 	onRedial []func()
 	// sessions holds a token per session open (MaxSessions at most).
 	sessions chan struct{}
+	// idle are the commands started ahead (Start) still waiting for their
+	// input, the longest-waiting first: a Run that finds no free session
+	// abandons one. Guarded by mu.
+	idle []*started
 }
 
 // redialCall is one redial in flight; waiters read err once done is closed.
@@ -668,8 +672,15 @@ func (c *Conn) run(ctx context.Context, command string, stdin []byte, idempotent
 	for attempt := 1; ; attempt++ {
 		select {
 		case c.sessions <- struct{}{}:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%s: waiting for one of %d ssh sessions: %w", c.Endpoint.Name, cap(c.sessions), ctx.Err())
+		default:
+			// A command started ahead gives its session up to one that
+			// needs it now.
+			c.evictIdle()
+			select {
+			case c.sessions <- struct{}{}:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%s: waiting for one of %d ssh sessions: %w", c.Endpoint.Name, cap(c.sessions), ctx.Err())
+			}
 		}
 		release := func() { <-c.sessions }
 		p, sess, err := openChannel(ctx, c, "ssh session", func(cl *ssh.Client) (*ssh.Session, error) { return cl.NewSession() })
@@ -742,6 +753,8 @@ func (c *Conn) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	target, jump := c.target, c.jump
+	// Their sessions end with the connection.
+	c.idle = nil
 	c.mu.Unlock()
 	if target != nil {
 		target.kill(net.ErrClosed)

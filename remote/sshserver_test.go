@@ -199,6 +199,14 @@ func (s *sshServer) session(fc *freezableConn, nc ssh.NewChannel) {
 		switch cmd := m.Command; {
 		case strings.HasPrefix(cmd, "echo "):
 			fmt.Fprintln(ch, strings.TrimPrefix(cmd, "echo "))
+		case cmd == "read-all":
+			// Echoes its stdin once it ended; "no input" when it was empty.
+			b, _ := io.ReadAll(ch)
+			if len(b) == 0 {
+				fmt.Fprintln(ch.Stderr(), "no input")
+				status = 45
+			}
+			ch.Write(b)
 		case cmd == "nap":
 			time.Sleep(30 * time.Millisecond)
 		case cmd == "fail":

@@ -40,10 +40,11 @@ type HostResult struct {
 	// waits (from there to the last pass the check needs), and the drain's
 	// wait for requests in flight. Docker is the time of the Docker daemon
 	// calls made meanwhile (the stop and the start), as the client saw
-	// them; Nginx the load balancers' own work in the drain and the
-	// restore (test, reload, new workers), as they measured it, the
-	// longest of those that apply a change together. The rest is gantry's
-	// own (Own).
+	// them; Nginx the load balancers' own work in the restore (test,
+	// reload, new workers), as they measured it, the longest of those that
+	// apply a change together: the drain's comes before the host is out,
+	// OutOfRotation starting when the first load balancer confirmed the
+	// drain. The rest is gantry's own (Own).
 	Boot, Waits, InFlight time.Duration
 	Docker, Nginx         time.Duration
 	Duration              time.Duration

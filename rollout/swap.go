@@ -28,8 +28,11 @@ type swap struct {
 	// drained is set once a drain step began: undoing the move puts the
 	// host back into every load balancer.
 	drained bool
-	// outSince is when the host stopped serving (a stop-first move's first
-	// step after create); zero while it serves.
+	// outSince is when the host stopped serving: when the first load
+	// balancer confirmed its drain (a stop-first move; the drain step's
+	// beginning with balancers that cannot say, the stop step's without
+	// balancers); zero while it serves, and after a drain that took effect
+	// on no balancer.
 	outSince time.Time
 	// startedAt is when the new container was started.
 	startedAt time.Time
@@ -51,6 +54,37 @@ type ReloadTimer interface {
 	ReloadTime(service, host string) time.Duration
 }
 
+// DrainConfirmer is a Balancer that says when its last drain of a host
+// took effect (nginx's new workers run without it): until then the host
+// got new requests, so its time out of rotation starts there.
+type DrainConfirmer interface {
+	DrainTookEffect(service, host string) time.Time
+}
+
+// drainTookEffect is when the host's drain that began at began first took
+// effect on a balancer: the earliest of the balancers that confirmed it.
+// known is false when no balancer can say (the drain step's beginning
+// stands); a zero time with known set: the balancers all can say, and none
+// took the drain (the host never left rotation).
+func (e *Executor) drainTookEffect(host string, began time.Time) (at time.Time, known bool) {
+	confirmers := 0
+	for _, b := range e.Balancers {
+		c, ok := b.(DrainConfirmer)
+		if !ok {
+			continue
+		}
+		confirmers++
+		t := c.DrainTookEffect(e.Service.Name, host)
+		if t.Before(began) {
+			continue // an earlier drain's, or none
+		}
+		if at.IsZero() || t.Before(at) {
+			at = t
+		}
+	}
+	return at, !at.IsZero() || (confirmers > 0 && confirmers == len(e.Balancers))
+}
+
 // reloadTime is the longest time of the host's last change on the
 // balancers that say: they apply it concurrently, so the host waits for
 // the longest.
@@ -64,9 +98,10 @@ func (e *Executor) reloadTime(host string) time.Duration {
 	return longest
 }
 
-// balancerChange runs change (a drain, restore or switch of the host on
-// every balancer); while the host is out of rotation, the balancers' own
-// time counts as its Nginx part.
+// balancerChange runs change (a restore or switch of the host on every
+// balancer); while the host is out of rotation, the balancers' own time
+// counts as its Nginx part. A drain's is not: the host leaves rotation
+// when the drain took effect, its apply done.
 func (e *Executor) balancerChange(sw *swap, change func() error) error {
 	err := change()
 	if !sw.outSince.IsZero() {
@@ -182,8 +217,13 @@ func (e *Executor) runStep(ctx context.Context, sw *swap, s Step, beforeCommit b
 		return onPort(s.Tag), e.createNew(ctx, host, hp, port, sw)
 	case StepDrain:
 		sw.drained = true
-		err := e.balancerChange(sw, func() error { return e.eachBalancer(ctx, hp.Host.Name, Balancer.Drain) })
+		began := time.Now()
+		err := e.eachBalancer(ctx, hp.Host.Name, Balancer.Drain)
 		sw.res.InFlight = e.inFlightWait(hp.Host.Name)
+		if at, known := e.drainTookEffect(hp.Host.Name, began); known {
+			// Out of rotation from the first balancer's confirmed drain.
+			sw.outSince = at
+		}
 		return "", err
 	case StepStop:
 		return e.stopOld(cctx, sw)
@@ -375,14 +415,22 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 	touched := sw.oldStopped || (!hp.StartFirst && !sw.startedAt.IsZero())
 	reverted = revertErr == nil && touched
 	res.RevertErr = revertErr
-	if sw.outSince.IsZero() {
+	if sw.outSince.IsZero() && !sw.drained {
 		return // it never stopped serving
+	}
+	// A drain that took effect on no balancer left the host serving
+	// (outSince zero): no time out of rotation, but the restore still
+	// puts back whatever the failed drain may have left.
+	out := func() {
+		if !sw.outSince.IsZero() {
+			res.OutOfRotation = time.Since(sw.outSince)
+		}
 	}
 	if hp.KeepOut != "" {
 		res.InService = false // it stays out whatever ran
 		return
 	}
-	res.OutOfRotation = time.Since(sw.outSince)
+	out()
 	if revertErr != nil || res.Ended == "" {
 		// Only a container that serves goes back into the load
 		// balancers: with nothing running (or a revert that failed) the
@@ -393,7 +441,7 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 	if sw.drained {
 		res.InService = e.balancerChange(sw, func() error { return e.restore(cctx, name) }) == nil
 	}
-	res.OutOfRotation = time.Since(sw.outSince)
+	out()
 }
 
 // switchBack undoes a start-first switch that failed on some balancer:
