@@ -261,7 +261,12 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 			return pruneHosts(ctx, cfg, conns, hosts, []string{svcName}, 0, io.Discard)
 		},
 	}}
-	return p.Run(ctx)
+	rep, err := p.Run(ctx)
+	// The apply sessions the balancers keep open ahead end with the run.
+	for _, b := range balancers {
+		_ = b.Close()
+	}
+	return rep, err
 }
 
 // The executor splits a host's time out of rotation with the time nginx's
