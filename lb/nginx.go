@@ -471,6 +471,24 @@ func (o Options) Check(ctx context.Context) error {
 func (o Options) check(ctx context.Context, masterPidFile func(context.Context) (string, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if o.PidFile != "" {
+		// The test and the pid file's check in one command: one session.
+		out, err := o.run(ctx, testThenCheckPidScript(o.TestCommand, o.PidFile), nil)
+		if shell.ExitStatus(err) == exitTestFailed {
+			return fmt.Errorf("%s: %w (%s): %v", o.Name, ErrConfigTest, o.TestCommand, err)
+		}
+		if err == nil {
+			if why := strings.TrimSpace(string(out)); why != "ok" {
+				err = errors.New(why)
+			}
+		} else {
+			err = fmt.Errorf("could not be checked: %w", err)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w: pid_file %s %v; set pid_file for load balancer %s to the path of the \"pid\" directive of its nginx.conf, or leave it out to let gantry find it", o.Name, ErrNoPidFile, o.PidFile, err, o.Name)
+		}
+		return nil
+	}
 	if _, err := o.run(ctx, o.TestCommand, nil); err != nil {
 		return fmt.Errorf("%s: %w (%s): %v", o.Name, ErrConfigTest, o.TestCommand, err)
 	}

@@ -89,6 +89,12 @@ func (o Options) checkPidFile(ctx context.Context, file string) error {
 	return nil
 }
 
+// testThenCheckPidScript runs the test command (a failure exits
+// exitTestFailed with its output on stderr), then checkPidScript.
+func testThenCheckPidScript(testCmd, file string) string {
+	return fmt.Sprintf("if ! out=$( { %s ; } 2>&1 ); then echo \"$out\" >&2; exit %d; fi\n%s", testCmd, exitTestFailed, checkPidScript(file))
+}
+
 // checkPidScript prints "ok" when file holds the pid of a running process,
 // else why not.
 func checkPidScript(file string) string {

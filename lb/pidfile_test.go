@@ -265,3 +265,40 @@ func TestApplyScriptQuotesItsValues(t *testing.T) {
 		t.Errorf("discover script does not run the test command with -T and -V:\n%s", d)
 	}
 }
+
+// With a pid file in the config, the check is one command: the test, then
+// the pid file; each failure says which.
+func TestCheckWithAPidFileIsOneCommand(t *testing.T) {
+	ctx := context.Background()
+	n := newNginx(t, t.TempDir())
+	counted := &countingRunner{Runner: n.Runner}
+	o := n.Options
+	o.Runner = counted
+	if err := o.Check(ctx); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if counted.n != 1 {
+		t.Errorf("Check ran %d commands, want 1", counted.n)
+	}
+	bad := o
+	bad.TestCommand = "echo 'nginx: [emerg] unknown directive' >&2; false"
+	if err := bad.Check(ctx); !errors.Is(err, ErrConfigTest) || !strings.Contains(err.Error(), "unknown directive") {
+		t.Errorf("failing test: %v, want ErrConfigTest with nginx's words", err)
+	}
+	gone := o
+	gone.PidFile = filepath.Join(t.TempDir(), "nginx.pid")
+	if err := gone.Check(ctx); !errors.Is(err, ErrNoPidFile) || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("missing pid file: %v, want ErrNoPidFile saying so", err)
+	}
+}
+
+// countingRunner counts the commands run through it.
+type countingRunner struct {
+	Runner
+	n int
+}
+
+func (c *countingRunner) Run(ctx context.Context, command string, stdin []byte) ([]byte, error) {
+	c.n++
+	return c.Runner.Run(ctx, command, stdin)
+}
