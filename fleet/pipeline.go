@@ -282,12 +282,9 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	clock.done("execute")
 
 	if noop {
-		// Nothing changed: the observation stands, nothing is told or
-		// pruned; the history keeps that the run happened.
-		if err := p.recordHistory(ctx, plan, rep); err != nil {
-			fmt.Fprintf(o.Out, "warning: could not record the deploy history on %s: %v\n", p.Env.Lock.Host, err)
-		}
-		clock.done("finish")
+		// Nothing changed: the observation stands, and there is nothing
+		// to record, tell or prune (the history is of changes; a run that
+		// had none to make is in no one's way).
 		rep.RunPhases = clock.phases
 		return rep, nil
 	}
