@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-dev/gantry/internal/panics"
 	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
+	"github.com/gantry-dev/gantry/lock"
 	"github.com/gantry-dev/gantry/notify"
 	"github.com/gantry-dev/gantry/rollout"
 )
@@ -164,7 +165,11 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
 	opening := time.Now()
-	s, err := Open(ctx, cfg, o.Env, o.Out, Needs{Service: svcName, Dial: DialAll, Records: true, Classify: asPreflight})
+	// The first observation's reads on the load balancers start as each
+	// answers, while the hosts are dialled.
+	first := newFirstReads(ctx, env, o.Env, svcName, svc.Worker())
+	defer first.close()
+	s, err := Open(ctx, cfg, o.Env, o.Out, Needs{Service: svcName, Dial: DialAll, Records: true, Classify: asPreflight, OnLB: first.onLB(env, o.Env, svcName)})
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +183,13 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	var maintenance func(context.Context) (map[string]inventory.Maintenance, error)
 	if !svc.Worker() {
 		lbs = nginxOptions(env, conns, o.Out)
-		maintenance = inventory.Maintenances{Runner: records, Dir: env.Lock.Dir, Env: o.Env}.List
+		list := inventory.Maintenances{Runner: records, Dir: env.Lock.Dir, Env: o.Env}.List
+		maintenance = func(ctx context.Context) (map[string]inventory.Maintenance, error) {
+			if m, err, ok := first.maint.take(ctx); ok {
+				return m, err
+			}
+			return list(ctx)
+		}
 	}
 	// The checks that need no plan start while the lock is taken (if the
 	// run takes it); else with the pre-flight.
@@ -188,8 +199,14 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		early = startEarlyChecks(ctx, conns, hosts, lbs, image, roots)
 		return early.cancel
 	}
-	p := &Pipeline{Options: o, Service: svcName, Spec: svc, Env: env, Connect: connect, Deps: RunDeps{
+	p := &Pipeline{Options: o, Service: svcName, Spec: svc, Env: env, Connect: connect, Began: first.began, Deps: RunDeps{
 		Locker: locker,
+		ReadLock: func(ctx context.Context, name string) (*lock.Holder, error) {
+			if h, err, ok := first.lock.take(ctx); ok {
+				return h, err
+			}
+			return locker.Read(ctx, name)
+		},
 		Observe: func(ctx context.Context) ([]rollout.HostSnapshot, error) {
 			observed, err := snapshot(ctx, conns, hosts, svc.ContainerName)
 			for _, h := range observed {
@@ -202,7 +219,11 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 			if err != nil {
 				return nil, err
 			}
-			if err := observeEntries(ctx, lbs, svcName, observed); err != nil {
+			found, errs, ok := first.takeEntries(ctx, lbs)
+			if !ok {
+				found, errs = readEntries(ctx, lbs, svcName)
+			}
+			if err := applyEntries(lbs, found, errs, observed); err != nil {
 				return nil, err
 			}
 			// Each load balancer's view starts as what it lists now: a
@@ -323,12 +344,18 @@ func nginxOptions(env config.Environment, conns *Connections, out io.Writer) []l
 // service now, into the snapshots. A load balancer whose file lists no host
 // the way gantry writes it (never written by gantry) is left out.
 func observeEntries(ctx context.Context, balancers []lb.Options, service string, snap []rollout.HostSnapshot) error {
+	found, errs := readEntries(ctx, balancers, service)
+	return applyEntries(balancers, found, errs, snap)
+}
+
+// applyEntries puts what each balancer listed (found, errs: read by
+// readEntries) into the snapshots.
+func applyEntries(balancers []lb.Options, found []map[string]lb.Entry, errs []error, snap []rollout.HostSnapshot) error {
 	if len(balancers) == 0 {
 		// No load balancer (a worker): nothing is observed, and Entries
 		// stay nil, so no host counts as out of one.
 		return nil
 	}
-	found, errs := readEntries(ctx, balancers, service)
 	if err := multierror.Append(nil, errs...).ErrorOrNil(); err != nil {
 		return err
 	}

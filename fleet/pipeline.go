@@ -46,6 +46,10 @@ type Pipeline struct {
 	// Connect is how long opening what the run needs took (the session),
 	// reported as the run's first phase; 0 when not measured.
 	Connect time.Duration
+	// Began is when the run's first reading of the fleet began, when it
+	// began before Run (Deps reads started while connecting); zero: when
+	// Run starts.
+	Began time.Time
 }
 
 // phaseClock times the run's own phases, one after the other.
@@ -66,6 +70,9 @@ type RunDeps struct {
 	// Locker takes the service's deploy lock. It is not used when the
 	// caller holds the lock already (an app's run).
 	Locker *lock.Locker
+	// ReadLock reads who holds the lock before the run plans; nil:
+	// Locker.Read.
+	ReadLock func(ctx context.Context, name string) (*lock.Holder, error)
 	// Observe reads the service's hosts as they are: their containers,
 	// what an earlier run cut off left there, how every load balancer
 	// lists them.
@@ -131,7 +138,10 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	// the hosts are read and the run planned again under the lock.
 	var held *lock.Lock
 	lockName := lock.Name(o.Env, p.Service)
-	began := time.Now()
+	began := p.Began
+	if began.IsZero() {
+		began = time.Now()
+	}
 	var holder *lock.Holder
 	var readErr error
 	read := make(chan struct{})
@@ -140,7 +150,11 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	} else {
 		go func() {
 			defer close(read)
-			holder, readErr = d.Locker.Read(ctx, lockName)
+			if d.ReadLock != nil {
+				holder, readErr = d.ReadLock(ctx, lockName)
+			} else {
+				holder, readErr = d.Locker.Read(ctx, lockName)
+			}
 		}()
 	}
 	var out bytes.Buffer // what planning says, shown once the plan stands

@@ -77,6 +77,10 @@ type Needs struct {
 	Classify func(error) error
 	// Records connects to the records machine.
 	Records bool
+	// OnLB, if set, is given each load balancer's connection the moment
+	// it opens (from the goroutine that dialled it), while the other
+	// machines are still being dialled (a run on one service only).
+	OnLB func(name string, conn *remote.Conn)
 }
 
 // Open opens what need asks for on environment envName, in the order a
@@ -238,14 +242,15 @@ func (s *Session) openService(ctx context.Context, need Needs, connEnv config.En
 		s.records = conn
 		recErr = s.readDecommissioned(ctx)
 	}
-	var onLB func(string, *remote.Conn)
-	if recIsLB {
-		onLB = func(name string, conn *remote.Conn) {
-			if name == recName {
-				go readOn(conn)
-			}
+	onLB := func(name string, conn *remote.Conn) {
+		if need.OnLB != nil {
+			need.OnLB(name, conn)
 		}
-	} else {
+		if recIsLB && name == recName {
+			go readOn(conn)
+		}
+	}
+	if !recIsLB {
 		go func() {
 			conn, err := dialMachine(ctx, s.Config, s.Env, recName)
 			if err != nil {

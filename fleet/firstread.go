@@ -1,0 +1,144 @@
+package fleet
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/config"
+	"github.com/gantry-dev/gantry/internal/panics"
+	"github.com/gantry-dev/gantry/inventory"
+	"github.com/gantry-dev/gantry/lb"
+	"github.com/gantry-dev/gantry/lock"
+	"github.com/gantry-dev/gantry/remote"
+)
+
+// firstReads are the reads of a run's first observation that need only a
+// load balancer's connection: how each load balancer lists the service's
+// hosts and, on the records machine, the maintenance records and the
+// deploy lock. They start the moment that load balancer answers, while the
+// hosts are still being dialled, so that the observation is done when the
+// last host answers. Each is used once, by the first observation; a run
+// that observes again (under the lock) reads again.
+type firstReads struct {
+	// began is when the first of them could start: the observation's
+	// reading began then (lock.Lock.FreeSince).
+	began time.Time
+
+	ctx     context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	entries map[string]*firstRead[map[string]lb.Entry] // by load balancer
+	maint   *firstRead[map[string]inventory.Maintenance]
+	lock    *firstRead[*lock.Holder]
+}
+
+// firstRead is one read started ahead, taken once.
+type firstRead[T any] struct {
+	mu      sync.Mutex
+	started bool
+	taken   bool
+	done    chan struct{}
+	v       T
+	err     error
+}
+
+func (r *firstRead[T]) start(f *firstReads, read func(context.Context) (T, error)) {
+	r.mu.Lock()
+	r.started = true
+	r.mu.Unlock()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer close(r.done)
+		defer panics.Recover(func(err error) { r.err = err })
+		r.v, r.err = read(f.ctx)
+	}()
+}
+
+// take returns the read's answer once (ok false when it never started or
+// was taken already).
+func (r *firstRead[T]) take(ctx context.Context) (v T, err error, ok bool) {
+	if r == nil {
+		return v, nil, false
+	}
+	r.mu.Lock()
+	ok = r.started && !r.taken
+	r.taken = true
+	r.mu.Unlock()
+	if !ok {
+		return v, nil, false
+	}
+	select {
+	case <-r.done:
+		return r.v, r.err, true
+	case <-ctx.Done():
+		return v, ctx.Err(), true
+	}
+}
+
+// newFirstReads prepares the reads of service svcName on env's load
+// balancers (none for a worker) and records machine; onLB starts them.
+func newFirstReads(ctx context.Context, env config.Environment, envName, svcName string, worker bool) *firstReads {
+	ctx, stop := context.WithCancel(ctx)
+	f := &firstReads{began: time.Now(), ctx: ctx, stop: stop, entries: map[string]*firstRead[map[string]lb.Entry]{}}
+	if !worker {
+		for _, lc := range env.LoadBalancers {
+			f.entries[lc.Name] = &firstRead[map[string]lb.Entry]{done: make(chan struct{})}
+		}
+		f.maint = &firstRead[map[string]inventory.Maintenance]{done: make(chan struct{})}
+	}
+	f.lock = &firstRead[*lock.Holder]{done: make(chan struct{})}
+	return f
+}
+
+// onLB starts the reads that load balancer name's connection serves.
+func (f *firstReads) onLB(env config.Environment, envName, svcName string) func(string, *remote.Conn) {
+	return func(name string, conn *remote.Conn) {
+		if r := f.entries[name]; r != nil {
+			for _, lc := range env.LoadBalancers {
+				if lc.Name == name {
+					o := lb.Options{Name: lc.Name, Runner: conn, UpstreamsDir: lc.UpstreamsDir}
+					r.start(f, func(ctx context.Context) (map[string]lb.Entry, error) { return o.Entries(ctx, svcName) })
+				}
+			}
+		}
+		if name != env.Lock.Host {
+			return
+		}
+		if f.maint != nil {
+			m := inventory.Maintenances{Runner: conn, Dir: env.Lock.Dir, Env: envName}
+			f.maint.start(f, m.List)
+		}
+		locker := newLocker(conn, env)
+		f.lock.start(f, func(ctx context.Context) (*lock.Holder, error) { return locker.Read(ctx, lock.Name(envName, svcName)) })
+	}
+}
+
+// takeEntries returns every load balancer's first read, in the order of
+// balancers, when each was started (ok false otherwise: read them anew).
+func (f *firstReads) takeEntries(ctx context.Context, balancers []lb.Options) (found []map[string]lb.Entry, errs []error, ok bool) {
+	for _, b := range balancers {
+		r := f.entries[b.Name]
+		if r == nil {
+			return nil, nil, false
+		}
+		r.mu.Lock()
+		started := r.started && !r.taken
+		r.mu.Unlock()
+		if !started {
+			return nil, nil, false
+		}
+	}
+	for _, b := range balancers {
+		v, err, _ := f.entries[b.Name].take(ctx)
+		found, errs = append(found, v), append(errs, err)
+	}
+	return found, errs, true
+}
+
+// close stops the reads still running and waits for them.
+func (f *firstReads) close() {
+	f.stop()
+	f.wg.Wait()
+}
