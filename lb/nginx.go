@@ -355,7 +355,8 @@ func (o Options) Entries(ctx context.Context, service string) (map[string]Entry,
 	f := path.Join(o.UpstreamsDir, service+".conf")
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	out, err := o.run(rctx, fmt.Sprintf("[ -e %s ] || exit 0; cat %s", shell.Quote(f), shell.Quote(f)), nil)
+	// The shell's own read: no fork.
+	out, err := o.run(rctx, fmt.Sprintf(`f=%s; [ -e "$f" ] || exit 0; while IFS= read -r l || [ -n "$l" ]; do printf '%%s\n' "$l"; done <"$f"`, shell.Quote(f)), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading %s: %w", o.Name, f, err)
 	}

@@ -100,7 +100,7 @@ func testThenCheckPidScript(testCmd, file string) string {
 func checkPidScript(file string) string {
 	return fmt.Sprintf(`f=%s
 [ -r "$f" ] || { echo "does not exist or cannot be read"; exit 0; }
-m=$(cat "$f"); case "$m" in ''|*[!0-9]*) echo "holds no pid"; exit 0;; esac
+m=; read -r m <"$f" || true; case "$m" in ''|*[!0-9]*) echo "holds no pid"; exit 0;; esac
 [ -d "/proc/$m" ] || { echo "names process $m, which is not running"; exit 0; }
 echo ok
 `, shell.Quote(file))

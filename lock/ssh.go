@@ -76,9 +76,14 @@ stamps() {
 	{ read -r renewed <"$d/renewed"; } 2>/dev/null
 	[ -n "$renewed" ] || renewed=$since
 }
-show() { stamps; echo "$now $since $renewed${free:+ $free}"; cat "$d/info.json" 2>/dev/null; echo; }
+# The record is one line of JSON (as the deployer writes it).
+show() {
+	stamps; echo "$now $since $renewed${free:+ $free}"
+	rec=; { IFS= read -r rec <"$d/info.json"; } 2>/dev/null; printf '%s\n' "$rec"
+}
 write() { # the record from stdin into files with suffix $1
-	cat >"$d/info.json$1" && echo "$now" >"$d/since$1" && echo "$now" >"$d/renewed$1"
+	rec=; IFS= read -r rec || [ -n "$rec" ] || return 1
+	printf '%s' "$rec" >"$d/info.json$1" && echo "$now" >"$d/since$1" && echo "$now" >"$d/renewed$1"
 }
 # freefor sets free to "free=S", seconds the lock has been free (by the
 # release mark a remove leaves, in milliseconds), "free=never" when it was
