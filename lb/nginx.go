@@ -158,12 +158,20 @@ type Nginx struct {
 // running without the host (zero before any drain). Until then the host
 // got new requests; from then on it is out of rotation.
 func (n *Nginx) DrainTookEffect(service, host string) time.Time {
+	return hostFigure(n, service, func() map[string]time.Time { return n.drainedAt }, host)
+}
+
+// hostFigure is host's entry of the figures map m returns, read under the
+// lock that guards them, for the balancer's own service (the zero value
+// for another).
+func hostFigure[T any](n *Nginx, service string, m func() map[string]T, host string) T {
 	n.wmu.Lock()
 	defer n.wmu.Unlock()
+	var zero T
 	if service != n.service {
-		return time.Time{}
+		return zero
 	}
-	return n.drainedAt[host]
+	return m()[host]
 }
 
 // ReloadTime is how long the load balancer's own work took in the last
@@ -175,24 +183,14 @@ func (n *Nginx) DrainTookEffect(service, host string) time.Time {
 // of its hosts gets that apply's time. 0 when unknown (a load balancer
 // whose date has no %N, or a change not applied yet).
 func (n *Nginx) ReloadTime(service, host string) time.Duration {
-	n.wmu.Lock()
-	defer n.wmu.Unlock()
-	if service != n.service {
-		return 0
-	}
-	return n.onLB[host]
+	return hostFigure(n, service, func() map[string]time.Duration { return n.onLB }, host)
 }
 
 // InFlightWait is how long host's last drain (or switch) waited for the
 // requests in flight to end: part of its time out of rotation that is the
 // app's requests', not gantry's.
 func (n *Nginx) InFlightWait(service, host string) time.Duration {
-	n.wmu.Lock()
-	defer n.wmu.Unlock()
-	if service != n.service {
-		return 0
-	}
-	return n.waited[host]
+	return hostFigure(n, service, func() map[string]time.Duration { return n.waited }, host)
 }
 
 // New returns the balancer of up.Service on the load balancer o

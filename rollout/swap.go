@@ -89,10 +89,17 @@ func (e *Executor) drainTookEffect(host string, began time.Time) (at time.Time, 
 // balancers that say: they apply it concurrently, so the host waits for
 // the longest.
 func (e *Executor) reloadTime(host string) time.Duration {
+	return longestOf(e.Balancers, func(t ReloadTimer) time.Duration { return t.ReloadTime(e.Service.Name, host) })
+}
+
+// longestOf is the longest figure f gives of the balancers that are a T
+// (the others say nothing): they act concurrently, so a host waits for
+// the longest.
+func longestOf[T any](balancers []Balancer, f func(T) time.Duration) time.Duration {
 	var longest time.Duration
-	for _, b := range e.Balancers {
-		if t, ok := b.(ReloadTimer); ok {
-			longest = max(longest, t.ReloadTime(e.Service.Name, host))
+	for _, b := range balancers {
+		if t, ok := b.(T); ok {
+			longest = max(longest, f(t))
 		}
 	}
 	return longest
@@ -124,13 +131,7 @@ func (sw *swap) docker(call func() error) error {
 // inFlightWait is the longest wait for requests in flight of the host's
 // last drain on the balancers that say (the drain ends with the last).
 func (e *Executor) inFlightWait(host string) time.Duration {
-	var longest time.Duration
-	for _, b := range e.Balancers {
-		if w, ok := b.(InFlightWaiter); ok {
-			longest = max(longest, w.InFlightWait(e.Service.Name, host))
-		}
-	}
-	return longest
+	return longestOf(e.Balancers, func(w InFlightWaiter) time.Duration { return w.InFlightWait(e.Service.Name, host) })
 }
 
 // commitStep is the index of the step from whose success on the host
