@@ -82,19 +82,15 @@ func startEarlyChecks(ctx context.Context, conns *Connections, hosts []inventory
 		if dh == nil {
 			continue
 		}
+		// Read here, not in the goroutine: a run that observes again
+		// writes roots meanwhile.
+		root := roots[h.Name]
 		g.Go(func() error {
 			defer panics.Recover(func(err error) {
 				c.set(func() { c.disk[h.Name] = diskFact{err: fmt.Errorf("%s: %w", h.Name, err), free: -1} })
 			})
-			root := roots[h.Name]
-			var free int64
-			var err error
-			if root != "" {
-				free, err = dh.FreeDiskAt(ctx, root)
-			} else {
-				root, free, err = dh.FreeDisk(ctx)
-			}
-			c.set(func() { c.disk[h.Name] = diskFact{root: root, free: free, err: err} })
+			d := diskOf(ctx, dh, root)
+			c.set(func() { c.disk[h.Name] = d })
 			return nil
 		})
 	}
@@ -103,6 +99,18 @@ func startEarlyChecks(ctx context.Context, conns *Connections, hosts []inventory
 		close(c.done)
 	}()
 	return c
+}
+
+// diskOf is host h's Docker data root and the bytes free there; root is
+// the data root when known already ("": asked of the daemon).
+func diskOf(ctx context.Context, h *Host, root string) diskFact {
+	if root == "" {
+		var d diskFact
+		d.root, d.free, d.err = h.FreeDisk(ctx)
+		return d
+	}
+	free, err := h.FreeDiskAt(ctx, root)
+	return diskFact{root: root, free: free, err: err}
 }
 
 func (c *earlyChecks) set(f func()) {
@@ -218,7 +226,7 @@ func preflight(ctx context.Context, cfg *config.Config, envName string, env conf
 			f := rollout.HostFacts{Host: s.Host.Name, KeptOut: s.Held != ""}
 			d, checked := early.disk[s.Host.Name]
 			if !checked {
-				d.root, d.free, d.err = h.FreeDisk(ctx)
+				d = diskOf(ctx, h, "")
 			}
 			root, free, err := d.root, d.free, d.err
 			if err != nil {
