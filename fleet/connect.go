@@ -113,15 +113,21 @@ func Connect(ctx context.Context, cfg *config.Config, env config.Environment, ho
 	if err != nil {
 		return nil, err
 	}
-	var errs *multierror.Error
-	for _, name := range sortedNames(failed) {
-		errs = multierror.Append(errs, failed[name])
-	}
-	if err := errs.ErrorOrNil(); err != nil {
+	if err := failures(failed); err != nil {
 		conns.Close()
 		return nil, err
 	}
 	return conns, nil
+}
+
+// failures is every machine's failure to connect, by machine name in
+// order, as one error (nil when none failed).
+func failures(failed map[string]error) error {
+	var errs *multierror.Error
+	for _, name := range sortedNames(failed) {
+		errs = multierror.Append(errs, failed[name])
+	}
+	return errs.ErrorOrNil()
 }
 
 func sortedNames(m map[string]error) []string {

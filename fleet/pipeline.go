@@ -126,10 +126,6 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	if p.Connect > 0 {
 		clock.phases = append(clock.phases, rollout.RunPhase{Name: "connect", Duration: p.Connect})
 	}
-	cfgPath := ""
-	if o.Config != nil {
-		cfgPath = o.Config.Path
-	}
 
 	// Observe and plan while the lock is read; then take the lock, unless
 	// the run changes nothing and nobody holds it (nothing to serialise).
@@ -259,7 +255,7 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 	if pre != "" {
 		fmt.Fprintf(o.Out, "running the pre_%s hook\n", run.Kind)
 		if err := runHook(ctx, "pre_"+run.Kind, pre, run); err != nil {
-			return nil, fmt.Errorf("%w: %w (environments.%s.hooks.pre_%s in %s); nothing was changed", rollout.ErrPreflight, err, o.Env, run.Kind, cfgPath)
+			return nil, fmt.Errorf("%w: %w (environments.%s.hooks.pre_%s in %s); nothing was changed", rollout.ErrPreflight, err, o.Env, run.Kind, p.configPath())
 		}
 	}
 	var notifier Notifier = (*notify.Notifier)(nil)
@@ -351,10 +347,6 @@ func (p *Pipeline) plan(ctx context.Context, obs observation, out io.Writer) (ro
 	if obs.err != nil {
 		return rollout.Plan{}, nil, obs.err
 	}
-	cfgPath := ""
-	if o.Config != nil {
-		cfgPath = o.Config.Path
-	}
 	for _, w := range markHeld(obs.hosts, obs.maintenance, o.Env) {
 		fmt.Fprintf(out, "warning: %s\n", w)
 	}
@@ -365,7 +357,7 @@ func (p *Pipeline) plan(ctx context.Context, obs observation, out io.Writer) (ro
 		repairs = rollout.WithoutBalancers(repairs)
 	}
 	if why, refuse := rollout.CheckSinglePointOfFailure(snap, rollout.SinglePointOfFailureRules{MinZones: svc.MinZones, Production: env.Production, Allowed: svc.AllowSinglePointOfFailure}); refuse {
-		return rollout.Plan{}, nil, fmt.Errorf("%w: %s is a production environment and %s: add hosts in other zones, or set services.%s.allow_single_point_of_failure: true in %s", rollout.ErrPreflight, o.Env, why, p.Service, cfgPath)
+		return rollout.Plan{}, nil, fmt.Errorf("%w: %s is a production environment and %s: add hosts in other zones, or set services.%s.allow_single_point_of_failure: true in %s", rollout.ErrPreflight, o.Env, why, p.Service, p.configPath())
 	} else if why != "" {
 		fmt.Fprintf(out, "warning: single point of failure: %s\n", why)
 	}
@@ -386,6 +378,14 @@ func (p *Pipeline) plan(ctx context.Context, obs observation, out io.Writer) (ro
 	}
 	plan.Repairs = repairs
 	return plan, snap, nil
+}
+
+// configPath is the config file's path, for messages ("" when unknown).
+func (p *Pipeline) configPath() string {
+	if p.Options.Config == nil {
+		return ""
+	}
+	return p.Options.Config.Path
 }
 
 // observation is what a run reads of its hosts before planning.

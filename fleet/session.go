@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/hashicorp/go-multierror"
-
 	"github.com/gantry-dev/gantry/config"
 	"github.com/gantry-dev/gantry/discovery"
 	"github.com/gantry-dev/gantry/inventory"
@@ -292,11 +290,7 @@ func (s *Session) openService(ctx context.Context, need Needs, connEnv config.En
 		s.Failed = failed
 		return nil
 	}
-	var errs *multierror.Error
-	for _, name := range sortedNames(failed) {
-		errs = multierror.Append(errs, failed[name])
-	}
-	if err := errs.ErrorOrNil(); err != nil {
+	if err := failures(failed); err != nil {
 		return need.classify(err)
 	}
 	return nil

@@ -505,6 +505,14 @@ func (o Options) check(ctx context.Context, masterPidFile func(context.Context) 
 	return nil
 }
 
+// reloadTimeout is ReloadTimeout, or DefaultReloadTimeout when not set.
+func (o Options) reloadTimeout() time.Duration {
+	if o.ReloadTimeout <= 0 {
+		return DefaultReloadTimeout
+	}
+	return o.ReloadTimeout
+}
+
 // LoadBalancerName names the load balancer in reports.
 func (o Options) LoadBalancerName() string { return o.Name }
 
@@ -734,15 +742,11 @@ func (n *Nginx) apply(ctx context.Context, service string, content []byte, wait 
 	if err != nil {
 		return "", 0, err
 	}
-	reload := n.ReloadTimeout
-	if reload <= 0 {
-		reload = DefaultReloadTimeout
-	}
 	req, err := applyRequest(content, n.rejected)
 	if err != nil {
 		return "", 0, fmt.Errorf("%s: %s: %w", n.Name, file, err)
 	}
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second+reload)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second+n.reloadTimeout())
 	defer cancel()
 	out, err := n.runApply(rctx, script, req)
 	// The next change finds a session ready.

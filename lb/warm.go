@@ -57,11 +57,7 @@ func (n *Nginx) applyCommand(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	reload := n.ReloadTimeout
-	if reload <= 0 {
-		reload = DefaultReloadTimeout
-	}
-	secs := int((reload + time.Second - 1) / time.Second)
+	secs := int((n.reloadTimeout() + time.Second - 1) / time.Second)
 	return applyScript(path.Join(n.UpstreamsDir, n.service+".conf"), n.TestCommand, n.ReloadCommand, pidFile, secs), nil
 }
 
