@@ -66,7 +66,19 @@ type SSHConfig struct {
 	// connection; more wait for a free one. sshd refuses sessions past its
 	// MaxSessions, 10 by default.
 	MaxSessions int
+	// Persist, when positive, keeps each connection open after the
+	// command that dialled it ends, in a keeper process (KeeperCommand),
+	// until no command has used the keeper for that long: the next
+	// command on the same machines skips the handshakes (as OpenSSH's
+	// ControlPersist). PersistDir holds the keepers' sockets (default:
+	// DefaultPersistDir). Without KeeperCommand, nothing is kept.
+	Persist       time.Duration
+	PersistDir    string
+	KeeperCommand []string
 }
+
+// kept reports whether connections go through a keeper.
+func (cfg SSHConfig) kept() bool { return cfg.Persist > 0 && len(cfg.KeeperCommand) > 0 }
 
 // withDefaults fills the keepalive and redial settings left at zero.
 func (cfg SSHConfig) withDefaults() SSHConfig {
@@ -157,21 +169,33 @@ func jumpEndpoint(cfg SSHConfig) (string, Endpoint) {
 // connect dials the host (and the jump host, unless its connection is
 // still alive) and makes the result the connection in use.
 func (c *Conn) connect(ctx context.Context) error {
+	if c.cfg.kept() {
+		// Through the keeper, which dials the host (and the jump host)
+		// itself; only when no keeper can be had is the host dialled
+		// directly.
+		client, key, err := dialKept(ctx, c.cfg, c.Endpoint)
+		if err == nil {
+			return c.use(newPeer(client, c.cfg, key), nil)
+		}
+		if !errors.Is(err, errNoKeeper) {
+			return err
+		}
+	}
 	c.mu.Lock()
 	jump := c.jump
 	c.mu.Unlock()
 	var via *ssh.Client
 	if c.jumpEP.Addr != "" {
 		if jump == nil || jump.dead() {
-			client, err := dialSSH(ctx, c.cfg, c.auth, c.jumpUser, c.jumpEP, nil)
+			client, _, err := dialSSH(ctx, c.cfg, c.auth, c.jumpUser, c.jumpEP, nil)
 			if err != nil {
 				return err
 			}
-			jump = newPeer(client, c.cfg)
+			jump = newPeer(client, c.cfg, nil)
 		}
 		via = jump.client
 	}
-	client, err := dialSSH(ctx, c.cfg, c.auth, c.cfg.User, c.Endpoint, via)
+	client, key, err := dialSSH(ctx, c.cfg, c.auth, c.cfg.User, c.Endpoint, via)
 	if err != nil {
 		// A jump connection that could not carry the dial (rather than
 		// the target refusing it) is not trusted with the next attempt.
@@ -181,7 +205,12 @@ func (c *Conn) connect(ctx context.Context) error {
 		}
 		return err
 	}
-	target := newPeer(client, c.cfg)
+	return c.use(newPeer(client, c.cfg, key), jump)
+}
+
+// use makes target (and jump, nil without a jump host) the connection in
+// use, unless c was closed meanwhile.
+func (c *Conn) use(target, jump *peer) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -302,10 +331,12 @@ type peer struct {
 	mu     sync.Mutex
 	why    error // why it ended
 	cfg    SSHConfig
+	// hostKey is the key the host showed, verified against known_hosts.
+	hostKey ssh.PublicKey
 }
 
-func newPeer(client *ssh.Client, cfg SSHConfig) *peer {
-	p := &peer{client: client, done: make(chan struct{}), cfg: cfg}
+func newPeer(client *ssh.Client, cfg SSHConfig, hostKey ssh.PublicKey) *peer {
+	p := &peer{client: client, done: make(chan struct{}), cfg: cfg, hostKey: hostKey}
 	go func() {
 		err := client.Wait()
 		p.mu.Lock()
@@ -423,10 +454,20 @@ func (p *peer) reason() string {
 	return p.why.Error()
 }
 
-func dialSSH(ctx context.Context, cfg SSHConfig, auth auth, user string, ep Endpoint, via *ssh.Client) (*ssh.Client, error) {
-	hostKeys, algos, err := hostKeyCallback(cfg.KnownHostsFile, ep)
+// dialSSH dials ep (through via, when not nil) and logs in; it returns the
+// client and the host key it verified.
+func dialSSH(ctx context.Context, cfg SSHConfig, auth auth, user string, ep Endpoint, via *ssh.Client) (*ssh.Client, ssh.PublicKey, error) {
+	verify, algos, err := hostKeyCallback(cfg.KnownHostsFile, ep)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var shown ssh.PublicKey
+	hostKeys := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		err := verify(hostname, remote, key)
+		if err == nil {
+			shown = key
+		}
+		return err
 	}
 	methods, release := auth.methods()
 	// The agent is only needed for the handshake's signatures.
@@ -447,7 +488,7 @@ func dialSSH(ctx context.Context, cfg SSHConfig, auth auth, user string, ep Endp
 		nc, err = (&net.Dialer{}).DialContext(dctx, "tcp", ep.Addr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: ssh connect to %s: %w", ep.Name, ep.Addr, err)
+		return nil, nil, fmt.Errorf("%s: ssh connect to %s: %w", ep.Name, ep.Addr, err)
 	}
 	// The handshake has no context of its own: bound it by closing the
 	// connection when the context ends first.
@@ -457,14 +498,14 @@ func dialSSH(ctx context.Context, cfg SSHConfig, auth auth, user string, ep Endp
 	if err != nil {
 		nc.Close()
 		if errors.Is(err, ErrHostKey) {
-			return nil, err
+			return nil, nil, err
 		}
 		if dctx.Err() != nil {
-			return nil, fmt.Errorf("%s: ssh handshake with %s timed out after %s", ep.Name, ep.Addr, cfg.ConnectTimeout)
+			return nil, nil, fmt.Errorf("%s: ssh handshake with %s timed out after %s", ep.Name, ep.Addr, cfg.ConnectTimeout)
 		}
-		return nil, fmt.Errorf("%s: ssh login to %s as %s: %w", ep.Name, ep.Addr, user, err)
+		return nil, nil, fmt.Errorf("%s: ssh login to %s as %s: %w", ep.Name, ep.Addr, user, err)
 	}
-	return ssh.NewClient(c, chans, reqs), nil
+	return ssh.NewClient(c, chans, reqs), shown, nil
 }
 
 // auth holds what a dial logs in with: the agent's socket, the key of the
