@@ -394,6 +394,8 @@ type keeper struct {
 func (k *keeper) serve(ctx context.Context, ln net.Listener) error {
 	accepted := make(chan net.Conn)
 	failed := make(chan error, 1)
+	stopped := make(chan struct{})
+	defer close(stopped)
 	go func() {
 		for {
 			nc, err := ln.Accept()
@@ -401,7 +403,12 @@ func (k *keeper) serve(ctx context.Context, ln net.Listener) error {
 				failed <- err
 				return
 			}
-			accepted <- nc
+			select {
+			case accepted <- nc:
+			case <-stopped:
+				nc.Close()
+				return
+			}
 		}
 	}()
 	left := make(chan struct{})
