@@ -36,6 +36,8 @@ const (
 	DefaultPullConcurrency   = 8
 	DefaultDockerCallTimeout = 30 * time.Second
 	DefaultKeepaliveInterval = 3 * time.Second
+	// MaxPersist bounds ssh.persist.
+	MaxPersist               = time.Hour
 	DefaultKeepaliveCountMax = 3
 	DefaultRedialAttempts    = 4
 	DefaultRedialBackoff     = 500 * time.Millisecond

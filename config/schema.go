@@ -74,6 +74,15 @@ type SSH struct {
 	// DockerCallTimeout bounds each Docker API call on a host, session
 	// set-up included (pulls are bounded by registry.pull_timeout).
 	DockerCallTimeout Duration `yaml:"docker_call_timeout"`
+	// Persist keeps connections open for this long after the last command
+	// that used them, in a background keeper process, so that the next
+	// command skips the SSH handshakes (as OpenSSH's ControlPersist); 0,
+	// the default, keeps nothing. PersistDir holds the keepers' sockets.
+	Persist    Duration `yaml:"persist"`
+	PersistDir string   `yaml:"persist_dir"`
+	// KeeperCommand starts a keeper (the gantry binary's own ssh-keeper
+	// command); set by the CLI, not the file.
+	KeeperCommand []string `yaml:"-"`
 }
 
 // Environment is one fleet: its hosts and its load balancers.

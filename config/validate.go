@@ -67,6 +67,12 @@ func (c *Config) validate() []error {
 	if w := c.SSH.KeepaliveInterval.D() * time.Duration(max(c.SSH.KeepaliveCountMax, 1)); w >= c.SSH.DockerCallTimeout.D() {
 		bad("ssh.keepalive_interval", "a connection is declared dead only after %s of silence (keepalive_interval × keepalive_count_max), not less than ssh.docker_call_timeout %s: a frozen connection would fail calls instead of being redialled", w, c.SSH.DockerCallTimeout.D())
 	}
+	if c.SSH.Persist.D() > MaxPersist {
+		bad("ssh.persist", "%s is too long: connections kept open are logged-in sessions on every host (at most %s)", c.SSH.Persist.D(), MaxPersist)
+	}
+	if c.SSH.PersistDir != "" && !filepath.IsAbs(c.SSH.PersistDir) {
+		bad("ssh.persist_dir", "%q must be an absolute path (a directory only you can use)", c.SSH.PersistDir)
+	}
 	if len(c.Environments) == 0 {
 		bad("environments", "required: at least one environment with hosts")
 	}

@@ -101,6 +101,9 @@ func sshConfig(cfg *config.Config, env config.Environment) remote.SSHConfig {
 		RedialAttempts:    cfg.SSH.RedialAttempts,
 		RedialBackoff:     cfg.SSH.RedialBackoff.D(),
 		MaxSessions:       cfg.SSH.MaxSessions,
+		Persist:           cfg.SSH.Persist.D(),
+		PersistDir:        cfg.SSH.PersistDir,
+		KeeperCommand:     cfg.SSH.KeeperCommand,
 	}
 }
 
@@ -143,14 +146,14 @@ func sortedNames(m map[string]error) []string {
 // returns the connections that could be opened and, by machine name, why
 // the others could not.
 func ConnectEach(ctx context.Context, cfg *config.Config, env config.Environment, hosts []inventory.Host) (*Connections, map[string]error, error) {
-	return connectEach(ctx, cfg, env, hosts, nil)
+	return connectEach(ctx, cfg, env, hosts, nil, nil)
 }
 
-// connectEach is ConnectEach; onLB, if set, is called with each load
-// balancer's connection as soon as it is open (from the dialling
-// goroutine), so that work on it starts while the other machines are
-// still being dialled.
-func connectEach(ctx context.Context, cfg *config.Config, env config.Environment, hosts []inventory.Host, onLB func(name string, conn *remote.Conn)) (*Connections, map[string]error, error) {
+// connectEach is ConnectEach; onLB and onHost, if set, are called with
+// each load balancer's connection and each host as soon as it is open
+// (from the dialling goroutine), so that work on it starts while the
+// other machines are still being dialled.
+func connectEach(ctx context.Context, cfg *config.Config, env config.Environment, hosts []inventory.Host, onLB func(name string, conn *remote.Conn), onHost func(h inventory.Host, dh *Host)) (*Connections, map[string]error, error) {
 	sc := sshConfig(cfg, env)
 	auth, err := registryAuth(cfg)
 	if err != nil {
@@ -199,9 +202,13 @@ func connectEach(ctx context.Context, cfg *config.Config, env config.Environment
 				fail(err)
 				return nil
 			}
+			dh := &Host{Docker: d, Conn: conn, auth: auth}
 			mu.Lock()
-			conns.Hosts[h.Name] = &Host{Docker: d, Conn: conn, auth: auth}
+			conns.Hosts[h.Name] = dh
 			mu.Unlock()
+			if onHost != nil {
+				onHost(h, dh)
+			}
 			return nil
 		})
 	}

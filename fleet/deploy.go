@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -169,7 +170,8 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	// answers, while the hosts are dialled.
 	first := newFirstReads(ctx, env, o.Env, svcName, svc.Worker())
 	defer first.close()
-	s, err := Open(ctx, cfg, o.Env, o.Out, Needs{Service: svcName, Dial: DialAll, Records: true, Classify: asPreflight, OnLB: first.onLB(env, o.Env, svcName)})
+	s, err := Open(ctx, cfg, o.Env, o.Out, Needs{Service: svcName, Dial: DialAll, Records: true, Classify: asPreflight,
+		OnLB: first.onLB(env, o.Env, svcName), OnHost: first.onHost(svc.ContainerName, image)})
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +198,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 	var early *earlyChecks
 	roots := map[string]string{} // the hosts' Docker data roots, as observed
 	startChecks := func(ctx context.Context) func() {
-		early = startEarlyChecks(ctx, conns, hosts, lbs, image, roots)
+		early = startEarlyChecks(ctx, conns, hosts, lbs, image, roots, first)
 		return early.cancel
 	}
 	p := &Pipeline{Options: o, Service: svcName, Spec: svc, Env: env, Connect: connect, Began: first.began, Deps: RunDeps{
@@ -208,12 +210,10 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 			return locker.Read(ctx, name)
 		},
 		Observe: func(ctx context.Context) ([]rollout.HostSnapshot, error) {
-			observed, err := snapshot(ctx, conns, hosts, svc.ContainerName)
+			observed, err := snapshotFirst(ctx, conns, hosts, svc.ContainerName, first)
 			for _, h := range observed {
-				for _, c := range []*inventory.Container{h.Current, h.Old, h.New} {
-					if c != nil && c.DataRoot != "" {
-						roots[h.Host.Name] = c.DataRoot
-					}
+				if root := dataRoot(h); root != "" {
+					roots[h.Host.Name] = root
 				}
 			}
 			if err != nil {
@@ -443,6 +443,12 @@ func modelUpstreams(lbs []lb.Options, service string, port int, snap []rollout.H
 // -gantry-old/-gantry-new/-gantry-release containers a cut-off run may have
 // left (a release one only when gantry's labels say it is one).
 func snapshot(ctx context.Context, conns *Connections, hosts []inventory.Host, container string) ([]rollout.HostSnapshot, error) {
+	return snapshotFirst(ctx, conns, hosts, container, nil)
+}
+
+// snapshotFirst is snapshot, taking each host's first read (started as it
+// answered, firstReads.onHost) where there is one not taken yet.
+func snapshotFirst(ctx context.Context, conns *Connections, hosts []inventory.Host, container string, first *firstReads) ([]rollout.HostSnapshot, error) {
 	snap := make([]rollout.HostSnapshot, len(hosts))
 	errs := make([]error, len(hosts))
 	var g errgroup.Group
@@ -450,25 +456,11 @@ func snapshot(ctx context.Context, conns *Connections, hosts []inventory.Host, c
 	for i, h := range hosts {
 		g.Go(func() error {
 			defer panics.Recover(func(err error) { errs[i] = fmt.Errorf("%s: %w", h.Name, err) })
-			snap[i].Host = h
-			for _, f := range []struct {
-				name string
-				into **inventory.Container
-			}{{container, &snap[i].Current}, {container + "-gantry-old", &snap[i].Old}, {container + "-gantry-new", &snap[i].New}, {container + rollout.ReleaseSuffix, &snap[i].Release}} {
-				c, ok, err := conns.Hosts[h.Name].Inspect(ctx, f.name)
-				if err != nil {
-					errs[i] = err
-					return nil
-				}
-				if ok {
-					*f.into = &c
-				}
+			if s, err, ok := first.hostSnap(h.Name).take(ctx); ok {
+				snap[i], errs[i] = s, err
+				return nil
 			}
-			if r := snap[i].Release; r != nil && r.Labels[inventory.LabelRelease] != "true" {
-				// Not gantry's: creating the release container will
-				// say the name is taken.
-				snap[i].Release = nil
-			}
+			snap[i], errs[i] = snapshotHost(ctx, conns.Hosts[h.Name], h, container)
 			return nil
 		})
 	}
@@ -480,6 +472,56 @@ func snapshot(ctx context.Context, conns *Connections, hosts []inventory.Host, c
 		}
 	}
 	return snap, merr.ErrorOrNil()
+}
+
+// snapshotHost reads host h's containers of the service (named after
+// container, and the leftovers a cut-off run may have left), at once.
+func snapshotHost(ctx context.Context, dh *Host, h inventory.Host, container string) (rollout.HostSnapshot, error) {
+	snap := rollout.HostSnapshot{Host: h}
+	names := []struct {
+		name string
+		into **inventory.Container
+	}{{container, &snap.Current}, {container + "-gantry-old", &snap.Old}, {container + "-gantry-new", &snap.New}, {container + rollout.ReleaseSuffix, &snap.Release}}
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, f := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer panics.Recover(func(err error) { errs[i] = err })
+			c, ok, err := dh.Inspect(ctx, f.name)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if ok {
+				*f.into = &c
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return snap, err
+		}
+	}
+	if r := snap.Release; r != nil && r.Labels[inventory.LabelRelease] != "true" {
+		// Not gantry's: creating the release container will say the
+		// name is taken.
+		snap.Release = nil
+	}
+	return snap, nil
+}
+
+// dataRoot is the Docker data root a host's containers show ("": none
+// shows it).
+func dataRoot(h rollout.HostSnapshot) string {
+	for _, c := range []*inventory.Container{h.Current, h.Old, h.New} {
+		if c != nil && c.DataRoot != "" {
+			return c.DataRoot
+		}
+	}
+	return ""
 }
 
 // serviceSpec is what the executor creates the service's containers

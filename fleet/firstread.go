@@ -11,6 +11,7 @@ import (
 	"github.com/gantry-dev/gantry/lb"
 	"github.com/gantry-dev/gantry/lock"
 	"github.com/gantry-dev/gantry/remote"
+	"github.com/gantry-dev/gantry/rollout"
 )
 
 // firstReads are the reads of a run's first observation that need only a
@@ -31,6 +32,14 @@ type firstReads struct {
 	entries map[string]*firstRead[map[string]lb.Entry] // by load balancer
 	maint   *firstRead[map[string]inventory.Maintenance]
 	lock    *firstRead[*lock.Holder]
+
+	// By host, as each answers: its containers (the observation), then
+	// its free disk where they keep their data; and, once, the image in
+	// the registry (a pre-flight fact). Guarded by mu.
+	mu       sync.Mutex
+	hosts    map[string]*firstRead[rollout.HostSnapshot]
+	disks    map[string]*firstRead[diskFact]
+	registry *firstRead[struct{}]
 }
 
 // firstRead is one read started ahead, taken once.
@@ -81,7 +90,8 @@ func (r *firstRead[T]) take(ctx context.Context) (v T, err error, ok bool) {
 // balancers (none for a worker) and records machine; onLB starts them.
 func newFirstReads(ctx context.Context, env config.Environment, envName, svcName string, worker bool) *firstReads {
 	ctx, stop := context.WithCancel(ctx)
-	f := &firstReads{began: time.Now(), ctx: ctx, stop: stop, entries: map[string]*firstRead[map[string]lb.Entry]{}}
+	f := &firstReads{began: time.Now(), ctx: ctx, stop: stop, entries: map[string]*firstRead[map[string]lb.Entry]{},
+		hosts: map[string]*firstRead[rollout.HostSnapshot]{}, disks: map[string]*firstRead[diskFact]{}}
 	if !worker {
 		for _, lc := range env.LoadBalancers {
 			f.entries[lc.Name] = &firstRead[map[string]lb.Entry]{done: make(chan struct{})}
@@ -92,13 +102,19 @@ func newFirstReads(ctx context.Context, env config.Environment, envName, svcName
 	return f
 }
 
-// onLB starts the reads that load balancer name's connection serves.
-func (f *firstReads) onLB(env config.Environment, envName, svcName string) func(string, *remote.Conn) {
-	return func(name string, conn *remote.Conn) {
+// firstReadsWait bounds how long a load balancer's first reads wait for
+// each other to go in one session (remote.Batch): they are all asked for
+// at once, and the batch runs as soon as the last is.
+const firstReadsWait = 20 * time.Millisecond
+
+// onLB starts the reads that load balancer name serves, through reads.
+func (f *firstReads) onLB(env config.Environment, envName, svcName string) func(string, *remote.Batch) {
+	return func(name string, reads *remote.Batch) {
 		if r := f.entries[name]; r != nil {
+			reads.Expect(1)
 			for _, lc := range env.LoadBalancers {
 				if lc.Name == name {
-					o := lb.Options{Name: lc.Name, Runner: conn, UpstreamsDir: lc.UpstreamsDir}
+					o := lb.Options{Name: lc.Name, Runner: reads, UpstreamsDir: lc.UpstreamsDir}
 					r.start(f, func(ctx context.Context) (map[string]lb.Entry, error) { return o.Entries(ctx, svcName) })
 				}
 			}
@@ -106,13 +122,78 @@ func (f *firstReads) onLB(env config.Environment, envName, svcName string) func(
 		if name != env.Lock.Host {
 			return
 		}
+		reads.Expect(1)
 		if f.maint != nil {
-			m := inventory.Maintenances{Runner: conn, Dir: env.Lock.Dir, Env: envName}
+			reads.Expect(1)
+			m := inventory.Maintenances{Runner: reads, Dir: env.Lock.Dir, Env: envName}
 			f.maint.start(f, m.List)
 		}
-		locker := newLocker(conn, env)
+		locker := newLocker(reads, env)
 		f.lock.start(f, func(ctx context.Context) (*lock.Holder, error) { return locker.Read(ctx, lock.Name(envName, svcName)) })
 	}
+}
+
+// onHost starts the reads on each host as it answers: its containers
+// named after container, then the free disk where they keep their data,
+// and, on the first host to answer, whether image ("": none) is in the
+// registry. All of it only reads: a host found decommissioned meanwhile
+// is read for nothing.
+func (f *firstReads) onHost(container, image string) func(inventory.Host, *Host) {
+	return func(h inventory.Host, dh *Host) {
+		snap := &firstRead[rollout.HostSnapshot]{done: make(chan struct{})}
+		disk := &firstRead[diskFact]{done: make(chan struct{})}
+		var registry *firstRead[struct{}]
+		f.mu.Lock()
+		f.hosts[h.Name], f.disks[h.Name] = snap, disk
+		if image != "" && f.registry == nil {
+			registry = &firstRead[struct{}]{done: make(chan struct{})}
+			f.registry = registry
+		}
+		f.mu.Unlock()
+		if registry != nil {
+			registry.start(f, func(ctx context.Context) (struct{}, error) {
+				return struct{}{}, dh.ImageInRegistry(ctx, image, dh.auth)
+			})
+		}
+		snap.start(f, func(ctx context.Context) (rollout.HostSnapshot, error) { return snapshotHost(ctx, dh, h, container) })
+		disk.start(f, func(ctx context.Context) (diskFact, error) {
+			select {
+			case <-snap.done:
+			case <-ctx.Done():
+				return diskFact{}, ctx.Err()
+			}
+			return diskOf(ctx, dh, dataRoot(snap.v)), nil
+		})
+	}
+}
+
+// hostSnap and hostDisk return host name's reads started by onHost (nil:
+// none), and registryRead the registry's.
+func (f *firstReads) hostSnap(name string) *firstRead[rollout.HostSnapshot] {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hosts[name]
+}
+
+func (f *firstReads) hostDisk(name string) *firstRead[diskFact] {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.disks[name]
+}
+
+func (f *firstReads) registryRead() *firstRead[struct{}] {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.registry
 }
 
 // takeEntries returns every load balancer's first read, in the order of

@@ -50,17 +50,23 @@ type diskFact struct {
 //
 // roots are the hosts' Docker data roots where observing them told
 // (inventory.Container.DataRoot): their free disk needs no daemon info.
-func startEarlyChecks(ctx context.Context, conns *Connections, hosts []inventory.Host, lbs []lb.Options, image string, roots map[string]string) *earlyChecks {
+// What first read already (each host's free disk, the registry, as the
+// hosts answered) is taken from it.
+func startEarlyChecks(ctx context.Context, conns *Connections, hosts []inventory.Host, lbs []lb.Options, image string, roots map[string]string, first *firstReads) *earlyChecks {
 	ctx, stop := context.WithCancel(ctx)
 	c := &earlyChecks{stop: stop, done: make(chan struct{}), disk: map[string]diskFact{}, lb: map[string]error{}}
 	var g errgroup.Group
 	g.SetLimit(DialConcurrency)
 	if image != "" && len(hosts) > 0 {
-		if first := conns.Hosts[hosts[0].Name]; first != nil {
+		if dh := conns.Hosts[hosts[0].Name]; dh != nil {
+			read := first.registryRead()
 			c.image = image
 			g.Go(func() error {
 				defer panics.Recover(func(err error) { c.set(func() { c.registry = err }) })
-				err := first.ImageInRegistry(ctx, image, first.auth)
+				_, err, ok := read.take(ctx)
+				if !ok {
+					err = dh.ImageInRegistry(ctx, image, dh.auth)
+				}
 				c.set(func() { c.registry = err })
 				return nil
 			})
@@ -85,11 +91,15 @@ func startEarlyChecks(ctx context.Context, conns *Connections, hosts []inventory
 		// Read here, not in the goroutine: a run that observes again
 		// writes roots meanwhile.
 		root := roots[h.Name]
+		read := first.hostDisk(h.Name)
 		g.Go(func() error {
 			defer panics.Recover(func(err error) {
 				c.set(func() { c.disk[h.Name] = diskFact{err: fmt.Errorf("%s: %w", h.Name, err), free: -1} })
 			})
-			d := diskOf(ctx, dh, root)
+			d, _, ok := read.take(ctx)
+			if !ok || d.root != root && root != "" {
+				d = diskOf(ctx, dh, root)
+			}
 			c.set(func() { c.disk[h.Name] = d })
 			return nil
 		})

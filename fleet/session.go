@@ -78,7 +78,13 @@ type Needs struct {
 	// OnLB, if set, is given each load balancer's connection the moment
 	// it opens (from the goroutine that dialled it), while the other
 	// machines are still being dialled (a run on one service only).
-	OnLB func(name string, conn *remote.Conn)
+	// Its reads go through reads, which runs those given together in one
+	// session.
+	OnLB func(name string, reads *remote.Batch)
+	// OnHost, likewise, is given each of the service's hosts the moment
+	// its Docker daemon answers (a decommissioned one too: what is started
+	// on it must only read).
+	OnHost func(h inventory.Host, dh *Host)
 }
 
 // Open opens what need asks for on environment envName, in the order a
@@ -173,7 +179,7 @@ func (s *Session) serviceHosts(ctx context.Context, svcName string) ([]inventory
 		return nil, fmt.Errorf("%w: %w", rollout.ErrPreflight, err)
 	}
 	s.records = conn
-	if err := s.readDecommissioned(ctx); err != nil {
+	if err := s.readDecommissioned(ctx, s.records); err != nil {
 		return nil, err
 	}
 	return s.notDecommissioned(svcName, hosts)
@@ -191,8 +197,10 @@ func (s *Session) serviceCandidates(svcName string) ([]inventory.Host, error) {
 
 // readDecommissioned reads the decommission records from the records
 // machine (s.records, open).
-func (s *Session) readDecommissioned(ctx context.Context) error {
-	gone, err := s.decommissions().List(ctx)
+func (s *Session) readDecommissioned(ctx context.Context, reads inventory.Runner) error {
+	d := s.decommissions()
+	d.Runner = reads
+	gone, err := d.List(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", rollout.ErrPreflight, s.Env.Lock.Host, err)
 	}
@@ -235,17 +243,21 @@ func (s *Session) openService(ctx context.Context, need Needs, connEnv config.En
 	}
 	var recErr error
 	gone := make(chan struct{})
-	readOn := func(conn *remote.Conn) {
+	readOn := func(conn *remote.Conn, reads inventory.Runner) {
 		defer close(gone)
 		s.records = conn
-		recErr = s.readDecommissioned(ctx)
+		recErr = s.readDecommissioned(ctx, reads)
 	}
 	onLB := func(name string, conn *remote.Conn) {
+		// The first reads on a load balancer, this run's and the
+		// decommission records, go in one session.
+		reads := remote.NewBatch(conn, firstReadsWait)
 		if need.OnLB != nil {
-			need.OnLB(name, conn)
+			need.OnLB(name, reads)
 		}
 		if recIsLB && name == recName {
-			go readOn(conn)
+			reads.Expect(1)
+			go readOn(conn, reads)
 		}
 	}
 	if !recIsLB {
@@ -256,10 +268,10 @@ func (s *Session) openService(ctx context.Context, need Needs, connEnv config.En
 				close(gone)
 				return
 			}
-			readOn(conn)
+			readOn(conn, conn)
 		}()
 	}
-	conns, failed, err := connectEach(ctx, s.Config, connEnv, cands, onLB)
+	conns, failed, err := connectEach(ctx, s.Config, connEnv, cands, onLB, need.OnHost)
 	// The records are read unless their load balancer could not be dialled.
 	reading := !recIsLB || (err == nil && conns.LBs[recName] != nil)
 	if reading {

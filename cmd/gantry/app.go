@@ -25,7 +25,7 @@ func newApp(tr *tracker, r *runner) *cli.App {
 				newLogsCmd(tr, nil), newExecCmd(tr, nil), newCompletionCmd(),
 			},
 			newDecommissionCmds(nil),
-			[]*cli.Command{newMaintenanceCmd(nil), newVersionCmd(), newConfigCmd(nil)},
+			[]*cli.Command{newMaintenanceCmd(nil), newVersionCmd(), newConfigCmd(nil), newKeeperCmd(tr)},
 		),
 		// Errors are printed, and turned into the exit code, by run.
 		ExitErrHandler:       func(*cli.Context, error) {},

@@ -16,5 +16,11 @@ func loadConfig(path string) (*config.Config, error) {
 		return nil, err
 	}
 	cfg.UseEnv(os.LookupEnv)
+	if cfg.SSH.Persist > 0 {
+		// Connections are kept by this same binary's ssh-keeper command.
+		if exe, err := os.Executable(); err == nil {
+			cfg.SSH.KeeperCommand = []string{exe, keeperCommandName}
+		}
+	}
 	return cfg, nil
 }
