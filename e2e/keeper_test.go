@@ -1,0 +1,193 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestKeptConnections: with ssh.persist, the first command leaves a keeper
+// holding a connection to every machine, and the next deploy goes through
+// those same connections (no new SSH connection to any sshd), under load
+// with no failed request. A deployer SIGKILLed mid-swap with the keeper
+// between it and the hosts is healed by the next run. A host key changed
+// in known_hosts is refused although the keeper holds a connection it
+// verified with the old key. Stopped by its pid, the keeper leaves no
+// socket, and the next command starts another.
+func TestKeptConnections(t *testing.T) {
+	l := needLab(t)
+	a, b := l.crashVersions(t)
+
+	dir, err := os.MkdirTemp("", "gk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopKeepers(t, dir)
+		os.RemoveAll(dir)
+	})
+	known := filepath.Join(l.state, "keys", "known_hosts")
+	good, err := os.ReadFile(known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kh := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(kh, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := l.configEdits(t,
+		"known_hosts: "+known, "known_hosts: "+kh,
+		"  connect_timeout: 5s\n", "  connect_timeout: 5s\n  persist: 60s\n  persist_dir: "+dir+"\n")
+
+	if r := l.runWith(t, cfg, "deploy", b, "--env", "lab"); r.code != 0 {
+		t.Fatalf("first deploy through a keeper exited %d", r.code)
+	}
+	pid := keeperPid(t, dir)
+	kept := sshConnections(t, pid)
+	if want := len(l.hosts) + 2; len(kept) != want {
+		t.Errorf("the keeper holds %d SSH connections %v, want %d (every host and load balancer)", len(kept), kept, want)
+	}
+
+	t.Run("next deploy uses them", func(t *testing.T) {
+		done := startLoad()
+		r := l.runWith(t, cfg, "deploy", a, "--env", "lab")
+		load := done()
+		if r.code != 0 {
+			t.Fatalf("deploy exited %d", r.code)
+		}
+		l.assertServingTarget(t, a)
+		assertNoFailedRequests(t, load)
+		if now := sshConnections(t, pid); !slices.Equal(now, kept) {
+			t.Errorf("the keeper's SSH connections went from %v to %v: the deploy did not use the kept ones", kept, now)
+		}
+	})
+
+	t.Run("killed mid-swap, healed by the next run", func(t *testing.T) {
+		l.crashAndRerun(t, l.configEditsOf(t, cfg, crashBatchEdits...), crashCase{step: "stop", host: l.hosts[2]}, b, "deploy", b, "--env", "lab")
+		if got := keeperPid(t, dir); got != pid {
+			t.Errorf("keeper pid %d, want %d: the keeper outlives the deployer killed", got, pid)
+		}
+	})
+
+	t.Run("changed host key refused", func(t *testing.T) {
+		victim := l.hosts[1]
+		var changed []string
+		for _, line := range strings.Split(strings.TrimSpace(string(good)), "\n") {
+			if strings.HasPrefix(line, "["+victim.Address+"]:") {
+				other := filepath.Join(t.TempDir(), "other")
+				if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
+					t.Fatalf("ssh-keygen: %v %s", err, out)
+				}
+				pub, _ := os.ReadFile(other + ".pub")
+				line = strings.Fields(line)[0] + " " + strings.Join(strings.Fields(string(pub))[:2], " ")
+			}
+			changed = append(changed, line)
+		}
+		if err := os.WriteFile(kh, []byte(strings.Join(changed, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		defer os.WriteFile(kh, good, 0o600)
+		before := l.snapshot(t)
+		r := l.runWith(t, cfg, "deploy", a, "--env", "lab")
+		if r.code != 3 {
+			t.Errorf("exit %d, want 3 (refused by pre-flight)", r.code)
+		}
+		for _, want := range []string{victim.Name, "HOST KEY CHANGED", "host key verification failed"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
+			}
+		}
+		l.assertUnchanged(t, before)
+		l.assertLockFree(t)
+	})
+
+	t.Run("keeper stopped, another started", func(t *testing.T) {
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if socks, _ := filepath.Glob(filepath.Join(dir, "*.sock")); len(socks) != 0 {
+			t.Errorf("the stopped keeper left %v", socks)
+		}
+		r := l.runWith(t, cfg, "deploy", a, "--env", "lab")
+		if r.code != 0 {
+			t.Fatalf("deploy after the keeper stopped exited %d", r.code)
+		}
+		l.assertServingTarget(t, a)
+		if next := keeperPid(t, dir); next == pid {
+			t.Errorf("keeper pid still %d", pid)
+		}
+	})
+}
+
+// configEditsOf is configEdits on another config file than the lab's.
+func (l *lab) configEditsOf(t *testing.T, config string, oldNew ...string) string {
+	t.Helper()
+	saved := l.config
+	l.config = config
+	defer func() { l.config = saved }()
+	return l.configEdits(t, oldNew...)
+}
+
+// keeperPid is the pid of the one keeper running in dir.
+func keeperPid(t *testing.T, dir string) int {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
+	if len(files) != 1 {
+		t.Fatalf("keeper pid files in %s: %v, want one", dir, files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("keeper pid file %s says %q: not a running process", files[0], b)
+	}
+	return pid
+}
+
+// stopKeepers stops the keepers of dir by their pid files.
+func stopKeepers(t *testing.T, dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+	}
+}
+
+// sshConnections lists process pid's established TCP connections to an
+// sshd (port 2222) as "local->remote", sorted.
+func sshConnections(t *testing.T, pid int) []string {
+	t.Helper()
+	out, err := exec.Command("ss", "-Htnp", "state", "established", "( dport = :2222 )").Output()
+	if err != nil {
+		t.Fatalf("ss: %v", err)
+	}
+	var conns []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.Contains(line, "pid="+strconv.Itoa(pid)+",") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) >= 4 {
+			conns = append(conns, f[2]+"->"+f[3])
+		}
+	}
+	slices.Sort(conns)
+	return conns
+}
