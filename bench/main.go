@@ -34,6 +34,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -178,6 +179,48 @@ func run() error {
 		noop = append(noop, again.wall)
 	}
 
+	// Connections kept between commands (ssh.persist): the first deploy
+	// dials every machine and starts a keeper (cold); the next ones go
+	// through the connections it kept (warm). Each is followed by a
+	// no-op deploy, also through the keeper.
+	fmt.Println("gantry: deploys with ssh.persist (connections kept) under load ...")
+	keptConfig, keepers, err := persistConfig(config)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(keptConfig)
+	stopKeepers(keepers) // a keeper an earlier bench left: the first run is cold
+	defer stopKeepers(keepers)
+	var keptCold float64
+	var keptWarm, keptNoop stats
+	var keptLoads []loadgen.Result
+	for i := 0; i <= runs; i++ {
+		target := publish()
+		var rf runFigures
+		load, err := underLoad(func() error {
+			var err error
+			rf, err = measuredDeploy(gantry, keptConfig, target, "lab")
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		keptLoads = append(keptLoads, load)
+		again, err := measuredDeploy(gantry, keptConfig, target, "lab")
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			keptCold = rf.beforePull
+			continue
+		}
+		keptWarm = append(keptWarm, rf.beforePull)
+		keptNoop = append(keptNoop, again.wall)
+	}
+	for _, l := range keptLoads {
+		gantryLoads = append(gantryLoads, l)
+	}
+
 	fmt.Println("gantry: emergency rollback under load ...")
 	var rb rollout.Summary
 	rollbackLoad, err := underLoad(func() error {
@@ -315,6 +358,11 @@ func run() error {
 		"start_first_failed_requests":       sfLoad.Non2xx + sfLoad.Errors,
 		"when":                              time.Now().UTC().Format(time.RFC3339),
 	}
+	results["kept_connections"] = map[string]any{
+		"fixed_cost_before_pull_cold_s": round(keptCold),
+		"fixed_cost_before_pull_s":      keptWarm.json(),
+		"noop_deploy_s":                 keptNoop.json(),
+	}
 	if len(big) > 0 {
 		results["large_fleet_hosts"] = bigHosts
 		results["large_fleet_deploy_total_s"] = big.json()
@@ -324,6 +372,8 @@ func run() error {
 		{"out_of_rotation_gantry_s", "gantry's own time per host out of rotation", own.median(), 0.050, "s"},
 		{"fixed_cost_before_pull_s", "fixed cost before the first pull", beforePull.median(), 0.300, "s"},
 		{"noop_deploy_s", "no-op deploy", noop.median(), 0.500, "s"},
+		{"kept_fixed_cost_before_pull_s", "fixed cost before the first pull, ssh.persist, warm", keptWarm.median(), 0.300, "s"},
+		{"kept_noop_deploy_s", "no-op deploy, ssh.persist, warm", keptNoop.median(), 0.500, "s"},
 		{"ratio_out_of_rotation_fair", "per host out of rotation / floor with the same waits", oor.median() / fairPerHost.median(), 1.3, "x"},
 		{"ratio_total_fair", "total deploy / floor with the same waits", total.median() / fairTotal.median(), 1.2, "x"},
 		{"failed_requests", "failed requests, gantry's measured runs", float64(failed), 0, ""},
@@ -354,6 +404,8 @@ func run() error {
 		fmt.Fprintf(tw, "  run phase %s (s)\t %s\t \t \t \t \t\n", n, phases[n].cell())
 	}
 	fmt.Fprintf(tw, "no-op deploy (every host on the target) (s)\t %s\t \t \t \t \t\n", noop.cell())
+	fmt.Fprintf(tw, "ssh.persist: fixed cost before the first pull, first run (cold) / next runs (s)\t %.3f / %s\t \t \t \t \t\n", keptCold, keptWarm.cell())
+	fmt.Fprintf(tw, "ssh.persist: no-op deploy, next runs (s)\t %s\t \t \t \t \t\n", keptNoop.cell())
 	if len(big) > 0 {
 		fmt.Fprintf(tw, "deploy of %d hosts, batches of a quarter (s)\t %s\t \t \t \t \t\n", bigHosts, big.cell())
 	}
@@ -579,6 +631,51 @@ func envOr(k, def string) string {
 
 // startFirstConfig writes a copy of the lab config with www start-first on
 // ports 8080 and 8081, beside it (relative paths keep working).
+// persistConfig writes a copy of the lab config keeping connections
+// between commands (ssh.persist), its keepers' sockets and pid files in
+// the lab state's keepers directory (which lab/down stops); it returns the
+// copy and that directory.
+func persistConfig(config string) (string, string, error) {
+	data, err := os.ReadFile(config)
+	if err != nil {
+		return "", "", err
+	}
+	dir := filepath.Join(envOr("LAB_STATE", "/tmp/gantry-lab"), "keepers")
+	anchor := []byte("\nssh:\n")
+	if !bytes.Contains(data, anchor) {
+		return "", "", fmt.Errorf("%s has no ssh section: cannot make a copy with ssh.persist", config)
+	}
+	data = bytes.Replace(data, anchor, []byte("\nssh:\n  persist: 60s\n  persist_dir: "+dir+"\n"), 1)
+	p := filepath.Join(filepath.Dir(config), ".gantry-persist.yml")
+	return p, dir, os.WriteFile(p, data, 0o600)
+}
+
+// stopKeepers stops the keepers of dir, by their pid files, and waits
+// (bounded) for them to exit.
+func stopKeepers(dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(string(b), &pid); err != nil || pid <= 0 {
+			continue
+		}
+		// Only a keeper: a stale pid file may name another process now.
+		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || !bytes.Contains(cmdline, []byte("ssh-keeper")) {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGTERM) != nil {
+			continue
+		}
+		for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 func startFirstConfig(config string) (string, error) {
 	data, err := os.ReadFile(config)
 	if err != nil {
