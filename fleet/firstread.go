@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -134,27 +135,18 @@ func (f *firstReads) onLB(env config.Environment, envName, svcName string) func(
 }
 
 // onHost starts the reads on each host as it answers: its containers
-// named after container, then the free disk where they keep their data,
-// and, on the first host to answer, whether image ("": none) is in the
-// registry. All of it only reads: a host found decommissioned meanwhile
-// is read for nothing.
+// named after container; then, for a deploy of image to a host not on it
+// already, the free disk where the containers keep their data and, once,
+// whether image is in the registry (pre-flight facts a run with nothing to
+// change does not need). All of it only reads: a host found decommissioned
+// meanwhile is read for nothing.
 func (f *firstReads) onHost(container, image string) func(inventory.Host, *Host) {
 	return func(h inventory.Host, dh *Host) {
 		snap := &firstRead[rollout.HostSnapshot]{done: make(chan struct{})}
 		disk := &firstRead[diskFact]{done: make(chan struct{})}
-		var registry *firstRead[struct{}]
 		f.mu.Lock()
 		f.hosts[h.Name], f.disks[h.Name] = snap, disk
-		if image != "" && f.registry == nil {
-			registry = &firstRead[struct{}]{done: make(chan struct{})}
-			f.registry = registry
-		}
 		f.mu.Unlock()
-		if registry != nil {
-			registry.start(f, func(ctx context.Context) (struct{}, error) {
-				return struct{}{}, dh.ImageInRegistry(ctx, image, dh.auth)
-			})
-		}
 		snap.start(f, func(ctx context.Context) (rollout.HostSnapshot, error) { return snapshotHost(ctx, dh, h, container) })
 		disk.start(f, func(ctx context.Context) (diskFact, error) {
 			select {
@@ -162,9 +154,39 @@ func (f *firstReads) onHost(container, image string) func(inventory.Host, *Host)
 			case <-ctx.Done():
 				return diskFact{}, ctx.Err()
 			}
+			if image == "" || snap.err != nil || onTarget(snap.v, image) {
+				return diskFact{}, errNotReadAhead
+			}
+			f.checkRegistry(dh, image)
 			return diskOf(ctx, dh, dataRoot(snap.v)), nil
 		})
 	}
+}
+
+// errNotReadAhead says a read was not made ahead: the run makes it when it
+// needs it.
+var errNotReadAhead = errors.New("not read ahead")
+
+// checkRegistry starts checking image in the registry through dh, unless
+// it was started already.
+func (f *firstReads) checkRegistry(dh *Host, image string) {
+	f.mu.Lock()
+	if f.registry != nil {
+		f.mu.Unlock()
+		return
+	}
+	r := &firstRead[struct{}]{done: make(chan struct{})}
+	f.registry = r
+	f.mu.Unlock()
+	r.start(f, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, dh.ImageInRegistry(ctx, image, dh.auth)
+	})
+}
+
+// onTarget reports whether h runs image already, with nothing left over
+// by a cut-off run.
+func onTarget(h rollout.HostSnapshot, image string) bool {
+	return h.Current != nil && h.Current.Running && h.Current.Image == image && h.Old == nil && h.New == nil && h.Release == nil
 }
 
 // hostSnap and hostDisk return host name's reads started by onHost (nil:

@@ -96,8 +96,8 @@ func startEarlyChecks(ctx context.Context, conns *Connections, hosts []inventory
 			defer panics.Recover(func(err error) {
 				c.set(func() { c.disk[h.Name] = diskFact{err: fmt.Errorf("%s: %w", h.Name, err), free: -1} })
 			})
-			d, _, ok := read.take(ctx)
-			if !ok || d.root != root && root != "" {
+			d, err, ok := read.take(ctx)
+			if !ok || err != nil || d.root != root && root != "" {
 				d = diskOf(ctx, dh, root)
 			}
 			c.set(func() { c.disk[h.Name] = d })
