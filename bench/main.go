@@ -159,23 +159,12 @@ func run() error {
 				raw = append(raw, fr)
 			}
 		}
-		target := publish()
-		var rf runFigures
-		load, err := underLoad(func() error {
-			var err error
-			rf, err = measuredDeploy(gantry, config, target, "lab")
-			return err
-		})
+		rf, again, load, err := deployAndAgain(gantry, config)
 		if err != nil {
 			return err
 		}
 		gantryLoads = append(gantryLoads, load)
 		gantryRuns = append(gantryRuns, rf)
-		// The same target again: nothing to change.
-		again, err := measuredDeploy(gantry, config, target, "lab")
-		if err != nil {
-			return err
-		}
 		noop = append(noop, again.wall)
 	}
 
@@ -193,32 +182,18 @@ func run() error {
 	defer stopKeepers(keepers)
 	var keptCold float64
 	var keptWarm, keptNoop stats
-	var keptLoads []loadgen.Result
 	for i := 0; i <= runs; i++ {
-		target := publish()
-		var rf runFigures
-		load, err := underLoad(func() error {
-			var err error
-			rf, err = measuredDeploy(gantry, keptConfig, target, "lab")
-			return err
-		})
+		rf, again, load, err := deployAndAgain(gantry, keptConfig)
 		if err != nil {
 			return err
 		}
-		keptLoads = append(keptLoads, load)
-		again, err := measuredDeploy(gantry, keptConfig, target, "lab")
-		if err != nil {
-			return err
-		}
+		gantryLoads = append(gantryLoads, load) // their requests count with the others
 		if i == 0 {
 			keptCold = rf.beforePull
 			continue
 		}
 		keptWarm = append(keptWarm, rf.beforePull)
 		keptNoop = append(keptNoop, again.wall)
-	}
-	for _, l := range keptLoads {
-		gantryLoads = append(gantryLoads, l)
 	}
 
 	fmt.Println("gantry: emergency rollback under load ...")
@@ -504,6 +479,22 @@ func measuredDeploy(gantry, config, target, env string) (runFigures, error) {
 		}
 	}
 	return rf, nil
+}
+
+// deployAndAgain deploys a new version under load (measured), then the
+// same target again: nothing to change (measured, no load).
+func deployAndAgain(gantry, config string) (rf, again runFigures, load loadgen.Result, err error) {
+	target := publish()
+	load, err = underLoad(func() error {
+		var err error
+		rf, err = measuredDeploy(gantry, config, target, "lab")
+		return err
+	})
+	if err != nil {
+		return rf, again, load, err
+	}
+	again, err = measuredDeploy(gantry, config, target, "lab")
+	return rf, again, load, err
 }
 
 // healthOf reads the lab service's health check: how many passes it needs
