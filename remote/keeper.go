@@ -347,6 +347,11 @@ func RunKeeper(ctx context.Context, in io.Reader, ready io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("ssh keeper: %w", err)
 	}
+	if ul, ok := ln.(*net.UnixListener); ok {
+		// Removed below only while it is still this keeper's: by then a
+		// newer keeper may listen at the same path.
+		ul.SetUnlinkOnClose(false)
+	}
 	bound, err := os.Stat(spec.Socket)
 	if err == nil {
 		err = os.Chmod(spec.Socket, 0o600)
