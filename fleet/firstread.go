@@ -168,8 +168,11 @@ func (f *firstReads) onHost(container, image string) func(inventory.Host, *Host)
 var errNotReadAhead = errors.New("not read ahead")
 
 // checkRegistry starts checking image in the registry through dh, unless
-// it was started already.
+// it was started already (f nil: nothing to start; the caller checks).
 func (f *firstReads) checkRegistry(dh *Host, image string) {
+	if f == nil {
+		return
+	}
 	f.mu.Lock()
 	if f.registry != nil {
 		f.mu.Unlock()

@@ -59,6 +59,9 @@ func startEarlyChecks(ctx context.Context, conns *Connections, hosts []inventory
 	g.SetLimit(DialConcurrency)
 	if image != "" && len(hosts) > 0 {
 		if dh := conns.Hosts[hosts[0].Name]; dh != nil {
+			// One check: the one the hosts' first reads started, or
+			// started now the same way.
+			first.checkRegistry(dh, image)
 			read := first.registryRead()
 			c.image = image
 			g.Go(func() error {

@@ -463,7 +463,7 @@ func (k *keeper) command(ctx context.Context, nc net.Conn) {
 	if json.Unmarshal([]byte(sc.User()), &target) != nil || target.Addr == "" {
 		return
 	}
-	l := &loan{k: k, ep: Endpoint{Name: target.Name, Addr: target.Addr}, target: target, command: sc}
+	l := &loan{k: k, target: target, command: sc}
 	var open sync.WaitGroup // channels forwarded and not yet closed by the host
 	requestsDone := make(chan struct{})
 	go func() {
@@ -497,7 +497,6 @@ func (k *keeper) command(ctx context.Context, nc net.Conn) {
 // loan is one command's use of a connection to one host.
 type loan struct {
 	k       *keeper
-	ep      Endpoint
 	target  keeperTarget
 	command *ssh.ServerConn
 
@@ -512,7 +511,7 @@ type loan struct {
 func (l *loan) peer(ctx context.Context) (*peer, error) {
 	l.once.Do(func() {
 		l.done = make(chan struct{})
-		l.conn, l.p, l.err = l.k.lend(ctx, l.target, l.ep)
+		l.conn, l.p, l.err = l.k.lend(ctx, l.target)
 		if l.err != nil {
 			return
 		}
@@ -587,7 +586,7 @@ func (l *loan) end(open *sync.WaitGroup) {
 }
 
 // lend takes a kept connection to target that still answers, or dials one.
-func (k *keeper) lend(ctx context.Context, target keeperTarget, ep Endpoint) (*Conn, *peer, error) {
+func (k *keeper) lend(ctx context.Context, target keeperTarget) (*Conn, *peer, error) {
 	for {
 		k.mu.Lock()
 		kept := k.pool[target]
@@ -604,6 +603,7 @@ func (k *keeper) lend(ctx context.Context, target keeperTarget, ep Endpoint) (*C
 		}
 		k.discard(c)
 	}
+	ep := Endpoint{Name: target.Name, Addr: target.Addr}
 	c, err := Dial(ctx, k.cfg, ep)
 	if err != nil {
 		return nil, nil, err
