@@ -11,8 +11,9 @@
 //     the configured waits, the requests in flight and gantry's own; the
 //     total; the fixed cost before the first pull; the run's own phases; a
 //     no-op deploy;
-//   - the deploy of the 24-host environment big at the same batch share
-//     (a quarter), when the lab has 24 hosts;
+//   - how the deploy grows with the fleet: with no load, the 4 hosts of
+//     environment lab and, when the lab has 24 hosts, environment big, at
+//     the same batch share (a quarter);
 //   - an emergency rollback and a start-first deploy.
 //
 // It writes the figures to bench/results/latest.json. Run it with `make
@@ -232,8 +233,19 @@ func run() error {
 	}
 
 	// How the deploy grows with the fleet: the 24-host environment big at
-	// the same batch share as lab's (1 of 4: a quarter).
-	var big stats
+	// the same batch share as lab's (1 of 4: a quarter), and lab's 4 hosts
+	// the same way (no load, so no requests in flight to wait for: the
+	// same service but for its name and port).
+	var small, big stats
+	for i := range runs {
+		fmt.Printf("run %d of %d: gantry deploy of 4 hosts (environment lab), no load ...\n", i+1, runs)
+		rf, err := measuredDeploy(gantry, config, publish(), "lab")
+		if err != nil {
+			return err
+		}
+		small = append(small, rf.sum.TotalS)
+	}
+	smallHosts := len(gantryRuns[0].sum.Hosts)
 	bigHosts := 0
 	if bc, hosts, err := quarterBatches(bigConfig); err != nil {
 		fmt.Printf("no large-fleet figure: %v (start the lab with LAB_HOSTS=24)\n", err)
@@ -334,6 +346,8 @@ func run() error {
 		"fixed_cost_before_pull_s":      keptWarm.json(),
 		"noop_deploy_s":                 keptNoop.json(),
 	}
+	results["small_fleet_hosts"] = smallHosts
+	results["small_fleet_deploy_total_s"] = small.json()
 	if len(big) > 0 {
 		results["large_fleet_hosts"] = bigHosts
 		results["large_fleet_deploy_total_s"] = big.json()
@@ -377,8 +391,9 @@ func run() error {
 	fmt.Fprintf(tw, "no-op deploy (every host on the target) (s)\t %s\t \t \t \t \t\n", noop.cell())
 	fmt.Fprintf(tw, "ssh.persist: fixed cost before the first pull, first run (cold) / next runs (s)\t %.3f / %s\t \t \t \t \t\n", keptCold, keptWarm.cell())
 	fmt.Fprintf(tw, "ssh.persist: no-op deploy, next runs (s)\t %s\t \t \t \t \t\n", keptNoop.cell())
+	fmt.Fprintf(tw, "no load, batches of a quarter: deploy of %d hosts (s)\t %s\t \t \t \t \t\n", smallHosts, small.cell())
 	if len(big) > 0 {
-		fmt.Fprintf(tw, "deploy of %d hosts, batches of a quarter (s)\t %s\t \t \t \t \t\n", bigHosts, big.cell())
+		fmt.Fprintf(tw, "no load, batches of a quarter: deploy of %d hosts (s)\t %s\t \t \t \t \t\n", bigHosts, big.cell())
 	}
 	fmt.Fprintf(tw, "emergency rollback, %d hosts (s)\t %.2f\t \t \t \t \t\n", len(rb.Hosts), rb.TotalS)
 	fmt.Fprintf(tw, "start-first: per host out of rotation, max / total (s)\t %.2f / %.2f\t \t \t \t \t\n", sf.OutOfRotationMaxS, sf.TotalS)
