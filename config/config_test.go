@@ -563,6 +563,18 @@ func TestParseRejectsBadConfigs(t *testing.T) {
 			new:  "  identity_file: /keys/id\n  keepalive_interval: 5s\n  keepalive_count_max: 4\n  docker_call_timeout: 20s\n",
 			want: []string{"ssh.keepalive_interval", "20s", "ssh.docker_call_timeout"},
 		},
+		{
+			name: "persist dir too long for a socket",
+			old:  "  identity_file: /keys/id\n",
+			new:  "  identity_file: /keys/id\n  persist: 1m\n  persist_dir: /run/user/1000/" + strings.Repeat("d", 80) + "\n",
+			want: []string{"ssh.persist_dir", "95 characters", "at most 85"},
+		},
+		{
+			name: "relative persist dir",
+			old:  "  identity_file: /keys/id\n",
+			new:  "  identity_file: /keys/id\n  persist: 1m\n  persist_dir: gantry-ssh\n",
+			want: []string{"ssh.persist_dir", "absolute path"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,7 +37,11 @@ const (
 	DefaultDockerCallTimeout = 30 * time.Second
 	DefaultKeepaliveInterval = 3 * time.Second
 	// MaxPersist bounds ssh.persist.
-	MaxPersist               = time.Hour
+	MaxPersist = time.Hour
+	// MaxPersistDir bounds the length of ssh.persist_dir: a keeper's
+	// socket, <dir>/<16 hex digits>.sock, must fit a unix socket's path
+	// (107 bytes on Linux).
+	MaxPersistDir            = 107 - len("/0123456789abcdef.sock")
 	DefaultKeepaliveCountMax = 3
 	DefaultRedialAttempts    = 4
 	DefaultRedialBackoff     = 500 * time.Millisecond

@@ -83,6 +83,9 @@ type SSH struct {
 	// KeeperCommand starts a keeper (the gantry binary's own ssh-keeper
 	// command); set by the CLI, not the file.
 	KeeperCommand []string `yaml:"-"`
+	// KeeperWarn is told why no keeper could be had, when connections are
+	// dialled directly although persist is set; set by the CLI.
+	KeeperWarn func(error) `yaml:"-"`
 }
 
 // Environment is one fleet: its hosts and its load balancers.

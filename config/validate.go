@@ -72,6 +72,8 @@ func (c *Config) validate() []error {
 	}
 	if c.SSH.PersistDir != "" && !filepath.IsAbs(c.SSH.PersistDir) {
 		bad("ssh.persist_dir", "%q must be an absolute path (a directory only you can use)", c.SSH.PersistDir)
+	} else if len(c.SSH.PersistDir) > MaxPersistDir {
+		bad("ssh.persist_dir", "%q is %d characters long: the keepers' sockets in it would not fit a unix socket's path (at most %d characters)", c.SSH.PersistDir, len(c.SSH.PersistDir), MaxPersistDir)
 	}
 	if len(c.Environments) == 0 {
 		bad("environments", "required: at least one environment with hosts")

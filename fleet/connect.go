@@ -104,6 +104,7 @@ func sshConfig(cfg *config.Config, env config.Environment) remote.SSHConfig {
 		Persist:           cfg.SSH.Persist.D(),
 		PersistDir:        cfg.SSH.PersistDir,
 		KeeperCommand:     cfg.SSH.KeeperCommand,
+		KeeperWarn:        cfg.SSH.KeeperWarn,
 	}
 }
 

@@ -83,7 +83,10 @@ type keeperFiles struct {
 
 // keeperFilesFor names the keeper of cfg's login: connections made with
 // another user, identity, agent, known_hosts or jump host are another
-// keeper's.
+// keeper's. So are those of another gantry binary (another path, or the
+// same path upgraded): a keeper runs the code of the binary that started
+// it, and one left by an earlier version is not used (it exits once
+// idle).
 func keeperFilesFor(cfg SSHConfig) keeperFiles {
 	cfg = cfg.withDefaults()
 	dir := cfg.PersistDir
@@ -98,10 +101,19 @@ func keeperFilesFor(cfg SSHConfig) keeperFiles {
 		JumpPort                               int
 		ConnectTimeout, KeepaliveInterval      time.Duration
 		KeepaliveCountMax, RedialAttempts, Max int
-	}{os.Getuid(), cfg.User, cfg.IdentityFile, cfg.KnownHostsFile, cfg.JumpHost, cfg.UseAgent, "", cfg.JumpPort,
-		cfg.ConnectTimeout, cfg.KeepaliveInterval, cfg.KeepaliveCountMax, cfg.RedialAttempts, cfg.MaxSessions}
+		Keeper                                 []string
+		KeeperSize                             int64
+		KeeperModified                         time.Time
+	}{UID: os.Getuid(), User: cfg.User, IdentityFile: cfg.IdentityFile, KnownHosts: cfg.KnownHostsFile, Jump: cfg.JumpHost,
+		Agent: cfg.UseAgent, JumpPort: cfg.JumpPort, ConnectTimeout: cfg.ConnectTimeout, KeepaliveInterval: cfg.KeepaliveInterval,
+		KeepaliveCountMax: cfg.KeepaliveCountMax, RedialAttempts: cfg.RedialAttempts, Max: cfg.MaxSessions, Keeper: cfg.KeeperCommand}
 	if cfg.UseAgent {
 		login.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
+	}
+	if len(cfg.KeeperCommand) > 0 {
+		if fi, err := os.Stat(cfg.KeeperCommand[0]); err == nil {
+			login.KeeperSize, login.KeeperModified = fi.Size(), fi.ModTime().UTC()
+		}
 	}
 	b, _ := json.Marshal(login)
 	sum := sha256.Sum256(b)
@@ -188,6 +200,9 @@ func dialKept(ctx context.Context, cfg SSHConfig, ep Endpoint) (*ssh.Client, ssh
 // reachKeeper connects to the keeper's socket, starting the keeper first
 // when none answers there.
 func reachKeeper(ctx context.Context, cfg SSHConfig, f keeperFiles) (net.Conn, error) {
+	if len(f.socket) > maxSocketPath {
+		return nil, fmt.Errorf("ssh.persist_dir %s is too long for the keeper's socket %s (a unix socket's path has at most %d bytes): set ssh.persist_dir to a shorter directory", f.dir, f.socket, maxSocketPath)
+	}
 	if err := privateDir(f.dir); err != nil {
 		return nil, err
 	}
@@ -220,11 +235,18 @@ func privateDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("ssh.persist_dir %s: %w", dir, err)
 	}
-	if !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 || !ownedByMe(fi) {
-		return fmt.Errorf("ssh.persist_dir %s must be a directory of yours that only you can use (chmod 700 %s)", dir, dir)
+	switch {
+	case !fi.IsDir() || !ownedByMe(fi):
+		return fmt.Errorf("ssh.persist_dir %s is not a directory of yours: set ssh.persist_dir to one that is, that only you can use", dir)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("ssh.persist_dir %s can be used by others (mode %o): chmod 700 %s", dir, fi.Mode().Perm(), dir)
 	}
 	return nil
 }
+
+// maxSocketPath is the longest path a unix socket may have (Linux: 108
+// bytes with the terminating NUL).
+const maxSocketPath = 107
 
 // lockFile takes an exclusive lock on path, waiting at most
 // keeperStartTimeout; unlock releases it.
@@ -598,7 +620,7 @@ func (k *keeper) lend(ctx context.Context, target keeperTarget) (*Conn, *peer, e
 		k.pool[target] = kept[:len(kept)-1]
 		k.lent[c] = true
 		k.mu.Unlock()
-		if p := c.live(); p != nil && p.answers(keeperLendCheck) {
+		if p := c.live(); p != nil && p.answers(keeperLendCheck) && k.trusted(target, p.hostKey) {
 			return c, p, nil
 		}
 		k.discard(c)
@@ -617,6 +639,19 @@ func (k *keeper) lend(ctx context.Context, target keeperTarget) (*Conn, *peer, e
 	k.lent[c] = true
 	k.mu.Unlock()
 	return c, p, nil
+}
+
+// trusted says whether known_hosts still has key for target. A kept
+// connection whose key is no longer there (the host's key was rotated,
+// or its type changed in known_hosts) is not lent: the command would
+// refuse it and the keeper keep it, so every command would. It is closed
+// and the host dialled again, its key checked as on any dial.
+func (k *keeper) trusted(target keeperTarget, key ssh.PublicKey) bool {
+	if key == nil {
+		return false
+	}
+	verify, _, err := hostKeyCallback(k.cfg.KnownHostsFile, Endpoint{Name: target.Name, Addr: target.Addr})
+	return err == nil && verify(target.Addr, &net.TCPAddr{}, key) == nil
 }
 
 // giveBack keeps c for the next command, if it is still the live

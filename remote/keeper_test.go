@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -141,6 +142,34 @@ func TestKeeperHostKeyIsVerifiedByEachCommand(t *testing.T) {
 	}
 	if _, err := Dial(t.Context(), cfg, Endpoint{Name: "web1", Addr: srv.Addr}); !errors.Is(err, ErrHostKey) {
 		t.Fatalf("Dial with a changed known_hosts = %v, want ErrHostKey", err)
+	}
+}
+
+func TestKeptConnectionAfterTheHostKeyWasRotated(t *testing.T) {
+	srv := startSSHServer(t)
+	cfg, _ := keptConfig(t, time.Minute, srv)
+	c := dialTest(t, cfg, srv.Addr)
+	runEcho(t, t.Context(), c, "old key")
+	c.Close()
+	time.Sleep(50 * time.Millisecond) // the keeper takes it back
+
+	// The host gets a new key (its open connections stay), and the
+	// operator puts the new key in known_hosts: the next commands work,
+	// over a new connection, with no keeper to stop by hand.
+	rotated := newSigner(t)
+	srv.setHostKey(rotated)
+	line := knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, rotated.PublicKey())
+	if err := os.WriteFile(cfg.KnownHostsFile, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, word := range []string{"new key", "kept again"} {
+		c := dialTest(t, cfg, srv.Addr)
+		runEcho(t, t.Context(), c, word)
+		c.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := srv.accepts.Load(); n != 2 {
+		t.Errorf("server accepted %d connections, want 2: the old-key one, then one with the new key, kept", n)
 	}
 }
 
@@ -296,5 +325,58 @@ func TestHelperKeeperProcess(t *testing.T) {
 	defer stop()
 	if err := RunKeeper(ctx, os.Stdin, os.Stdout); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestAnUpgradedBinaryHasAKeeperOfItsOwn(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "gantry")
+	if err := os.WriteFile(bin, []byte("v1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := SSHConfig{User: "deploy", KnownHostsFile: "/k", Persist: time.Minute, PersistDir: "/run/x", KeeperCommand: []string{bin, "ssh-keeper"}}
+	before := keeperFilesFor(cfg)
+	if again := keeperFilesFor(cfg); again != before {
+		t.Fatalf("the same login and binary name two keepers: %v, %v", before, again)
+	}
+	// The binary is replaced by another version, as an upgrade does.
+	if err := os.WriteFile(bin, []byte("v2, longer"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(bin, time.Now(), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if after := keeperFilesFor(cfg); after.socket == before.socket {
+		t.Errorf("after an upgrade the keeper is still %s: the old binary's keeper would serve the new one", after.socket)
+	}
+}
+
+func TestNoKeeperIsSaidAndTheHostDialledDirectly(t *testing.T) {
+	srv := startSSHServer(t)
+	cfg := clientFiles(t, srv)
+	cfg.Persist = time.Minute
+	cfg.KeeperCommand = []string{"/nonexistent/gantry", "ssh-keeper"}
+	open := shortDir(t)
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir  string
+		want string
+	}{
+		{open, "chmod 700 " + open},
+		{"/" + strings.Repeat("d", 90), "set ssh.persist_dir to a shorter directory"},
+	} {
+		cfg.PersistDir = tc.dir
+		var warned []error
+		cfg.KeeperWarn = func(err error) { warned = append(warned, err) }
+		c := dialTest(t, cfg, srv.Addr)
+		runEcho(t, t.Context(), c, "direct")
+		c.Close()
+		if len(warned) != 1 || !strings.Contains(warned[0].Error(), tc.want) {
+			t.Errorf("persist_dir %s: warned %v, want one warning saying %q", tc.dir, warned, tc.want)
+		}
+	}
+	if _, err := os.Stat("/" + strings.Repeat("d", 90)); err == nil {
+		t.Error("the too long persist_dir was created")
 	}
 }

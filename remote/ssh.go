@@ -75,6 +75,11 @@ type SSHConfig struct {
 	Persist       time.Duration
 	PersistDir    string
 	KeeperCommand []string
+	// KeeperWarn, if set, is told why a connection was dialled directly
+	// although Persist is set (no keeper could be reached or started):
+	// the command works as without a keeper, but the user asked for one.
+	// Every connection that falls back tells it.
+	KeeperWarn func(error) `json:"-"`
 }
 
 // kept reports whether connections go through a keeper.
@@ -179,6 +184,9 @@ func (c *Conn) connect(ctx context.Context) error {
 		}
 		if !errors.Is(err, errNoKeeper) {
 			return err
+		}
+		if c.cfg.KeeperWarn != nil && ctx.Err() == nil {
+			c.cfg.KeeperWarn(err)
 		}
 	}
 	c.mu.Lock()

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"sync"
 
 	"github.com/gantry-dev/gantry/config"
 )
@@ -20,6 +22,13 @@ func loadConfig(path string) (*config.Config, error) {
 		// Connections are kept by this same binary's ssh-keeper command.
 		if exe, err := os.Executable(); err == nil {
 			cfg.SSH.KeeperCommand = []string{exe, keeperCommandName}
+		}
+		// Said once per command: every connection falls back the same way.
+		var once sync.Once
+		cfg.SSH.KeeperWarn = func(err error) {
+			once.Do(func() {
+				fmt.Fprintf(os.Stderr, "warning: ssh.persist: %v; connecting directly, without keeping the connections\n", err)
+			})
 		}
 	}
 	return cfg, nil
