@@ -18,8 +18,9 @@ import (
 // with no failed request. A deployer SIGKILLed mid-swap with the keeper
 // between it and the hosts is healed by the next run. A host key changed
 // in known_hosts is refused although the keeper holds a connection it
-// verified with the old key. Stopped by its pid, the keeper leaves no
-// socket, and the next command starts another.
+// verified with the old key; a key rotated on the host and in known_hosts
+// is used by the next run with no keeper to stop. Stopped by its pid, the
+// keeper leaves no socket, and the next command starts another.
 func TestKeptConnections(t *testing.T) {
 	l := needLab(t)
 	a, b := l.crashVersions(t)
@@ -110,6 +111,45 @@ func TestKeptConnections(t *testing.T) {
 		l.assertLockFree(t)
 	})
 
+	t.Run("host key rotated, next run uses the new one", func(t *testing.T) {
+		// A run through the keeper keeps a connection to every machine
+		// again (the refusal above dropped the victim's).
+		if r := l.runWith(t, cfg, "deploy", a, "--env", "lab"); r.code != 0 {
+			t.Fatalf("no-op deploy exited %d", r.code)
+		}
+		before := sshConnections(t, pid)
+		victim := l.hosts[1]
+		newPub := l.rotateHostKey(t, victim.Name, victim.Address)
+		// The operator puts the new key in known_hosts.
+		var rotated []string
+		for _, line := range strings.Split(strings.TrimSpace(string(good)), "\n") {
+			if strings.HasPrefix(line, "["+victim.Address+"]:") {
+				line = strings.Fields(line)[0] + " " + newPub
+			}
+			rotated = append(rotated, line)
+		}
+		if err := os.WriteFile(kh, []byte(strings.Join(rotated, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		defer os.WriteFile(kh, good, 0o600)
+		r := l.runWith(t, cfg, "deploy", b, "--env", "lab")
+		if r.code != 0 {
+			t.Fatalf("deploy after the host key was rotated and known_hosts updated exited %d: the keeper's old-key connection was lent", r.code)
+		}
+		l.assertServingTarget(t, b)
+		l.assertLockFree(t)
+		after := sshConnections(t, pid)
+		if len(after) != len(before) {
+			t.Errorf("the keeper holds %v, want %d connections", after, len(before))
+		}
+		if changed := len(slices.DeleteFunc(slices.Clone(after), func(c string) bool { return slices.Contains(before, c) })); changed != 1 {
+			t.Errorf("connections before %v, after %v: want exactly the victim's replaced", before, after)
+		}
+		if got := keeperPid(t, dir); got != pid {
+			t.Errorf("keeper pid %d, want %d: nobody needs to stop the keeper", got, pid)
+		}
+	})
+
 	t.Run("keeper stopped, another started", func(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -130,6 +170,58 @@ func TestKeptConnections(t *testing.T) {
 			t.Errorf("keeper pid still %d", pid)
 		}
 	})
+}
+
+// rotateHostKey gives lab host name's sshd a new ed25519 host key (SIGHUP:
+// its open connections stay) and returns the new public key ("type
+// base64"). The old key is put back, the same way, when the test ends.
+func (l *lab) rotateHostKey(t *testing.T, name, addr string) string {
+	t.Helper()
+	key := filepath.Join(l.state, name, "ssh_host_ed25519_key")
+	oldKey, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(t.TempDir(), "key")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", fresh).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	newKey, _ := os.ReadFile(fresh)
+	newPub, _ := os.ReadFile(fresh + ".pub")
+	use := func(priv, pub []byte) {
+		if err := os.WriteFile(key, priv, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(key+".pub", pub, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pid, ok := l.livePid(name+"/sshd.pid", "sshd")
+		if !ok {
+			t.Fatalf("sshd of %s is not running", name)
+		}
+		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		want := strings.Join(strings.Fields(string(pub))[:2], " ")
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			out, _ := exec.Command("ssh-keyscan", "-t", "ed25519", "-p", "2222", addr).Output()
+			if strings.Contains(string(out), want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sshd of %s still offers %q, want %s", name, out, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	use(newKey, newPub)
+	t.Cleanup(func() { use(oldKey, oldPub) })
+	return strings.Join(strings.Fields(string(newPub))[:2], " ")
 }
 
 // configEditsOf is configEdits on another config file than the lab's.
