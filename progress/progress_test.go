@@ -253,3 +253,37 @@ func TestLiveViewOfALargeFleetHasOneLinePerBatch(t *testing.T) {
 		t.Errorf("live view of 50 hosts has a line per host:\n%s", text)
 	}
 }
+
+// A host kept out (in maintenance) and a canary's bake read that failed
+// are in the JSON stream as the schema says: the host's kept_out, and a
+// warning message (not a command's output).
+func TestJSONKeptOutHostAndFailedBakeRead(t *testing.T) {
+	var out bytes.Buffer
+	v := progress.New(progress.Options{Out: &out, Mode: progress.JSON, Env: "staging"})
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	v.Plan(testPlan())
+	v.Step(rollout.Event{Time: t0, Host: rollout.CanaryStep, Step: "bake", Stream: "figures", Output: "could not read the figures, baking on: lb1: access log: permission denied"})
+	rep := &rollout.Report{Target: testPlan().Target, Hosts: []*rollout.HostResult{
+		{Host: "web1", Zone: "a", From: "0ld0000", To: "abc1234", Ended: "abc1234", Outcome: rollout.HostDeployed, KeptOut: "in maintenance: disk swap"},
+	}}
+	v.Finish(progress.Final{Report: rep})
+	events, err := eventschema.ValidateStream(out.Bytes())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var warned, keptOut bool
+	for _, ev := range events {
+		switch ev["type"] {
+		case "message":
+			warned = ev["level"] == "warning" && strings.HasPrefix(ev["text"].(string), "warning: canary: could not read the figures")
+		case "output":
+			t.Errorf("a failed bake read is an output event: %v", ev)
+		case "summary":
+			hosts := ev["report"].(map[string]any)["hosts"].([]any)
+			keptOut = hosts[0].(map[string]any)["kept_out"] == "in maintenance: disk swap"
+		}
+	}
+	if !warned || !keptOut {
+		t.Errorf("warning message %v, kept_out in the report %v; want both:\n%s", warned, keptOut, out.String())
+	}
+}

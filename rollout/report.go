@@ -354,9 +354,9 @@ type Summary struct {
 	// Canary says how the canary stage ended, in one line with its figures
 	// ("" for none).
 	Canary string `json:"canary,omitempty"`
-	// RunPhasesS are the run's own phases in seconds (connect, lock,
-	// observe, plan, preflight, hooks, execute, verify, record, notify,
-	// prune), those it went through.
+	// RunPhasesS are the run's own phases in seconds (connect, observe,
+	// plan, lock, preflight, hooks, execute, verify, finish), those it went
+	// through.
 	RunPhasesS map[string]float64 `json:"run_phases_s,omitempty"`
 }
 
