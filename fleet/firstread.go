@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,6 +42,8 @@ type firstReads struct {
 	hosts    map[string]*firstRead[rollout.HostSnapshot]
 	disks    map[string]*firstRead[diskFact]
 	registry *firstRead[struct{}]
+	// registryVia is the host the registry is checked from.
+	registryVia string
 }
 
 // firstRead is one read started ahead, taken once.
@@ -147,18 +150,26 @@ func (f *firstReads) onHost(container, image string) func(inventory.Host, *Host)
 		f.mu.Lock()
 		f.hosts[h.Name], f.disks[h.Name] = snap, disk
 		f.mu.Unlock()
-		snap.start(f, func(ctx context.Context) (rollout.HostSnapshot, error) { return snapshotHost(ctx, dh, h, container) })
+		// What the disk read needs of the snapshot, taken before the
+		// snapshot is handed over: the run's planning may change it.
+		var needs bool
+		var root string
+		snap.start(f, func(ctx context.Context) (rollout.HostSnapshot, error) {
+			v, err := snapshotHost(ctx, dh, h, container)
+			needs, root = image != "" && err == nil && !onTarget(v, image), dataRoot(v)
+			return v, err
+		})
 		disk.start(f, func(ctx context.Context) (diskFact, error) {
 			select {
 			case <-snap.done:
 			case <-ctx.Done():
 				return diskFact{}, ctx.Err()
 			}
-			if image == "" || snap.err != nil || onTarget(snap.v, image) {
+			if !needs {
 				return diskFact{}, errNotReadAhead
 			}
-			f.checkRegistry(dh, image)
-			return diskOf(ctx, dh, dataRoot(snap.v)), nil
+			f.checkRegistry(h.Name, dh, image)
+			return diskOf(ctx, dh, root), nil
 		})
 	}
 }
@@ -167,9 +178,10 @@ func (f *firstReads) onHost(container, image string) func(inventory.Host, *Host)
 // needs it.
 var errNotReadAhead = errors.New("not read ahead")
 
-// checkRegistry starts checking image in the registry through dh, unless
-// it was started already (f nil: nothing to start; the caller checks).
-func (f *firstReads) checkRegistry(dh *Host, image string) {
+// checkRegistry starts checking image in the registry through dh (host
+// name's), unless it was started already (f nil: nothing to start; the
+// caller checks).
+func (f *firstReads) checkRegistry(name string, dh *Host, image string) {
 	if f == nil {
 		return
 	}
@@ -179,7 +191,7 @@ func (f *firstReads) checkRegistry(dh *Host, image string) {
 		return
 	}
 	r := &firstRead[struct{}]{done: make(chan struct{})}
-	f.registry = r
+	f.registry, f.registryVia = r, name
 	f.mu.Unlock()
 	r.start(f, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, dh.ImageInRegistry(ctx, image, dh.auth)
@@ -193,7 +205,9 @@ func onTarget(h rollout.HostSnapshot, image string) bool {
 }
 
 // hostSnap and hostDisk return host name's reads started by onHost (nil:
-// none), and registryRead the registry's.
+// none), and registryRead the registry's when it goes through one of
+// hosts (nil otherwise: started from a host found decommissioned
+// meanwhile, whose connection was closed under the check).
 func (f *firstReads) hostSnap(name string) *firstRead[rollout.HostSnapshot] {
 	if f == nil {
 		return nil
@@ -212,12 +226,15 @@ func (f *firstReads) hostDisk(name string) *firstRead[diskFact] {
 	return f.disks[name]
 }
 
-func (f *firstReads) registryRead() *firstRead[struct{}] {
+func (f *firstReads) registryRead(hosts []inventory.Host) *firstRead[struct{}] {
 	if f == nil {
 		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !slices.ContainsFunc(hosts, func(h inventory.Host) bool { return h.Name == f.registryVia }) {
+		return nil
+	}
 	return f.registry
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gantry-dev/gantry/config"
+	"github.com/gantry-dev/gantry/inventory"
 	"github.com/gantry-dev/gantry/lb"
 )
 
@@ -41,5 +42,23 @@ func TestFirstReadsAreTakenOnce(t *testing.T) {
 	var none *firstRead[int]
 	if _, _, ok := none.take(ctx); ok {
 		t.Error("a read not prepared (a worker's entries): take said ok")
+	}
+}
+
+// The registry check read ahead is used only when it went through a host
+// the run keeps: one found decommissioned meanwhile has its connection
+// closed under the check, which would fail the pre-flight for nothing.
+func TestRegistryReadAheadFromADecommissionedHostIsNotUsed(t *testing.T) {
+	f := newFirstReads(context.Background(), config.Environment{}, "prod", "www", false)
+	defer f.close()
+	if f.registryRead([]inventory.Host{{Name: "host1"}}) != nil {
+		t.Fatal("no check started: registryRead returned one")
+	}
+	f.registry, f.registryVia = &firstRead[struct{}]{done: make(chan struct{})}, "host3"
+	if f.registryRead([]inventory.Host{{Name: "host1"}, {Name: "host2"}}) != nil {
+		t.Error("the check through host3, decommissioned, was used")
+	}
+	if f.registryRead([]inventory.Host{{Name: "host1"}, {Name: "host3"}}) != f.registry {
+		t.Error("the check through host3, kept, was not used")
 	}
 }

@@ -195,6 +195,11 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 		}()
 		clock.done("lock")
 		if !held.FreeSince(began, taken) {
+			// Someone held the lock since the reading began: what was
+			// read may be stale, the pre-flight facts read meanwhile too
+			// (free disk before another run's pull): all read again.
+			stopChecks()
+			stopChecks = func() {}
 			out.Reset()
 			obs = p.observe(ctx)
 			clock.done("observe")
@@ -203,6 +208,9 @@ func (p *Pipeline) Run(ctx context.Context) (*rollout.Report, error) {
 				return nil, err
 			}
 			clock.done("plan")
+			if d.StartChecks != nil {
+				stopChecks = d.StartChecks(ctx)
+			}
 		}
 	}
 	_, _ = o.Out.Write(out.Bytes())

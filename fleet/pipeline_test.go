@@ -496,11 +496,20 @@ func TestPipelineObservesAgainWhenTheLockWasHeldMeanwhile(t *testing.T) {
 			store := f.locker.Store.(lock.DirStore)
 			f.locker.Store = freeForStore{DirStore: store, freeFor: c.freeFor}
 			var out bytes.Buffer
-			if _, err := f.pipeline("v2", config.Environment{}, &out).Run(context.Background()); err != nil {
+			p := f.pipeline("v2", config.Environment{}, &out)
+			p.Deps.StartChecks = func(context.Context) func() {
+				f.call("checks")
+				return func() { f.call("checks stopped") }
+			}
+			if _, err := p.Run(context.Background()); err != nil {
 				t.Fatalf("run: %v\n%s", err, out.String())
 			}
-			want := []string{"observe", "plan", "observe", "plan"}[:2*c.observes]
-			want = append(want, "preflight", "notify started", "execute", "verify", "notify succeeded", "prune")
+			// The early pre-flight facts are read again with the hosts.
+			want := []string{"observe", "plan", "checks", "checks stopped", "observe", "plan", "checks"}
+			if c.observes == 1 {
+				want = want[:3]
+			}
+			want = append(want, "preflight", "notify started", "execute", "verify", "notify succeeded", "prune", "checks stopped")
 			assertCalls(t, f, want...)
 			if f.lockedBy != "www@v2" {
 				t.Errorf("executed under the lock of %q, want this run's", f.lockedBy)

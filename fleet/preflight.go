@@ -61,8 +61,8 @@ func startEarlyChecks(ctx context.Context, conns *Connections, hosts []inventory
 		if dh := conns.Hosts[hosts[0].Name]; dh != nil {
 			// One check: the one the hosts' first reads started, or
 			// started now the same way.
-			first.checkRegistry(dh, image)
-			read := first.registryRead()
+			first.checkRegistry(hosts[0].Name, dh, image)
+			read := first.registryRead(hosts)
 			c.image = image
 			g.Go(func() error {
 				defer panics.Recover(func(err error) { c.set(func() { c.registry = err }) })

@@ -54,11 +54,13 @@ const flockWait = 20
 const lockScript = `
 # Every fork costs milliseconds on a busy machine: the values are read with
 # the shell's own read, and the clock once per run (clock).
-free=; now=
+free=; now=; coarse=
 # clock sets ms (the lock machine's time, milliseconds) and now (seconds).
+# coarse: this date has no milliseconds (both stamps of a span may be up
+# to a second early).
 clock() {
 	ms=$(date +%s%3N 2>/dev/null)
-	case $ms in ''|*[!0-9]*) ms=$(( $(date +%s) * 1000 ));; esac
+	case $ms in ''|*[!0-9]*) ms=$(( $(date +%s) * 1000 )); coarse=1;; esac
 	now=$((ms / 1000))
 }
 # curid sets cur to the run ID of the record ("" when none).
@@ -86,17 +88,23 @@ write() { # the record from stdin into files with suffix $1
 	printf '%s' "$rec" >"$d/info.json$1" && echo "$now" >"$d/since$1" && echo "$now" >"$d/renewed$1"
 }
 # freefor sets free to "free=S", seconds the lock has been free (by the
-# release mark a remove leaves, in milliseconds), "free=never" when it was
-# never taken here, "free=?" when it was but left no mark.
+# release mark a remove leaves, in milliseconds; at least that long when
+# the clock is coarse), "free=never" when it was never taken here, "free=?"
+# when it was but left no mark. A take empties the mark (a builtin, no
+# fork): a release that leaves none (cut off between its two writes, a
+# mark that could not be written, an older gantry) is then unknown, never
+# taken for an earlier release's.
 freefor() {
 	rel=
 	{ read -r rel <"$f.released"; } 2>/dev/null
 	case $rel in
 	''|*[!0-9]*) if [ -n "$fresh" ]; then free=free=never; else free='free=?'; fi ;;
-	*) if [ "$ms" -ge "$rel" ]; then
-		x=$((ms - rel)); y=$((x % 1000 + 1000)); free=free=$((x / 1000)).${y#1}
+	*) x=$((ms - rel)); [ -z "$coarse" ] || x=$((x - 1000))
+	   if [ "$x" -ge 0 ]; then
+		y=$((x % 1000 + 1000)); free=free=$((x / 1000)).${y#1}
 	   else free='free=?'; fi ;;
 	esac
+	: 2>/dev/null >"$f.released" || true
 }
 locked() {
 	flock "$1" -w @WAIT@ 9 || { echo "timed out waiting for $f" >&2; exit @BUSY@; }

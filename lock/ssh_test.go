@@ -265,4 +265,27 @@ func TestTakeSaysHowLongTheLockWasFree(t *testing.T) {
 	if fourth.Holder.FreeFor != 0 || fourth.FreeSince(time.Now(), time.Now()) {
 		t.Errorf("no release mark: free for %v, want unknown (0)", fourth.Holder.FreeFor)
 	}
+
+	// A release that leaves no mark after one that did (cut off between
+	// removing the lock and writing its mark, or an older gantry's) is
+	// not taken for the earlier one: the take says unknown.
+	if err := l.Release(ctx, fourth); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	fifth, err := l.Acquire(ctx, Request{Name: "lab--www"})
+	if err != nil || fifth.Holder.FreeFor < 300*time.Millisecond {
+		t.Fatalf("after a release with its mark: free for %v, err=%v", fifth.Holder.FreeFor, err)
+	}
+	if err := os.RemoveAll(filepath.Join(st.Dir, "lab--www.lock")); err != nil {
+		t.Fatal(err)
+	}
+	readFrom = time.Now()
+	sixth, err := l.Acquire(ctx, Request{Name: "lab--www"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sixth.Holder.FreeFor != 0 || sixth.FreeSince(readFrom.Add(-100*time.Millisecond), time.Now()) {
+		t.Errorf("released with no mark after one with a mark: free for %v, want unknown (0)", sixth.Holder.FreeFor)
+	}
 }
