@@ -698,3 +698,64 @@ func TestPrune(t *testing.T) {
 	}
 	l.assertAllOn(t, vs[4])
 }
+
+// TestDeployWaitingBehindDecommission: a deploy started while `gantry
+// decommission` holds the lock read the host as in service; it waits for
+// the lock, then leaves out the host decommissioned meanwhile (it reads
+// again under the lock, the decommission records too): the host stays
+// stopped and out of every load balancer, under load with no failed
+// request.
+func TestDeployWaitingBehindDecommission(t *testing.T) {
+	l := needLab(t)
+	l.fresh(t)
+	current := l.onBaseline(t)
+	gone := l.hosts[len(l.hosts)-1]
+	t.Cleanup(func() {
+		if r := l.run(t, "recommission", gone.Name, "--env", "lab"); r.code != 0 {
+			t.Errorf("recommission %s exited %d", gone.Name, r.code)
+		}
+		if r := l.run(t, "deploy", current, "--env", "lab"); r.code != 0 {
+			t.Errorf("deploy %s after recommission exited %d", current, r.code)
+		}
+	})
+	next := l.publish(t)
+
+	// Slow requests in flight: the decommission's drain waits for them,
+	// so it holds the lock while the deploy reads the fleet.
+	done := startLoad()
+	dec := l.start(t, l.config, "decommission", gone.Name, "--env", "lab")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(l.quiet("lock", "status", "www", "--env", "lab").stdout, "decommission "+gone.Name) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the decommission of %s never held the lock", gone.Name)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := l.run(t, "deploy", next, "--env", "lab", "--lock-wait", "60s")
+	dr := dec.wait(time.Minute)
+	load := done()
+	if dr.code != 0 {
+		t.Fatalf("decommission exited %d", dr.code)
+	}
+	if r.code != 0 {
+		t.Fatalf("deploy exited %d", r.code)
+	}
+	assertNoFailedRequests(t, load)
+	if plannedHosts(r.stdout)[gone.Name] {
+		t.Errorf("the deploy planned %s, decommissioned while it waited for the lock", gone.Name)
+	}
+	for _, h := range l.hosts[:len(l.hosts)-1] {
+		if got := l.versionOn(t, h); got != sha(next) {
+			t.Errorf("%s runs %q, want %s", h.Name, got, sha(next))
+		}
+	}
+	if out, err := docker(gone, "inspect", "--format", "{{.State.Running}}", "www"); err == nil && out == "true" {
+		t.Errorf("%s's www container runs again", gone.Name)
+	}
+	for _, dir := range l.lbs {
+		if line, ok := upstreamLine(upstream(t, dir), gone.Address); ok {
+			t.Errorf("%s is back in %s: %q", gone.Name, dir, line)
+		}
+	}
+	l.assertLockFree(t)
+}

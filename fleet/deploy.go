@@ -201,6 +201,7 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 		early = startEarlyChecks(ctx, conns, hosts, lbs, image, roots, first)
 		return early.cancel
 	}
+	observations := 0
 	p := &Pipeline{Options: o, Service: svcName, Spec: svc, Env: env, Connect: connect, Began: first.began, Deps: RunDeps{
 		Locker: locker,
 		ReadLock: func(ctx context.Context, name string) (*lock.Holder, error) {
@@ -210,6 +211,14 @@ func execute(ctx context.Context, o DeployOptions, svcName string, svc config.Se
 			return locker.Read(ctx, name)
 		},
 		Observe: func(ctx context.Context) ([]rollout.HostSnapshot, error) {
+			if observations++; observations > 1 {
+				// Read again under the lock, after someone held it: a
+				// host decommissioned meanwhile is left out.
+				var err error
+				if hosts, err = s.StillInService(ctx, records, svcName, hosts); err != nil {
+					return nil, err
+				}
+			}
 			observed, err := snapshotFirst(ctx, conns, hosts, svc.ContainerName, first)
 			for _, h := range observed {
 				if root := dataRoot(h); root != "" {

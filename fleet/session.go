@@ -208,6 +208,40 @@ func (s *Session) readDecommissioned(ctx context.Context, reads inventory.Runner
 	return nil
 }
 
+// StillInService reads the decommission records again (through reads,
+// on the records machine) and returns hosts
+// less those decommissioned since (each said skipped), closing their
+// connections: a run that waited for the lock while `gantry decommission`
+// held it must not deploy to the host it took out. A host recommissioned
+// meanwhile is not added back (this run did not connect it).
+func (s *Session) StillInService(ctx context.Context, reads inventory.Runner, svcName string, hosts []inventory.Host) ([]inventory.Host, error) {
+	if err := s.readDecommissioned(ctx, reads); err != nil {
+		return nil, err
+	}
+	keep, err := s.notDecommissioned(svcName, hosts)
+	if err != nil {
+		return nil, err
+	}
+	s.closeDecommissioned()
+	s.Hosts = keep
+	return keep, nil
+}
+
+// closeDecommissioned closes the connections to the hosts s.Decommissioned
+// lists.
+func (s *Session) closeDecommissioned() {
+	if s.Conns == nil {
+		return
+	}
+	for name := range s.Decommissioned {
+		if h, ok := s.Conns.Hosts[name]; ok {
+			_ = h.Docker.Close()
+			_ = h.Conn.Close()
+			delete(s.Conns.Hosts, name)
+		}
+	}
+}
+
 // notDecommissioned is hosts less those s.Decommissioned lists, each said
 // skipped; refused when none is left.
 func (s *Session) notDecommissioned(svcName string, hosts []inventory.Host) ([]inventory.Host, error) {
@@ -290,12 +324,8 @@ func (s *Session) openService(ctx context.Context, need Needs, connEnv config.En
 	} else if s.Hosts, err = s.notDecommissioned(need.Service, cands); err != nil {
 		return err
 	}
+	s.closeDecommissioned()
 	for name := range s.Decommissioned {
-		if h, ok := conns.Hosts[name]; ok {
-			_ = h.Docker.Close()
-			_ = h.Conn.Close()
-			delete(conns.Hosts, name)
-		}
 		delete(failed, name)
 	}
 	if need.Dial == DialEach {
