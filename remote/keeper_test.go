@@ -127,41 +127,48 @@ func TestKeptConnectionServesTheNextCommand(t *testing.T) {
 	}
 }
 
-func TestKeeperHostKeyIsVerifiedByEachCommand(t *testing.T) {
-	srv := startSSHServer(t)
-	cfg, _ := keptConfig(t, time.Minute, srv)
-	c := dialTest(t, cfg, srv.Addr)
-	runEcho(t, t.Context(), c, "trusted")
-	c.Close()
-
-	// The operator's known_hosts now says another key: the kept
-	// connection is not used.
-	line := knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, newSigner(t).PublicKey())
+// trustOnly makes known_hosts list key for addr, and nothing else.
+func trustOnly(t *testing.T, cfg SSHConfig, addr string, key ssh.PublicKey) {
+	t.Helper()
+	line := knownhosts.Line([]string{knownhosts.Normalize(addr)}, key)
 	if err := os.WriteFile(cfg.KnownHostsFile, []byte(line+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// keptConnection starts a host and a keeper, and leaves the keeper
+// holding a connection to the host that one command used.
+func keptConnection(t *testing.T) (*sshServer, SSHConfig) {
+	t.Helper()
+	srv := startSSHServer(t)
+	cfg, _ := keptConfig(t, time.Minute, srv)
+	c := dialTest(t, cfg, srv.Addr)
+	runEcho(t, t.Context(), c, "first command")
+	c.Close()
+	time.Sleep(50 * time.Millisecond) // the keeper takes it back
+	return srv, cfg
+}
+
+func TestKeeperHostKeyIsVerifiedByEachCommand(t *testing.T) {
+	srv, cfg := keptConnection(t)
+
+	// The operator's known_hosts now says another key: the kept
+	// connection is not used.
+	trustOnly(t, cfg, srv.Addr, newSigner(t).PublicKey())
 	if _, err := Dial(t.Context(), cfg, Endpoint{Name: "web1", Addr: srv.Addr}); !errors.Is(err, ErrHostKey) {
 		t.Fatalf("Dial with a changed known_hosts = %v, want ErrHostKey", err)
 	}
 }
 
 func TestKeptConnectionAfterTheHostKeyWasRotated(t *testing.T) {
-	srv := startSSHServer(t)
-	cfg, _ := keptConfig(t, time.Minute, srv)
-	c := dialTest(t, cfg, srv.Addr)
-	runEcho(t, t.Context(), c, "old key")
-	c.Close()
-	time.Sleep(50 * time.Millisecond) // the keeper takes it back
+	srv, cfg := keptConnection(t)
 
 	// The host gets a new key (its open connections stay), and the
 	// operator puts the new key in known_hosts: the next commands work,
 	// over a new connection, with no keeper to stop by hand.
 	rotated := newSigner(t)
 	srv.setHostKey(rotated)
-	line := knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, rotated.PublicKey())
-	if err := os.WriteFile(cfg.KnownHostsFile, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	trustOnly(t, cfg, srv.Addr, rotated.PublicKey())
 	for _, word := range []string{"new key", "kept again"} {
 		c := dialTest(t, cfg, srv.Addr)
 		runEcho(t, t.Context(), c, word)
