@@ -476,10 +476,14 @@ func (k *keeper) command(ctx context.Context, nc net.Conn) {
 	}
 	cfg := &ssh.ServerConfig{NoClientAuth: true}
 	cfg.AddHostKey(k.signer)
+	// A command that stops before its handshake ends (suspended, say)
+	// must not hold the keeper: it redials as it would after any error.
+	_ = nc.SetDeadline(time.Now().Add(keeperStartTimeout))
 	sc, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	if err != nil {
 		return
 	}
+	_ = nc.SetDeadline(time.Time{})
 	defer sc.Close()
 	var target keeperTarget
 	if json.Unmarshal([]byte(sc.User()), &target) != nil || target.Addr == "" {
