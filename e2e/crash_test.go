@@ -28,9 +28,37 @@ var crashBatchEdits = []string{"    batch_size: 1\n", "    batch_size: 2\n"}
 // waitStep waits until the run's JSON stream (docs/events.md) says host
 // started step; false when the run ended or timeout passed first.
 func (b *bgRun) waitStep(host, step string, timeout time.Duration) bool {
-	re := regexp.MustCompile(`"type":"step",.*"host":` + regexp.QuoteMeta(strconv.Quote(host)) + `,.*"step":` + regexp.QuoteMeta(strconv.Quote(step)) + `,"status":"started"`)
-	_, ok := b.waitLine(re, timeout)
-	return ok
+	return b.waitStepN(host, step, "started", 1, timeout)
+}
+
+// waitStepN is waitStep for the nth time host's step reports status (a
+// host moved back by a revert goes through its steps twice).
+func (b *bgRun) waitStepN(host, step, status string, n int, timeout time.Duration) bool {
+	re := regexp.MustCompile(`"type":"step",.*"host":` + regexp.QuoteMeta(strconv.Quote(host)) + `,.*"step":` + regexp.QuoteMeta(strconv.Quote(step)) + `,"status":` + regexp.QuoteMeta(strconv.Quote(status)))
+	deadline := time.Now().Add(timeout)
+	for seen := 0; seen < n; {
+		b.mu.Lock()
+		seen = 0
+		for _, line := range b.lines {
+			if re.MatchString(line) {
+				seen++
+			}
+		}
+		b.mu.Unlock()
+		if seen >= n {
+			break
+		}
+		select {
+		case <-b.done:
+			return false
+		default:
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
 }
 
 // crashCase kills the deployer when host enters step.
@@ -330,6 +358,48 @@ func TestCrashMatrix(t *testing.T) {
 // once more, ends with every host on the version the rollback went back
 // to, as the crash matrix demands of a deploy. Hosts the killed run had
 // already rolled back must not be rolled "back" to the bad version.
+// TestCrashDuringAutomaticRevert: a deploy fails on a later batch and
+// the whole fleet goes back; gantry is SIGKILLed as a host moved back has
+// its old version's container created under the service's name (not
+// started) while the new one still serves as -gantry-old, up in every
+// load balancer. The next run must keep what serves (not stop it with
+// nothing else running): no request fails, and it ends on the version it
+// deploys.
+func TestCrashDuringAutomaticRevert(t *testing.T) {
+	l := needLab(t)
+	l.fresh(t)
+	v1 := l.onBaseline(t)
+	v2 := l.publish(t)
+	moved, victim := l.hosts[0], l.hosts[2] // host1 is on v2 when host3 fails
+	cfg := l.configBrokenOn(t, victim, shortDeadline...)
+	done := startLoad()
+	b := l.start(t, cfg, "deploy", v2, "--env", "lab", "--json")
+	// Its second create is the move back's; killed as it ends, before
+	// the drain takes effect.
+	if b.waitStepN(moved.Name, "create", "ok", 2, 3*time.Minute) {
+		if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Errorf("SIGKILL: %v", err)
+		}
+		t.Logf("SIGKILLed gantry (pid %d) as %s's move back created its container", b.cmd.Process.Pid, moved.Name)
+	} else {
+		t.Errorf("gantry never moved %s back", moved.Name)
+	}
+	if r := b.wait(time.Minute); r.code != 128+int(syscall.SIGKILL) {
+		t.Errorf("the first run exited %d, want %d (killed)", r.code, 128+int(syscall.SIGKILL))
+	}
+	l.logFleet(t, "after the kill")
+	r := l.run(t, "deploy", v1, "--env", "lab")
+	load := done()
+	if r.code != 0 {
+		t.Errorf("deploy %s after the kill exited %d, want 0", v1, r.code)
+	}
+	l.assertServingTarget(t, v1)
+	assertNoFailedRequests(t, load)
+	if t.Failed() {
+		l.repair(t, l.config, v1)
+	}
+}
+
 func TestCrashMatrixRollback(t *testing.T) {
 	l := needLab(t)
 	a, b := l.crashVersions(t)

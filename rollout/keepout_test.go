@@ -131,7 +131,7 @@ func TestRepairKeptOut(t *testing.T) {
 	checkText(t, "repairs", RepairsString(p.Repairs), `repair host2 (leftover www-gantry-old):
   health new2 on port 8080: traffic only after the health check passes
   remove www-gantry-old (old1): a leftover of a cut-off run
-  if the health check fails: drain, stop, remove, rename, start, health
+  if the health check fails: drain, stop, remove, start, rename, health
 `)
 	rep := f.executor(time.Second).Run(context.Background(), p)
 	if !rep.OK() {

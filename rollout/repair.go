@@ -137,9 +137,11 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 		keep = nw
 		why = append(why, nw.Name+" serves in some load balancer")
 	case running(cur):
-	case old != nil && (cur == nil || cur.Labels[inventory.LabelPreviousImage] == imageOf(old)):
-		// A stop-first swap cut off between stopping the old container and
-		// the new one serving: the old one is what served.
+	case old != nil:
+		// Nothing runs under the service's name: a stop-first swap, or a
+		// revert's move back, cut off before the new container served
+		// (whatever its labels say it replaces): the old one is what
+		// served, and may still serve.
 		keep = old
 		why = append(why, old.Name+" is what served before a cut-off swap")
 	}
@@ -195,10 +197,12 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 			remove(nw, "never started by the cut-off run")
 		}
 		remove(cur, "started by the cut-off run, never put in service")
-		add(RepairStep{Kind: StepRename, Container: old, Name: container, Reason: "the service's name back"})
+		// Started before it gets its name back: cut off between the two,
+		// it is still a running -gantry-old, which the next run keeps.
 		if !old.Running {
 			add(RepairStep{Kind: StepStart, Container: old, Reason: "it served before the cut-off swap"})
 		}
+		add(RepairStep{Kind: StepRename, Container: old, Name: container, Reason: "the service's name back"})
 		add(RepairStep{Kind: StepHealth, Container: old, Port: keepPort, Reason: "traffic only after the health check passes"})
 		add(RepairStep{Kind: StepSwitch, Port: keepPort, Reason: "back into every load balancer"})
 	default:
@@ -231,8 +235,8 @@ func planRepair(h HostSnapshot, container string, port int) (Repair, HostSnapsho
 					{Kind: StepDrain, Reason: cur.Version() + " is unhealthy"},
 					{Kind: StepStop, Container: cur, Reason: "unhealthy"},
 					{Kind: StepRemove, Container: cur, Reason: "unhealthy"},
-					{Kind: StepRename, Container: old, Name: container, Reason: "the service's name back"},
 					{Kind: StepStart, Container: old, Reason: "it served before"},
+					{Kind: StepRename, Container: old, Name: container, Reason: "the service's name back"},
 					{Kind: StepHealth, Container: old, Port: old.Port(port), Reason: "traffic only after the health check passes"},
 					{Kind: StepSwitch, Port: old.Port(port), Reason: "back into every load balancer"},
 				}

@@ -35,7 +35,7 @@ func TestRepairFinishesAStopFirstSwapCutAfterStart(t *testing.T) {
   health new2 on port 8080: traffic only after the health check passes
   restore on port 8080: back into every load balancer
   remove www-gantry-old (old1): a leftover of a cut-off run
-  if the health check fails: drain, stop, remove, rename, start, health, switch
+  if the health check fails: drain, stop, remove, start, rename, health, switch
 `)
 	rep := f.executor(time.Second).Run(context.Background(), p)
 	if !rep.OK() {
@@ -136,14 +136,20 @@ func TestFailedFirstDeployLeavesAnEmptyHostOut(t *testing.T) {
 // back (the new one, never started, goes), checking it and putting it
 // back; the deploy then goes on.
 func TestRepairPutsBackAStopFirstSwapCutBeforeTheNewOneStarted(t *testing.T) {
-	created := func(f *testFleet) {
-		img := testImage + ":new2"
-		f.Host("host2").AddImage(img)
-		f.Host("host2").Put(fakefleet.Container{ID: "cut-new", Name: "www", Image: img, Labels: map[string]string{
-			inventory.LabelManaged: "true", inventory.LabelService: "www", inventory.LabelVersion: "new2",
-			inventory.LabelImage: img, inventory.LabelPreviousImage: testImage + ":old1",
-		}})
+	// createdAfter creates the new container as replacing previous (a
+	// deploy's says the old one; a revert's move back says the version
+	// before that).
+	createdAfter := func(previous string) func(f *testFleet) {
+		return func(f *testFleet) {
+			img := testImage + ":new2"
+			f.Host("host2").AddImage(img)
+			f.Host("host2").Put(fakefleet.Container{ID: "cut-new", Name: "www", Image: img, Labels: map[string]string{
+				inventory.LabelManaged: "true", inventory.LabelService: "www", inventory.LabelVersion: "new2",
+				inventory.LabelImage: img, inventory.LabelPreviousImage: testImage + ":" + previous,
+			}})
+		}
 	}
+	created := createdAfter("old1")
 	drained := func(f *testFleet) {
 		for _, b := range f.Balancers {
 			_ = b.Drain(context.Background(), "www", "host2")
@@ -177,8 +183,35 @@ func TestRepairPutsBackAStopFirstSwapCutBeforeTheNewOneStarted(t *testing.T) {
 			f.Host("host2").Edit("www-gantry-old", func(c *fakefleet.Container) { c.Running = false })
 		}, `repair host2 (www-gantry-old is what served before a cut-off swap; leftover www):
   remove www (new2): started by the cut-off run, never put in service
-  rename www-gantry-old to www: the service's name back
   start www-gantry-old (old1): it served before the cut-off swap
+  rename www-gantry-old to www: the service's name back
+  health old1 on port 8080: traffic only after the health check passes
+  restore on port 8080: back into every load balancer
+`},
+		// A revert's move back, cut off alike: what serves is kept
+		// although the container created says it replaces another
+		// version (it must not be stopped with nothing else running).
+		{"revert's new one created", createdAfter("old0"), `repair host2 (www-gantry-old is what served before a cut-off swap; leftover www):
+  remove www (new2): started by the cut-off run, never put in service
+  rename www-gantry-old to www: the service's name back
+  health old1 on port 8080: traffic only after the health check passes
+  restore on port 8080: back into every load balancer
+`},
+		{"revert's old one stopped", func(f *testFleet) {
+			createdAfter("old0")(f)
+			drained(f)
+			f.Host("host2").Edit("www-gantry-old", func(c *fakefleet.Container) { c.Running = false })
+		}, `repair host2 (www-gantry-old is what served before a cut-off swap; leftover www):
+  remove www (new2): started by the cut-off run, never put in service
+  start www-gantry-old (old1): it served before the cut-off swap
+  rename www-gantry-old to www: the service's name back
+  health old1 on port 8080: traffic only after the health check passes
+  restore on port 8080: back into every load balancer
+`},
+		// Cut off between starting the old one and giving it its name
+		// back: a running -gantry-old and nothing under the name.
+		{"old one started, not renamed", drained, `repair host2 (www-gantry-old is what served before a cut-off swap):
+  rename www-gantry-old to www: the service's name back
   health old1 on port 8080: traffic only after the health check passes
   restore on port 8080: back into every load balancer
 `},

@@ -384,25 +384,38 @@ func (e *Executor) failHost(ctx context.Context, sw *swap, cause error) {
 			res.Ended = ""
 			return "new container removed; nothing ran here before", nil
 		}
-		if sw.oldRenamed || old.Name != e.Service.ContainerName {
-			if err := sw.docker(func() error { return host.Rename(cctx, old.ID, e.Service.ContainerName) }); err != nil {
-				return "", err
+		// Started before it gets its name back: cut off between the two,
+		// it is a running -gantry-old, which the next run keeps; the other
+		// way round it would be a stopped container under the service's
+		// name, like one stopped by hand.
+		giveName := func() error {
+			if sw.oldRenamed || old.Name != e.Service.ContainerName {
+				return sw.docker(func() error { return host.Rename(cctx, old.ID, e.Service.ContainerName) })
 			}
+			return nil
 		}
 		if !old.Running {
+			if err := giveName(); err != nil {
+				return "", err
+			}
 			res.Ended = ""
 			return old.Version() + " left stopped, as found", nil
 		}
 		if now, ok, err := host.Inspect(cctx, old.ID); err == nil && ok && now.Running {
 			sw.oldStopped = false // still running: a failed stop call did not stop it
 		}
+		if sw.oldStopped {
+			if err := sw.docker(func() error { return host.Start(cctx, old.ID) }); err != nil {
+				res.Ended = ""
+				return "", err
+			}
+		}
+		if err := giveName(); err != nil {
+			return "", err
+		}
 		res.Ended = old.Version()
 		if !sw.oldStopped {
 			return "new container removed; " + old.Version() + " kept serving", nil
-		}
-		if err := sw.docker(func() error { return host.Start(cctx, old.ID) }); err != nil {
-			res.Ended = ""
-			return "", err
 		}
 		if _, err := e.waitHealthy(cctx, host, hp.Host, old.ID, e.portOr(hp.FromPort), false, nil); err != nil {
 			res.Ended = ""
