@@ -130,6 +130,7 @@ func (e EC2) Discover(ctx context.Context) (Result, error) {
 	}
 
 	var hosts []inventory.Host
+	var ids []string // by host, its instance id
 	var warnings []string
 	tagNames := make([]string, len(instances))
 	count := map[string]int{}
@@ -192,7 +193,9 @@ func (e EC2) Discover(ctx context.Context) (Result, error) {
 			DockerSocket: hostSocket,
 			Services:     splitServices(tagValue(in.Tags, servicesTag)),
 		})
+		ids = append(ids, id)
 	}
+	warnings = append(warnings, uniqueNames(hosts, ids)...)
 	sort.Slice(hosts, func(i, j int) bool {
 		if hosts[i].Name != hosts[j].Name {
 			return names.Less(hosts[i].Name, hosts[j].Name)
@@ -201,6 +204,36 @@ func (e EC2) Discover(ctx context.Context) (Result, error) {
 	})
 	sort.Strings(warnings)
 	return Result{Hosts: hosts, Warnings: warnings}, nil
+}
+
+// uniqueNames renames the hosts whose names still collide (a Name tag
+// equal to another instance's id, or to a name made unique with an id):
+// each, but one named after its own id, becomes its name and its instance
+// id (ids[i]), which no other instance has. Hosts are looked up by name:
+// two of one name would be one machine deployed twice and one never.
+func uniqueNames(hosts []inventory.Host, ids []string) (warnings []string) {
+	for range 3 { // a name made of a name and an id may collide again, with a tag made so
+		count := map[string]int{}
+		for _, h := range hosts {
+			count[h.Name]++
+		}
+		renamed := false
+		for i := range hosts {
+			name := hosts[i].Name
+			if count[name] < 2 || name == ids[i] {
+				continue
+			}
+			hosts[i].Name, renamed = name+"-"+ids[i], true
+			if !names.Safe(hosts[i].Name) {
+				hosts[i].Name = ids[i] // too long: the id alone, which no one else has now
+			}
+			warnings = append(warnings, fmt.Sprintf("instance %s: name %s is another instance's too; named %s (give the instances Name tags of their own)", ids[i], name, hosts[i].Name))
+		}
+		if !renamed {
+			break
+		}
+	}
+	return warnings
 }
 
 // input is the DescribeInstances request: the tag filters, in key order,

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/gantry-dev/gantry/discovery/ec2stub"
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/inventory"
 )
 
@@ -584,4 +585,41 @@ func hostsOf(r Result, err error) ([]inventory.Host, error) { return r.Hosts, er
 // partsOf is a discovery's hosts, warnings and error.
 func partsOf(r Result, err error) ([]inventory.Host, []string, error) {
 	return r.Hosts, r.Warnings, err
+}
+
+// Names that still collide once duplicate Name tags got their instance
+// ids (a Name tag equal to another instance's id, or to a name made with
+// an id) are made unique too, with a warning naming the instance: hosts
+// are looked up by name.
+func TestEC2HostNamesAreUnique(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		names []string // as named before uniqueNames
+		ids   []string
+	}{
+		{"tag equal to an untagged instance's id", []string{"i-0aaa", "i-0aaa"}, []string{"i-0aaa", "i-0bbb"}},
+		{"tag equal to a name made with an id", []string{"web-i-0ccc", "web-i-0bbb", "web-i-0ccc"}, []string{"i-0ccc", "i-0bbb", "i-0ddd"}},
+		{"too long once the id is added", []string{strings.Repeat("w", 125), strings.Repeat("w", 125)}, []string{"i-0aaa", "i-0bbb"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hosts := make([]inventory.Host, len(tc.names))
+			for i, n := range tc.names {
+				hosts[i].Name = n
+			}
+			warnings := uniqueNames(hosts, tc.ids)
+			seen := map[string]bool{}
+			for _, h := range hosts {
+				if seen[h.Name] {
+					t.Errorf("two hosts named %s: %v", h.Name, hosts)
+				}
+				seen[h.Name] = true
+				if !names.Safe(h.Name) {
+					t.Errorf("host name %q is not one gantry writes into files and commands", h.Name)
+				}
+			}
+			if len(warnings) == 0 {
+				t.Error("no warning names the instances renamed")
+			}
+		})
+	}
 }

@@ -63,8 +63,10 @@ func openMaintenance(ctx context.Context, o MaintenanceOptions, what string) (co
 	if _, err := o.Config.Environment(o.Env); err != nil {
 		return ctx, nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	if err := names.Check(o.Host); err != nil {
-		return ctx, nil, fmt.Errorf("%w: host %q: %w", ErrRefused, o.Host, err)
+	// Discovery names hosts up to names.MaxSafeLen (a Name tag and an
+	// instance id): any of them can be put in maintenance.
+	if !names.Safe(o.Host) {
+		return ctx, nil, fmt.Errorf("%w: host %q: not a host name (%s, at most %d characters)", ErrRefused, o.Host, names.Allowed, names.MaxSafeLen)
 	}
 	m := &maintenanceHost{}
 	s, err := Open(ctx, o.Config, o.Env, o.Out, Needs{Discover: true, Dial: DialEach,

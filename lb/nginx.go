@@ -224,6 +224,11 @@ func New(o Options, up Upstream) (*Nginx, error) {
 		if s.Host == "" || listed[s.Host] {
 			return nil, fmt.Errorf("%s: upstream %s: server %q of host %q: no host, or a host listed twice", o.Name, up.Service, s.Addr, s.Host)
 		}
+		if !names.SafeAddr(s.Addr) {
+			// Refused before any change, not at the host's first drain:
+			// gantry rewrites the whole file and cannot write this back.
+			return nil, fmt.Errorf("%s: upstream %s lists host %s at %q, which gantry cannot write back (it writes ADDRESS:PORT): fix or remove that line of %s/%s.conf", o.Name, up.Service, s.Host, s.Addr, o.UpstreamsDir, up.Service)
+		}
 		listed[s.Host] = true
 		u.servers = append(u.servers, s)
 	}
@@ -389,8 +394,12 @@ func ParseUpstream(content string) map[string]string {
 	return states
 }
 
-// ParseEntries reads an upstream file gantry wrote, by host. A down line
-// whose host the "# down by gantry:" comment does not name is ByHand.
+// ParseEntries reads an upstream file gantry wrote, by host: each server
+// line names its host first in its comment. A down line whose host the
+// "# down by gantry:" comment does not name is ByHand. Lines edited by
+// hand are read as well as they can be: any blanks between the words, and
+// a note after the host's name ("# web-1 bad disk"), so that a host
+// marked down by hand stays down; a line with no address is not an entry.
 func ParseEntries(content string) map[string]Entry {
 	entries := map[string]Entry{}
 	ours := map[string]bool{}
@@ -402,23 +411,17 @@ func ParseEntries(content string) map[string]Entry {
 			}
 			continue
 		}
-		if !strings.HasPrefix(line, "server ") {
+		decl, comment, ok := strings.Cut(line, "#")
+		words := strings.Fields(comment)
+		fields := strings.Fields(strings.ReplaceAll(decl, ";", " "))
+		if !ok || len(words) == 0 || len(fields) < 2 || fields[0] != "server" {
 			continue
 		}
-		decl, host, ok := strings.Cut(line, "#")
-		host = strings.TrimSpace(host)
-		if !ok || host == "" {
-			continue
-		}
-		fields := strings.Fields(strings.TrimSuffix(strings.TrimSpace(decl), ";"))
-		var e Entry
-		if len(fields) > 1 {
-			e.Addr = strings.TrimSuffix(fields[1], ";")
-		}
+		e := Entry{Addr: fields[1]}
 		for _, f := range fields[2:] {
-			e.Down = e.Down || strings.TrimSuffix(f, ";") == "down"
+			e.Down = e.Down || f == "down"
 		}
-		entries[host] = e
+		entries[words[0]] = e
 	}
 	for h, e := range entries {
 		if e.Down && !ours[h] {

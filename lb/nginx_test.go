@@ -341,6 +341,33 @@ func TestParseEntriesByHand(t *testing.T) {
 	}
 }
 
+// TestParseEntriesEditedByHand: lines an operator edited are read as
+// well as they can be (a note after the host's name, tabs, a down with
+// no blank before the semicolon); a line with no address is not an entry
+// and does not stop the reading.
+func TestParseEntriesEditedByHand(t *testing.T) {
+	got := ParseEntries(header +
+		"server 10.0.0.1:8080 down; # host1 bad disk, ticket 42\n" +
+		"server\t10.0.0.2:8080\tdown;\t# host2\r\n" +
+		"server ; # host3\n" +
+		"server # host4\n" +
+		"  server 10.0.0.5:8080 down;# host5\n" +
+		"# down by gantry: host5\n")
+	want := map[string]Entry{
+		"host1": {Addr: "10.0.0.1:8080", Down: true, ByHand: true},
+		"host2": {Addr: "10.0.0.2:8080", Down: true, ByHand: true},
+		"host5": {Addr: "10.0.0.5:8080", Down: true},
+	}
+	if len(got) != len(want) {
+		t.Errorf("entries %v, want %v", got, want)
+	}
+	for h, w := range want {
+		if got[h] != w {
+			t.Errorf("%s: got %+v, want %+v", h, got[h], w)
+		}
+	}
+}
+
 // TestKeepByHand: a host marked down by hand stays off the "down by
 // gantry" line through gantry's own rewrites, until a change puts it up.
 func TestKeepByHand(t *testing.T) {
@@ -388,6 +415,11 @@ func TestNewRefusesWhatItCannotWorkWith(t *testing.T) {
 		{"host listed twice", nil, Upstream{Service: "www", Servers: append(servers, servers[0])}, `host "host1": no host, or a host listed twice`},
 		{"down host not a server", nil, Upstream{Service: "www", Servers: servers, Down: []string{"host3"}}, "down host host3 is not one of its servers"},
 		{"down by hand but up", nil, Upstream{Service: "www", Servers: servers, Down: []string{"host1"}, ByHand: []string{"host2"}}, "host host2, down by hand, is not down"},
+		// Listed by hand at an address gantry cannot write back: refused
+		// before any change, naming the file to fix.
+		{"address without a port", nil, Upstream{Service: "www", Servers: []Server{{Host: "host1", Addr: "10.0.0.1"}}},
+			`upstream www lists host host1 at "10.0.0.1", which gantry cannot write back (it writes ADDRESS:PORT): fix or remove that line of /etc/nginx/gantry/www.conf`},
+		{"unix socket", nil, Upstream{Service: "www", Servers: []Server{{Host: "host1", Addr: "unix:/run/app.sock"}}}, "which gantry cannot write back"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := ok
