@@ -309,13 +309,6 @@ func liveEntries(h HostSnapshot, cs []*inventory.Container, port int) bool {
 	return false
 }
 
-func imageOf(c *inventory.Container) string {
-	if img := c.Labels[inventory.LabelImage]; img != "" {
-		return img
-	}
-	return c.Image
-}
-
 // repairAll carries out the plan's repairs, several hosts at once, and
 // returns every failure.
 func (e *Executor) repairAll(ctx context.Context, plan Plan, rep *Report) error {
