@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-dev/gantry/internal/names"
 	"github.com/gantry-dev/gantry/remote/dockeropts"
 )
 
@@ -39,9 +40,8 @@ const (
 	// MaxPersist bounds ssh.persist.
 	MaxPersist = time.Hour
 	// MaxPersistDir bounds the length of ssh.persist_dir: a keeper's
-	// socket, <dir>/<16 hex digits>.sock, must fit a unix socket's path
-	// (107 bytes on Linux).
-	MaxPersistDir            = 107 - len("/0123456789abcdef.sock")
+	// socket, <dir>/<16 hex digits>.sock, must fit a unix socket's path.
+	MaxPersistDir            = names.MaxSocketPath - len("/0123456789abcdef.sock")
 	DefaultKeepaliveCountMax = 3
 	DefaultRedialAttempts    = 4
 	DefaultRedialBackoff     = 500 * time.Millisecond

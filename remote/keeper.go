@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/gantry-dev/gantry/internal/names"
 )
 
 // Connections kept across commands (SSHConfig.Persist).
@@ -200,8 +202,8 @@ func dialKept(ctx context.Context, cfg SSHConfig, ep Endpoint) (*ssh.Client, ssh
 // reachKeeper connects to the keeper's socket, starting the keeper first
 // when none answers there.
 func reachKeeper(ctx context.Context, cfg SSHConfig, f keeperFiles) (net.Conn, error) {
-	if len(f.socket) > maxSocketPath {
-		return nil, fmt.Errorf("ssh.persist_dir %s is too long for the keeper's socket %s (a unix socket's path has at most %d bytes): set ssh.persist_dir to a shorter directory", f.dir, f.socket, maxSocketPath)
+	if len(f.socket) > names.MaxSocketPath {
+		return nil, fmt.Errorf("ssh.persist_dir %s is too long for the keeper's socket %s (a unix socket's path has at most %d bytes): set ssh.persist_dir to a shorter directory", f.dir, f.socket, names.MaxSocketPath)
 	}
 	if err := privateDir(f.dir); err != nil {
 		return nil, err
@@ -243,10 +245,6 @@ func privateDir(dir string) error {
 	}
 	return nil
 }
-
-// maxSocketPath is the longest path a unix socket may have (Linux: 108
-// bytes with the terminating NUL).
-const maxSocketPath = 107
 
 // lockFile takes an exclusive lock on path, waiting at most
 // keeperStartTimeout; unlock releases it.

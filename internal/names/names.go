@@ -119,8 +119,9 @@ func SafeAddr(s string) bool {
 	return CheckAddr(host) == nil
 }
 
-// maxPathLen bounds a socket path (sun_path holds 108 bytes).
-const maxPathLen = 107
+// MaxSocketPath is the longest path a unix socket may have (sun_path
+// holds 108 bytes, the terminating NUL included).
+const MaxSocketPath = 107
 
 // CheckSocketPath returns nil when s is an absolute path made of safe
 // characters (letters, digits, '.', '_', '-', '/') with no "." or ".."
@@ -129,8 +130,8 @@ func CheckSocketPath(s string) error {
 	if !strings.HasPrefix(s, "/") {
 		return problem("not an absolute path")
 	}
-	if len(s) > maxPathLen {
-		return problemf("%d characters, at most %d", len(s), maxPathLen)
+	if len(s) > MaxSocketPath {
+		return problemf("%d characters, at most %d", len(s), MaxSocketPath)
 	}
 	for i, r := range s {
 		switch {
