@@ -181,7 +181,7 @@ func (v *View) output(ev rollout.Event) {
 		h.Time = ev.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
 		c := ev.Canary
 		v.writeJSON(canaryEvent{header: h, Result: c.Verdict.Result, Summary: v.redact(c.Verdict.Summary), BakedS: c.Baked.Seconds(), BakeS: c.Bake.Seconds(), Final: c.Final, Figures: c.Verdict.Figures})
-	case v.opts.Mode == JSON && ev.Stream == "figures":
+	case v.opts.Mode == JSON && ev.Stream == rollout.StreamFigures:
 		// A bake's read that failed (figures without numbers): a
 		// warning, not a command's output.
 		v.writeJSON(messageEvent{header: v.header("message"), Level: "warning", Text: v.redact("warning: canary: " + ev.Output)})

@@ -243,7 +243,7 @@ func (e *Executor) bake(ctx context.Context, plan Plan, rep *Report) error {
 			if err != nil && !final {
 				// A read that failed mid-bake: the next one reads on from
 				// where this one would have.
-				e.emit(Event{Host: CanaryStep, Step: "bake", Stream: "figures", Output: fmt.Sprintf("could not read the figures, baking on: %v", err)})
+				e.emit(Event{Host: CanaryStep, Step: "bake", Stream: StreamFigures, Output: fmt.Sprintf("could not read the figures, baking on: %v", err)})
 				continue
 			}
 			if err != nil {
@@ -251,13 +251,13 @@ func (e *Executor) bake(ctx context.Context, plan Plan, rep *Report) error {
 			}
 			res.Verdict, res.Baked = v, time.Since(start)
 			if !final {
-				e.emit(Event{Host: CanaryStep, Step: "bake", Stream: "figures", Output: fmt.Sprintf("so far %s: %s (%s of %s)", v.Result, v.Summary, res.Baked.Round(time.Second), c.Bake),
+				e.emit(Event{Host: CanaryStep, Step: "bake", Stream: StreamFigures, Output: fmt.Sprintf("so far %s: %s (%s of %s)", v.Result, v.Summary, res.Baked.Round(time.Second), c.Bake),
 					Canary: &CanaryProgress{Verdict: v, Baked: res.Baked, Bake: c.Bake}})
 				continue
 			}
 			if v.Result == CanaryInconclusive && c.Inconclusive == InconclusiveExtend && time.Since(start)+every <= limit {
 				// Too little traffic yet: keep baking.
-				e.emit(Event{Host: CanaryStep, Step: "bake", Stream: "figures", Output: fmt.Sprintf("inconclusive, baking on (up to %s): %s", limit, v.Summary),
+				e.emit(Event{Host: CanaryStep, Step: "bake", Stream: StreamFigures, Output: fmt.Sprintf("inconclusive, baking on (up to %s): %s", limit, v.Summary),
 					Canary: &CanaryProgress{Verdict: v, Baked: res.Baked, Bake: limit}})
 				end.Reset(every)
 				continue
@@ -273,7 +273,7 @@ func (e *Executor) bake(ctx context.Context, plan Plan, rep *Report) error {
 				res.Inconclusive, res.Verdict.Result = true, CanaryFail
 				err = canaryFailure(fmt.Sprintf("inconclusive after %s, counted as a fail: %s", res.Baked.Round(time.Second), v.Summary))
 			}
-			e.emit(Event{Host: CanaryStep, Step: "bake", Stream: "figures", Output: fmt.Sprintf("verdict %s: %s (baked %s)", res.Verdict.Result, v.Summary, res.Baked.Round(time.Second)),
+			e.emit(Event{Host: CanaryStep, Step: "bake", Stream: StreamFigures, Output: fmt.Sprintf("verdict %s: %s (baked %s)", res.Verdict.Result, v.Summary, res.Baked.Round(time.Second)),
 				Canary: &CanaryProgress{Verdict: res.Verdict, Baked: res.Baked, Bake: c.Bake, Final: true}})
 			if err != nil {
 				return "", err

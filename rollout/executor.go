@@ -152,14 +152,18 @@ type Event struct {
 	Detail   string
 	Err      error
 	// Stream is "stdout" or "stderr" for a line of output of the step's
-	// command (the release command's), or "figures" for the running
+	// command (the release command's), or StreamFigures for the running
 	// figures of a canary's bake, Output being the line: such an event
 	// neither starts nor ends the step. "" for every other event.
 	Stream string
 	Output string
-	// Canary is set on a bake's figures events.
+	// Canary is set on a bake's figures events (nil on one saying a read
+	// failed).
 	Canary *CanaryProgress
 }
+
+// StreamFigures is Event.Stream of a canary bake's figures.
+const StreamFigures = "figures"
 
 func (e *Executor) emit(ev Event) {
 	ev.Time = time.Now()
