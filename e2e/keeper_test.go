@@ -81,21 +81,8 @@ func TestKeptConnections(t *testing.T) {
 
 	t.Run("changed host key refused", func(t *testing.T) {
 		victim := l.hosts[1]
-		var changed []string
-		for _, line := range strings.Split(strings.TrimSpace(string(good)), "\n") {
-			if strings.HasPrefix(line, "["+victim.Address+"]:") {
-				other := filepath.Join(t.TempDir(), "other")
-				if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
-					t.Fatalf("ssh-keygen: %v %s", err, out)
-				}
-				pub, _ := os.ReadFile(other + ".pub")
-				line = strings.Fields(line)[0] + " " + strings.Join(strings.Fields(string(pub))[:2], " ")
-			}
-			changed = append(changed, line)
-		}
-		if err := os.WriteFile(kh, []byte(strings.Join(changed, "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		_, other := newKeyPair(t, "other")
+		knownHostsWith(t, kh, good, victim.Address, other)
 		defer os.WriteFile(kh, good, 0o600)
 		before := l.snapshot(t)
 		r := l.runWith(t, cfg, "deploy", a, "--env", "lab")
@@ -121,16 +108,7 @@ func TestKeptConnections(t *testing.T) {
 		victim := l.hosts[1]
 		newPub := l.rotateHostKey(t, victim.Name, victim.Address)
 		// The operator puts the new key in known_hosts.
-		var rotated []string
-		for _, line := range strings.Split(strings.TrimSpace(string(good)), "\n") {
-			if strings.HasPrefix(line, "["+victim.Address+"]:") {
-				line = strings.Fields(line)[0] + " " + newPub
-			}
-			rotated = append(rotated, line)
-		}
-		if err := os.WriteFile(kh, []byte(strings.Join(rotated, "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		knownHostsWith(t, kh, good, victim.Address, newPub)
 		defer os.WriteFile(kh, good, 0o600)
 		r := l.runWith(t, cfg, "deploy", b, "--env", "lab")
 		if r.code != 0 {
@@ -186,10 +164,7 @@ func (l *lab) rotateHostKey(t *testing.T, name, addr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh := filepath.Join(t.TempDir(), "key")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", fresh).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v %s", err, out)
-	}
+	fresh, _ := newKeyPair(t, name)
 	newKey, _ := os.ReadFile(fresh)
 	newPub, _ := os.ReadFile(fresh + ".pub")
 	use := func(priv, pub []byte) {
@@ -222,6 +197,38 @@ func (l *lab) rotateHostKey(t *testing.T, name, addr string) string {
 	use(newKey, newPub)
 	t.Cleanup(func() { use(oldKey, oldPub) })
 	return strings.Join(strings.Fields(string(newPub))[:2], " ")
+}
+
+// newKeyPair makes an ed25519 key pair with ssh-keygen (comment in the
+// public key) and returns its private key file and its public key as
+// "type base64".
+func newKeyPair(t *testing.T, comment string) (file, pub string) {
+	t.Helper()
+	file = filepath.Join(t.TempDir(), "key")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	b, err := os.ReadFile(file + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, strings.Join(strings.Fields(string(b))[:2], " ")
+}
+
+// knownHostsWith writes to kh the known_hosts lines of good, the lab
+// machine at addr's with key pub ("type base64") instead of its own.
+func knownHostsWith(t *testing.T, kh string, good []byte, addr, pub string) {
+	t.Helper()
+	var lines []string
+	for _, line := range strings.Split(strings.TrimSpace(string(good)), "\n") {
+		if strings.HasPrefix(line, "["+addr+"]:") {
+			line = strings.Fields(line)[0] + " " + pub
+		}
+		lines = append(lines, line)
+	}
+	if err := os.WriteFile(kh, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // configEditsOf is configEdits on another config file than the lab's.
