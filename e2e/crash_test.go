@@ -35,30 +35,8 @@ func (b *bgRun) waitStep(host, step string, timeout time.Duration) bool {
 // host moved back by a revert goes through its steps twice).
 func (b *bgRun) waitStepN(host, step, status string, n int, timeout time.Duration) bool {
 	re := regexp.MustCompile(`"type":"step",.*"host":` + regexp.QuoteMeta(strconv.Quote(host)) + `,.*"step":` + regexp.QuoteMeta(strconv.Quote(step)) + `,"status":` + regexp.QuoteMeta(strconv.Quote(status)))
-	deadline := time.Now().Add(timeout)
-	for seen := 0; seen < n; {
-		b.mu.Lock()
-		seen = 0
-		for _, line := range b.lines {
-			if re.MatchString(line) {
-				seen++
-			}
-		}
-		b.mu.Unlock()
-		if seen >= n {
-			break
-		}
-		select {
-		case <-b.done:
-			return false
-		default:
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return true
+	_, ok := b.waitLineN(re, n, timeout)
+	return ok
 }
 
 // crashCase kills the deployer when host enters step.

@@ -525,8 +525,15 @@ func (l *lab) start(t *testing.T, config string, args ...string) *bgRun {
 // waitLine waits until a stdout line matches re; false when the run ended
 // or timeout passed first.
 func (b *bgRun) waitLine(re *regexp.Regexp, timeout time.Duration) (string, bool) {
+	return b.waitLineN(re, 1, timeout)
+}
+
+// waitLineN waits until n stdout lines matched re and returns the nth;
+// false when the run ended or timeout passed first. It looks every 2 ms:
+// the crash tests kill gantry the moment a step is reported.
+func (b *bgRun) waitLineN(re *regexp.Regexp, n int, timeout time.Duration) (string, bool) {
 	deadline := time.Now().Add(timeout)
-	seen := 0
+	seen, matched := 0, 0
 	for {
 		b.mu.Lock()
 		lines := b.lines[seen:]
@@ -534,7 +541,9 @@ func (b *bgRun) waitLine(re *regexp.Regexp, timeout time.Duration) (string, bool
 		b.mu.Unlock()
 		for _, line := range lines {
 			if re.MatchString(line) {
-				return line, true
+				if matched++; matched == n {
+					return line, true
+				}
 			}
 		}
 		select {
@@ -549,7 +558,7 @@ func (b *bgRun) waitLine(re *regexp.Regexp, timeout time.Duration) (string, bool
 			if time.Now().After(deadline) {
 				return "", false
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 		}
 	}
 }
